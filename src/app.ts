@@ -1,0 +1,92 @@
+// Builds the HTTP application from already-opened infrastructure. Used by the server, the
+// tests (through app.inject) and the OpenAPI generator alike.
+import { randomUUID } from 'node:crypto';
+import helmet from '@fastify/helmet';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config.js';
+import { authPlugin } from './http/auth.js';
+import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
+import { registerOpenApi } from './http/openapi.js';
+import { problemPlugin } from './http/problem.js';
+import { validatorCompiler } from './http/validation.js';
+import type { Database } from './infra/db/database.js';
+import type { RefreshTokenStore } from './infra/token-store/types.js';
+import type { KeyRing } from './modules/auth/keys.js';
+import { authRoutes, jwksRoute } from './modules/auth/routes.js';
+import { AuthService } from './modules/auth/service.js';
+import { AccessTokens } from './modules/auth/tokens.js';
+import { TasksRepository } from './modules/tasks/repository.js';
+import { tasksRoutes } from './modules/tasks/routes.js';
+import { TasksService } from './modules/tasks/service.js';
+import { UsersRepository } from './modules/users/repository.js';
+import { usersRoutes } from './modules/users/routes.js';
+import { UsersService } from './modules/users/service.js';
+import { VERSION } from './version.js';
+
+export interface AppDeps {
+  config: Config;
+  database: Database;
+  tokenStore: RefreshTokenStore;
+  keys: KeyRing;
+  /** Extra readiness checks (Redis, ...). The database check is always there. */
+  healthChecks?: HealthCheck[];
+  health?: HealthState;
+  logger?: FastifyServerOptions['logger'];
+}
+
+export function loggerOptions(config: Config) {
+  return {
+    level: config.logLevel,
+    base: { service: 'task-api', environment: config.env, version: VERSION },
+    redact: {
+      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', '*.password', '*.currentPassword', '*.refreshToken', '*.accessToken'],
+      censor: '[redacted]',
+    },
+  };
+}
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config } = deps;
+  const app = Fastify({
+    logger: deps.logger ?? loggerOptions(config),
+    bodyLimit: config.http.bodyLimit,
+    trustProxy: config.http.trustProxy,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    // Longer than the load balancer's upstream keepalive, so it never reuses a closed socket.
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
+  });
+
+  await app.register(problemPlugin);
+  await app.register(helmet, {
+    global: true,
+    hsts: config.env === 'production',
+    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
+  });
+  const access = new AccessTokens(deps.keys, {
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    accessTtlSeconds: config.jwt.accessTtlSeconds,
+  });
+  await app.register(authPlugin, { tokens: access });
+  await registerOpenApi(app, VERSION);
+
+  const usersRepo = new UsersRepository(deps.database.db);
+  const auth = new AuthService(usersRepo, deps.tokenStore, access, config.jwt.refreshTtlSeconds, app.log);
+  const users = new UsersService(usersRepo, (userId) => auth.revokeAll(userId));
+  const tasks = new TasksService(new TasksRepository(deps.database.db));
+
+  const health = deps.health ?? { draining: false };
+  const checks: HealthCheck[] = [{ name: 'database', critical: true, check: () => deps.database.ping() }, ...(deps.healthChecks ?? [])];
+  healthRoutes(app, { checks, state: health });
+  jwksRoute(app, { keys: deps.keys });
+  authRoutes(app, { auth });
+  usersRoutes(app, { users });
+  tasksRoutes(app, { tasks });
+  return app;
+}

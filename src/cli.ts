@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// task-api <command>: serve | migrate | create-admin <email> (password from ADMIN_PASSWORD or stdin)
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { openDatabase } from './infra/db/database.js';
+import { migrate } from './infra/db/migrate.js';
+import { ensureAdmin } from './operations/admin.js';
+import { serve } from './server.js';
+
+const USAGE = `usage: task-api <command>
+  serve                     start the HTTP API (default)
+  migrate                   apply database migrations
+  create-admin <email>      create or promote an admin; password from ADMIN_PASSWORD or stdin`;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').trim();
+}
+
+async function withDatabase<T>(config: Config, fn: (db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
+  const database = await openDatabase({ ...config.database, dataDir: config.dataDir });
+  try {
+    return await fn(database);
+  } finally {
+    await database.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command = 'serve', ...args] = argv;
+  const config = loadConfig();
+  switch (command) {
+    case 'serve': {
+      const server = await serve(config);
+      const stop = (signal: string) => {
+        server.app.log.info({ signal }, 'shutdown requested');
+        server.shutdown().then(
+          () => process.exit(0),
+          (err: unknown) => {
+            server.app.log.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      return -1; // keep running
+    }
+    case 'migrate': {
+      const applied = await withDatabase(config, (db) => migrate(db, { taskPartitions: config.database.taskPartitions }));
+      console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
+      return 0;
+    }
+    case 'create-admin': {
+      const email = args[0];
+      if (!email) {
+        console.error(USAGE);
+        return 2;
+      }
+      const password = config.admin?.password ?? (await readStdin());
+      if (password.length < 8 || password.length > 128) {
+        console.error('create-admin: the password must be 8 to 128 characters');
+        return 2;
+      }
+      const outcome = await withDatabase(config, async (db) => {
+        await migrate(db, { taskPartitions: config.database.taskPartitions });
+        return ensureAdmin(db, { email, password }, { info: () => undefined });
+      });
+      console.log(`admin ${email}: ${outcome}`);
+      return 0;
+    }
+    default:
+      console.error(USAGE);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    console.error(err instanceof ConfigError ? err.message : err);
+    process.exit(1);
+  },
+);

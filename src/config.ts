@@ -1,0 +1,145 @@
+// The one place that reads the environment. Everything else receives a typed Config.
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+
+const Bool = Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')]);
+const Int = (min: number, max: number) => Type.String({ pattern: '^[0-9]+$', minimum: min, maximum: max });
+
+// Every variable the process understands, as strings. Defaults live in build() below.
+const EnvSchema = Type.Object({
+  NODE_ENV: Type.Optional(Type.Union([Type.Literal('development'), Type.Literal('production'), Type.Literal('test')])),
+  PORT: Type.Optional(Int(0, 65535)),
+  HOST: Type.Optional(Type.String({ minLength: 1 })),
+  LOG_LEVEL: Type.Optional(
+    Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+  ),
+  DATA_DIR: Type.Optional(Type.String({ minLength: 1 })),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_POOL_MAX: Type.Optional(Int(1, 1000)),
+  DATABASE_PREPARE: Type.Optional(Bool),
+  MIGRATE_ON_START: Type.Optional(Bool),
+  TASK_PARTITIONS: Type.Optional(Int(1, 1024)),
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_HOST: Type.Optional(Type.String({ minLength: 1 })),
+  REDIS_PORT: Type.Optional(Int(1, 65535)),
+  REDIS_PASSWORD: Type.Optional(Type.String()),
+  REDIS_KEY_PREFIX: Type.Optional(Type.String()),
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({ pattern: 'BEGIN PRIVATE KEY' })),
+  JWT_PUBLIC_KEYS: Type.Optional(Type.String({ pattern: 'BEGIN PUBLIC KEY' })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_ACCESS_TTL_SECONDS: Type.Optional(Int(30, 86400)),
+  JWT_REFRESH_TTL_SECONDS: Type.Optional(Int(60, 31536000)),
+  ADMIN_EMAIL: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' })),
+  ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 8, maxLength: 128 })),
+  BODY_LIMIT_BYTES: Type.Optional(Int(1024, 10485760)),
+  SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 120000)),
+  TRUST_PROXY: Type.Optional(Type.String()),
+});
+type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  http: { host: string; port: number; bodyLimit: number; trustProxy: string | boolean };
+  logLevel: string;
+  dataDir: string;
+  database: { url: string | undefined; poolMax: number; prepare: boolean; migrateOnStart: boolean; taskPartitions: number };
+  redis: { url: string | undefined; keyPrefix: string };
+  jwt: {
+    privateKeyPem: string | undefined;
+    publicKeysPem: string[];
+    issuer: string;
+    audience: string;
+    accessTtlSeconds: number;
+    refreshTtlSeconds: number;
+  };
+  admin: { email: string; password: string } | undefined;
+  shutdownDrainMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const bool = (v: string | undefined, dflt: boolean) => (v === undefined ? dflt : v === 'true' || v === '1');
+const int = (v: string | undefined, dflt: number) => (v === undefined ? dflt : Number.parseInt(v, 10));
+
+function splitPems(pems: string): string[] {
+  return pems.match(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g) ?? [];
+}
+
+function rangeProblems(env: Env): string[] {
+  const problems: string[] = [];
+  const props = EnvSchema.properties as Record<string, { minimum?: number; maximum?: number }>;
+  for (const [name, schema] of Object.entries(props)) {
+    const raw = (env as Record<string, string | undefined>)[name];
+    if (raw === undefined || schema.minimum === undefined || !/^[0-9]+$/.test(raw)) continue;
+    const n = Number(raw);
+    if (n < schema.minimum || n > (schema.maximum ?? Infinity)) {
+      problems.push(`${name}: must be between ${schema.minimum} and ${schema.maximum} (got ${raw})`);
+    }
+  }
+  return problems;
+}
+
+/** Reads and validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const v = source[key];
+    if (v !== undefined && v !== '') raw[key] = v;
+  }
+  const problems = [...Value.Errors(EnvSchema, raw)]
+    .filter((e) => e.instancePath !== '')
+    .map((e) => `${e.instancePath.slice(1)}: ${e.message}`);
+  const unique = [...new Set(problems)];
+  const env = raw as Env;
+  unique.push(...rangeProblems(env));
+  if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
+    unique.push('ADMIN_EMAIL/ADMIN_PASSWORD: set both or neither');
+  }
+  if (env.JWT_PUBLIC_KEYS !== undefined && env.JWT_PRIVATE_KEY === undefined) {
+    unique.push('JWT_PUBLIC_KEYS: requires JWT_PRIVATE_KEY');
+  }
+  if (unique.length > 0) throw new ConfigError(unique);
+
+  const nodeEnv = env.NODE_ENV ?? 'development';
+  let redisUrl = env.REDIS_URL;
+  if (redisUrl === undefined && env.REDIS_HOST !== undefined) {
+    const auth = env.REDIS_PASSWORD ? `:${encodeURIComponent(env.REDIS_PASSWORD)}@` : '';
+    redisUrl = `redis://${auth}${env.REDIS_HOST}:${env.REDIS_PORT ?? '6379'}`;
+  }
+  const trust = env.TRUST_PROXY;
+  return {
+    env: nodeEnv,
+    http: {
+      host: env.HOST ?? '0.0.0.0',
+      port: int(env.PORT, 3000),
+      bodyLimit: int(env.BODY_LIMIT_BYTES, 1024 * 1024),
+      trustProxy: trust === undefined || trust === 'false' ? false : trust === 'true' ? true : trust,
+    },
+    logLevel: env.LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
+    dataDir: env.DATA_DIR ?? './data',
+    database: {
+      url: env.DATABASE_URL,
+      poolMax: int(env.DATABASE_POOL_MAX, 10),
+      prepare: bool(env.DATABASE_PREPARE, true),
+      migrateOnStart: bool(env.MIGRATE_ON_START, env.DATABASE_URL === undefined),
+      taskPartitions: int(env.TASK_PARTITIONS, 4),
+    },
+    redis: { url: redisUrl, keyPrefix: env.REDIS_KEY_PREFIX ?? 'task-api:' },
+    jwt: {
+      privateKeyPem: env.JWT_PRIVATE_KEY,
+      publicKeysPem: env.JWT_PUBLIC_KEYS ? splitPems(env.JWT_PUBLIC_KEYS) : [],
+      issuer: env.JWT_ISSUER ?? 'task-api',
+      audience: env.JWT_AUDIENCE ?? 'task-api',
+      accessTtlSeconds: int(env.JWT_ACCESS_TTL_SECONDS, 900),
+      refreshTtlSeconds: int(env.JWT_REFRESH_TTL_SECONDS, 30 * 24 * 3600),
+    },
+    admin: env.ADMIN_EMAIL && env.ADMIN_PASSWORD ? { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD } : undefined,
+    shutdownDrainMs: int(env.SHUTDOWN_DRAIN_MS, nodeEnv === 'production' ? 5000 : 0),
+  };
+}

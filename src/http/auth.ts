@@ -1,0 +1,48 @@
+// Authentication at the edge: every route under /v1 declares config.auth ('public', 'user' or
+// 'admin'; 'user' when silent). The access token is verified locally with the public keys.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { AccessTokens } from '../modules/auth/tokens.js';
+import type { Actor } from '../shared/actor.js';
+import { forbidden, unauthorized } from '../shared/errors.js';
+
+export type AuthLevel = 'public' | 'user' | 'admin';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: AuthLevel;
+  }
+  interface FastifyRequest {
+    actor: Actor | null;
+  }
+}
+
+/** The authenticated caller of a route whose auth level is 'user' or 'admin'. */
+export function actorOf(request: FastifyRequest): Actor {
+  if (!request.actor) throw unauthorized();
+  return request.actor;
+}
+
+export const authLevelOf = (config: { auth?: AuthLevel } | undefined): AuthLevel => config?.auth ?? 'user';
+
+export const authPlugin = fp(
+  (app: FastifyInstance, opts: { tokens: AccessTokens }) => {
+    app.decorateRequest('actor', null);
+    app.addHook('onRoute', (route) => {
+      const level = authLevelOf(route.config as { auth?: AuthLevel } | undefined);
+      if (level === 'public' || !route.url.startsWith('/v1/')) return;
+      route.schema = { ...route.schema, security: [{ bearerAuth: [] }] };
+    });
+    app.addHook('onRequest', async (request) => {
+      if (!request.url.startsWith('/v1/')) return;
+      const level = authLevelOf(request.routeOptions.config as { auth?: AuthLevel });
+      if (level === 'public') return;
+      const header = request.headers.authorization;
+      const match = header ? /^Bearer ([A-Za-z0-9_.-]+)$/i.exec(header) : null;
+      if (!match) throw unauthorized('A Bearer access token is required');
+      request.actor = await opts.tokens.verify(match[1]!);
+      if (level === 'admin' && request.actor.role !== 'admin') throw forbidden('Admin role required');
+    });
+  },
+  { name: 'auth' },
+);

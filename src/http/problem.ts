@@ -1,0 +1,107 @@
+// One error handler: typed errors and framework errors become RFC 9457 problem+json. A 5xx is
+// logged with the request's context and answered without any internal detail.
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { Type } from 'typebox';
+import { AppError, type FieldError } from '../shared/errors.js';
+import { fieldErrors } from './validation.js';
+
+export const PROBLEM_TYPE_BASE = 'urn:task-api:problem:';
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.String()),
+    errors: Type.Optional(
+      Type.Array(Type.Object({ in: Type.String(), field: Type.String(), message: Type.String() })),
+    ),
+  },
+  { $id: 'Problem' },
+);
+
+interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance: string;
+  errors?: FieldError[];
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Invalid request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  412: 'Precondition Failed',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
+
+const slug = (title: string) => title.toLowerCase().replace(/[^a-z0-9]+/g, '-');
+
+export function sendProblem(reply: FastifyReply, body: Omit<ProblemBody, 'instance'>): FastifyReply {
+  const problem: ProblemBody = { ...body, instance: reply.request.url.split('?')[0] ?? '/' };
+  // Serialised here, not by a route's response schema, so the shape is the same everywhere.
+  return reply.code(body.status).type('application/problem+json').send(JSON.stringify(problem));
+}
+
+function fromFrameworkError(err: FastifyError): Omit<ProblemBody, 'instance'> {
+  if (err.validation) {
+    const errors = fieldErrors(err.validation as never, err.validationContext);
+    const names = errors.map((e) => (e.field ? `${e.in}.${e.field}` : e.in)).join(', ');
+    return { type: `${PROBLEM_TYPE_BASE}validation-error`, title: 'Invalid request', status: 400, detail: `Invalid ${names}`, errors };
+  }
+  const status = err.statusCode ?? 500;
+  const title = TITLES[status] ?? 'Error';
+  const code = err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError ? 'malformed-json' : slug(title);
+  return { type: `${PROBLEM_TYPE_BASE}${code}`, title, status, detail: err.message };
+}
+
+export const problemPlugin = fp(
+  (app: FastifyInstance) => {
+    app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      if (err instanceof AppError) {
+        if (err.headers) void reply.headers(err.headers);
+        if (err.status >= 500) request.log.warn({ err }, err.message);
+        return sendProblem(reply, {
+          type: `${PROBLEM_TYPE_BASE}${err.code}`,
+          title: err.title,
+          status: err.status,
+          detail: err.message,
+          ...(err.errors ? { errors: err.errors } : {}),
+        });
+      }
+      const status = err.statusCode ?? 500;
+      if (status >= 500) {
+        request.log.error({ err }, 'request failed');
+        return sendProblem(reply, {
+          type: `${PROBLEM_TYPE_BASE}internal-error`,
+          title: 'Internal Server Error',
+          status: 500,
+          detail: 'An unexpected error occurred; it has been logged',
+        });
+      }
+      return sendProblem(reply, fromFrameworkError(err));
+    });
+
+    app.setNotFoundHandler((request, reply) =>
+      sendProblem(reply, {
+        type: `${PROBLEM_TYPE_BASE}not-found`,
+        title: 'Not Found',
+        status: 404,
+        detail: `No route for ${request.method} ${request.url.split('?')[0]}`,
+      }),
+    );
+  },
+  { name: 'problem' },
+);

@@ -1,0 +1,95 @@
+// The database port: Drizzle over postgres.js (production) or PGlite (embedded default).
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { ParameterOrJSON, TransactionSql } from 'postgres';
+import { schema } from './schema.js';
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+/** Plain SQL access, used by migrations and operational commands only. */
+export interface RawSql {
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  /** Runs several statements separated by semicolons, without parameters. */
+  script(text: string): Promise<void>;
+}
+
+export interface Database {
+  readonly kind: 'postgres' | 'pglite';
+  readonly db: Db;
+  /** Runs fn in one transaction with raw SQL (migrations, locks). */
+  rawTransaction<T>(fn: (raw: RawSql) => Promise<T>): Promise<T>;
+  raw: RawSql;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  url: string | undefined;
+  poolMax: number;
+  prepare: boolean;
+  /** Directory for the embedded database; ':memory:' keeps it in memory. */
+  dataDir: string;
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  return opts.url ? openPostgres(opts.url, opts) : openPglite(opts.dataDir);
+}
+
+async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
+  const { default: postgres } = await import('postgres');
+  const { drizzle } = await import('drizzle-orm/postgres-js');
+  const client = postgres(url, {
+    max: opts.poolMax,
+    prepare: opts.prepare,
+    onnotice: () => undefined,
+    connection: { application_name: 'task-api' },
+  });
+  type Client = typeof client;
+  const rawOf = (c: Client | TransactionSql): RawSql => ({
+    query: async <T>(text: string, params: unknown[] = []) =>
+      (await c.unsafe(text, params as ParameterOrJSON<never>[])) as unknown as T[],
+    script: async (text: string) => {
+      await c.unsafe(text);
+    },
+  });
+  return {
+    kind: 'postgres',
+    db: drizzle(client, { schema }) as unknown as Db,
+    raw: rawOf(client),
+    rawTransaction: async <T>(fn: (raw: RawSql) => Promise<T>) =>
+      (await client.begin((tx) => fn(rawOf(tx)))) as T,
+    ping: async () => {
+      await client`select 1`;
+    },
+    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+async function openPglite(dataDir: string): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  let location: string | undefined;
+  if (dataDir !== ':memory:') {
+    location = path.resolve(dataDir, 'pglite');
+    await mkdir(location, { recursive: true });
+  }
+  const pg = location ? await PGlite.create(location) : await PGlite.create();
+  type Tx = Parameters<Parameters<typeof pg.transaction>[0]>[0];
+  const rawOf = (c: typeof pg | Tx): RawSql => ({
+    query: async <T>(text: string, params: unknown[] = []) => (await c.query<T>(text, params)).rows,
+    script: async (text: string) => {
+      await c.exec(text);
+    },
+  });
+  return {
+    kind: 'pglite',
+    db: drizzle(pg, { schema }) as unknown as Db,
+    raw: rawOf(pg),
+    rawTransaction: async <T>(fn: (raw: RawSql) => Promise<T>) => pg.transaction((tx) => fn(rawOf(tx))),
+    ping: async () => {
+      await pg.query('select 1');
+    },
+    close: () => pg.close(),
+  };
+}

@@ -1,0 +1,57 @@
+// Opens the infrastructure the configuration asks for: real PostgreSQL and Redis when their URLs
+// are set, the embedded stand-ins (PGlite, in-process memory) when not.
+import type { FastifyBaseLogger } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import type { HealthCheck } from './http/health.js';
+import { openDatabase, type Database } from './infra/db/database.js';
+import { migrate } from './infra/db/migrate.js';
+import { createRedis } from './infra/redis.js';
+import { MemoryTokenStore } from './infra/token-store/memory.js';
+import { RedisTokenStore } from './infra/token-store/redis.js';
+import type { RefreshTokenStore } from './infra/token-store/types.js';
+import { loadKeyRing, type KeyRing } from './modules/auth/keys.js';
+
+export interface Infrastructure {
+  database: Database;
+  redis: Redis | undefined;
+  tokenStore: RefreshTokenStore;
+  keys: KeyRing;
+  healthChecks: HealthCheck[];
+  close(): Promise<void>;
+}
+
+export async function openInfrastructure(config: Config, log: FastifyBaseLogger): Promise<Infrastructure> {
+  const database = await openDatabase({ ...config.database, dataDir: config.dataDir });
+  if (database.kind === 'pglite') {
+    log.warn({ dataDir: config.dataDir }, 'DATABASE_URL is not set: using the embedded PostgreSQL (PGlite), fine for one instance only');
+  }
+  if (config.database.migrateOnStart) {
+    const applied = await migrate(database, { taskPartitions: config.database.taskPartitions });
+    if (applied.length) log.info({ applied }, 'migrations applied');
+  }
+  const redis = config.redis.url ? createRedis({ url: config.redis.url, keyPrefix: config.redis.keyPrefix }) : undefined;
+  if (redis) redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis error'));
+  else log.warn('REDIS_URL is not set: refresh tokens are kept in process memory (one instance only)');
+  const tokenStore: RefreshTokenStore = redis ? new RedisTokenStore(redis) : new MemoryTokenStore();
+
+  const keys = await loadKeyRing({ ...config.jwt, dataDir: config.dataDir });
+  if (keys.generated) {
+    log.warn({ kid: keys.signing.kid }, 'JWT_PRIVATE_KEY is not set: using a key generated under DATA_DIR (wrong for several instances)');
+  }
+  const healthChecks: HealthCheck[] = redis
+    ? [{ name: 'redis', critical: false, check: async () => void (await redis.ping()) }]
+    : [];
+  return {
+    database,
+    redis,
+    tokenStore,
+    keys,
+    healthChecks,
+    async close() {
+      await tokenStore.close();
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,201 @@
+// The only code that reads or writes the tasks table. Every query names the owner's user_id,
+// so it stays inside one hash partition and one index range.
+import { and, arrayContains, asc, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../../infra/db/database.js';
+import { taskPriority, tasks, users, type TaskRow } from '../../infra/db/schema.js';
+import { UUID_RE } from '../../shared/ids.js';
+
+export type Task = Omit<TaskRow, 'userId'>;
+export type Status = TaskRow['status'];
+export type Priority = TaskRow['priority'];
+export type TaskSort = 'createdAt' | 'dueAt' | 'priority' | 'updatedAt';
+
+export interface NewTask {
+  id: string;
+  title: string;
+  description: string | null;
+  status: Status;
+  priority: Priority;
+  dueAt: Date | null;
+  tags: string[];
+}
+export type TaskChanges = Partial<Omit<NewTask, 'id'>>;
+
+export interface TaskFilter {
+  statuses?: Status[];
+  priorities?: Priority[];
+  tag?: string;
+  dueBefore?: Date;
+  dueAfter?: Date;
+  q?: string;
+}
+
+/** A position in a sort order: the sort keys' values of the last row seen, as text. */
+export interface Keyset {
+  values: string[];
+}
+
+interface SortKey {
+  expr: SQL;
+  pgType: string;
+  value: (t: Task) => string;
+}
+
+const iso = (d: Date) => d.toISOString();
+const dueKey = sql`coalesce(${tasks.dueAt}, 'infinity'::timestamptz)`;
+
+// Each sort matches one index in migrations/0001_init.sql, ending in id so that keys are unique.
+const SORT_KEYS: Record<TaskSort, SortKey[]> = {
+  createdAt: [
+    { expr: sql`${tasks.createdAt}`, pgType: 'timestamptz', value: (t) => iso(t.createdAt) },
+    { expr: sql`${tasks.id}`, pgType: 'uuid', value: (t) => t.id },
+  ],
+  updatedAt: [
+    { expr: sql`${tasks.updatedAt}`, pgType: 'timestamptz', value: (t) => iso(t.updatedAt) },
+    { expr: sql`${tasks.id}`, pgType: 'uuid', value: (t) => t.id },
+  ],
+  dueAt: [
+    { expr: dueKey, pgType: 'timestamptz', value: (t) => (t.dueAt ? iso(t.dueAt) : 'infinity') },
+    { expr: sql`${tasks.id}`, pgType: 'uuid', value: (t) => t.id },
+  ],
+  priority: [
+    { expr: sql`${tasks.priority}`, pgType: 'task_priority', value: (t) => t.priority },
+    { expr: sql`${tasks.createdAt}`, pgType: 'timestamptz', value: (t) => iso(t.createdAt) },
+    { expr: sql`${tasks.id}`, pgType: 'uuid', value: (t) => t.id },
+  ],
+};
+
+export const sortArity = (sort: TaskSort) => SORT_KEYS[sort].length;
+
+const VALID_KEY: Record<string, (v: string) => boolean> = {
+  timestamptz: (v) => v === 'infinity' || (/^\d{4}-\d\d-\d\dT/.test(v) && !Number.isNaN(Date.parse(v))),
+  uuid: (v) => UUID_RE.test(v),
+  task_priority: (v) => (taskPriority.enumValues as readonly string[]).includes(v),
+};
+
+/** Checks decoded cursor values before they reach SQL casts; null when any is malformed. */
+export function parseKeyset(sort: TaskSort, values: string[]): Keyset | null {
+  const keys = SORT_KEYS[sort];
+  if (values.length !== keys.length) return null;
+  return keys.every((k, i) => VALID_KEY[k.pgType]!(values[i]!)) ? { values } : null;
+}
+export const keysetOf = (sort: TaskSort, t: Task): Keyset => ({ values: SORT_KEYS[sort].map((k) => k.value(t)) });
+
+const taskColumns = {
+  id: tasks.id,
+  title: tasks.title,
+  description: tasks.description,
+  status: tasks.status,
+  priority: tasks.priority,
+  dueAt: tasks.dueAt,
+  tags: tasks.tags,
+  createdAt: tasks.createdAt,
+  updatedAt: tasks.updatedAt,
+  completedAt: tasks.completedAt,
+  version: tasks.version,
+};
+
+export type UpdateOutcome = { kind: 'updated'; task: Task } | { kind: 'not-found' } | { kind: 'version-mismatch' };
+
+export class TasksRepository {
+  constructor(private readonly db: Db) {}
+
+  async insert(userId: string, t: NewTask): Promise<Task> {
+    const now = new Date();
+    const [row] = await this.db
+      .insert(tasks)
+      .values({ ...t, userId, createdAt: now, updatedAt: now, completedAt: t.status === 'done' ? now : null })
+      .returning(taskColumns);
+    return row!;
+  }
+
+  async get(userId: string, id: string): Promise<Task | undefined> {
+    const [row] = await this.db.select(taskColumns).from(tasks).where(and(eq(tasks.userId, userId), eq(tasks.id, id)));
+    return row;
+  }
+
+  /** Applies changes if the task exists and, when given, is still at expectedVersion. */
+  async update(userId: string, id: string, changes: TaskChanges, expectedVersion?: number): Promise<UpdateOutcome> {
+    const set: Record<string, unknown> = { ...changes, updatedAt: new Date(), version: sql`${tasks.version} + 1` };
+    if (changes.status !== undefined) {
+      set.completedAt = changes.status === 'done' ? sql`coalesce(${tasks.completedAt}, now())` : null;
+    }
+    const [row] = await this.db
+      .update(tasks)
+      .set(set)
+      .where(this.match(userId, id, expectedVersion))
+      .returning(taskColumns);
+    if (row) return { kind: 'updated', task: row };
+    return (await this.exists(userId, id)) ? { kind: 'version-mismatch' } : { kind: 'not-found' };
+  }
+
+  async delete(userId: string, id: string, expectedVersion?: number): Promise<'deleted' | 'not-found' | 'version-mismatch'> {
+    const rows = await this.db.delete(tasks).where(this.match(userId, id, expectedVersion)).returning({ id: tasks.id });
+    if (rows.length > 0) return 'deleted';
+    return (await this.exists(userId, id)) ? 'version-mismatch' : 'not-found';
+  }
+
+  async list(userId: string, filter: TaskFilter, sort: TaskSort, descending: boolean, limit: number, after?: Keyset): Promise<Task[]> {
+    const keys = SORT_KEYS[sort];
+    const where: (SQL | undefined)[] = [eq(tasks.userId, userId), ...this.filters(filter)];
+    if (after) where.push(keysetCondition(keys, after, descending));
+    return this.db
+      .select(taskColumns)
+      .from(tasks)
+      .where(and(...where))
+      .orderBy(...keys.map((k) => (descending ? desc(k.expr) : asc(k.expr))))
+      .limit(limit);
+  }
+
+  /** Tasks of every user (or one), newest first, each with its owner from the same query. */
+  async listWithOwners(limit: number, userId?: string, after?: Keyset) {
+    const keys = SORT_KEYS.createdAt;
+    return this.db
+      .select({ ...taskColumns, owner: { id: users.id, email: users.email, role: users.role } })
+      .from(tasks)
+      .innerJoin(users, eq(users.id, tasks.userId))
+      .where(and(userId ? eq(tasks.userId, userId) : undefined, after ? keysetCondition(keys, after, true) : undefined))
+      .orderBy(desc(tasks.createdAt), desc(tasks.id))
+      .limit(limit);
+  }
+
+  private filters(f: TaskFilter): (SQL | undefined)[] {
+    return [
+      f.statuses ? inArray(tasks.status, f.statuses) : undefined,
+      f.priorities ? inArray(tasks.priority, f.priorities) : undefined,
+      f.tag !== undefined ? arrayContains(tasks.tags, [f.tag]) : undefined,
+      f.dueBefore ? lt(tasks.dueAt, f.dueBefore) : undefined,
+      f.dueAfter ? gte(tasks.dueAt, f.dueAfter) : undefined,
+      f.q !== undefined ? sql`"tasks"."search" @@ websearch_to_tsquery('english', ${f.q})` : undefined,
+    ];
+  }
+
+  private match(userId: string, id: string, expectedVersion?: number): SQL | undefined {
+    return and(
+      eq(tasks.userId, userId),
+      eq(tasks.id, id),
+      expectedVersion === undefined ? undefined : eq(tasks.version, expectedVersion),
+    );
+  }
+
+  private async exists(userId: string, id: string): Promise<boolean> {
+    const rows = await this.db
+      .select({ id: tasks.id })
+      .from(tasks)
+      .where(and(eq(tasks.userId, userId), eq(tasks.id, id)));
+    return rows.length > 0;
+  }
+}
+
+/** (k1, k2, ...) > (v1, v2, ...) as one row comparison, which a b-tree index range can serve. */
+function keysetCondition(keys: SortKey[], after: Keyset, descending: boolean): SQL {
+  const lhs = sql.join(
+    keys.map((k) => k.expr),
+    sql`, `,
+  );
+  const rhs = sql.join(
+    keys.map((k, i) => sql`${after.values[i]}::${sql.raw(k.pgType)}`),
+    sql`, `,
+  );
+  return descending ? sql`(${lhs}) < (${rhs})` : sql`(${lhs}) > (${rhs})`;
+}

@@ -1,0 +1,37 @@
+// `task-api serve`: the HTTP server with graceful shutdown.
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import type { HealthState } from './http/health.js';
+import { openInfrastructure } from './infrastructure.js';
+import { ensureAdmin } from './operations/admin.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  /** Drains and stops: readiness turns 503, in-flight requests finish, pools close. */
+  shutdown(): Promise<void>;
+}
+
+export async function serve(config: Config): Promise<RunningServer> {
+  const health: HealthState = { draining: false };
+  const { default: pino } = await import('pino');
+  const bootLog = pino({ level: config.logLevel, base: { service: 'task-api', environment: config.env } });
+  const infra = await openInfrastructure(config, bootLog);
+  const app = await buildApp({ config, ...infra, health });
+  if (config.admin) await ensureAdmin(infra.database, config.admin, app.log);
+  const url = await app.listen({ host: config.http.host, port: config.http.port });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = () =>
+    (stopping ??= (async () => {
+      health.draining = true;
+      app.log.info({ drainMs: config.shutdownDrainMs }, 'draining');
+      // Load balancers see readiness fail and stop sending new requests during this delay.
+      await new Promise((r) => setTimeout(r, config.shutdownDrainMs));
+      await app.close(); // waits for in-flight requests
+      await infra.close();
+      app.log.info('stopped');
+    })());
+  return { app, url, shutdown };
+}
