@@ -2,7 +2,7 @@
 // tests (through app.inject) and the OpenAPI generator alike.
 import { randomUUID } from 'node:crypto';
 import helmet from '@fastify/helmet';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type onRouteHookHandler } from 'fastify';
 import type { Config } from './config.js';
 import { authPlugin } from './http/auth.js';
 import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
@@ -32,6 +32,8 @@ export interface AppDeps {
   healthChecks?: HealthCheck[];
   health?: HealthState;
   logger?: FastifyServerOptions['logger'];
+  /** Called for every route as it is added (tests use it to read the route table). */
+  onRoute?: onRouteHookHandler;
 }
 
 export function loggerOptions(config: Config) {
@@ -57,6 +59,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
   });
+  if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   app.setValidatorCompiler(validatorCompiler);
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// task-api <command>: serve | migrate | create-admin <email> (password from ADMIN_PASSWORD or stdin)
+// task-api <command>: serve | migrate | create-admin <email> | openapi
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openDatabase } from './infra/db/database.js';
 import { migrate } from './infra/db/migrate.js';
@@ -9,7 +9,8 @@ import { serve } from './server.js';
 const USAGE = `usage: task-api <command>
   serve                     start the HTTP API (default)
   migrate                   apply database migrations
-  create-admin <email>      create or promote an admin; password from ADMIN_PASSWORD or stdin`;
+  create-admin <email>      create or promote an admin; password from ADMIN_PASSWORD or stdin
+  openapi                   print the OpenAPI document`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -67,6 +68,11 @@ async function main(argv: string[]): Promise<number> {
         return ensureAdmin(db, { email, password }, { info: () => undefined });
       });
       console.log(`admin ${email}: ${outcome}`);
+      return 0;
+    }
+    case 'openapi': {
+      const { openApiDocument, serialiseDocument } = await import('./operations/openapi.js');
+      process.stdout.write(serialiseDocument(await openApiDocument()));
       return 0;
     }
     default:

@@ -29,13 +29,14 @@ export const authPlugin = fp(
   (app: FastifyInstance, opts: { tokens: AccessTokens }) => {
     app.decorateRequest('actor', null);
     app.addHook('onRoute', (route) => {
-      const level = authLevelOf(route.config as { auth?: AuthLevel } | undefined);
+      const level = authLevelOf(route.config);
       if (level === 'public' || !route.url.startsWith('/v1/')) return;
       route.schema = { ...route.schema, security: [{ bearerAuth: [] }] };
     });
     app.addHook('onRequest', async (request) => {
-      if (!request.url.startsWith('/v1/')) return;
-      const level = authLevelOf(request.routeOptions.config as { auth?: AuthLevel });
+      // The matched route's pattern, not the raw URL: the router decodes %-escapes ('/%761/...').
+      if (!request.routeOptions.url?.startsWith('/v1/')) return;
+      const level = authLevelOf(request.routeOptions.config);
       if (level === 'public') return;
       const header = request.headers.authorization;
       const match = header ? /^Bearer ([A-Za-z0-9_.-]+)$/i.exec(header) : null;

@@ -23,6 +23,12 @@ const Health = Type.Object({
 
 const CHECK_TIMEOUT_MS = 2000;
 
+interface CheckResult {
+  status: 'up' | 'down';
+  critical: boolean;
+  error?: string;
+}
+
 function withTimeout(p: Promise<void>): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<void>((_, reject) => {
@@ -52,18 +58,19 @@ export function healthRoutes(app: FastifyInstance, opts: { checks: HealthCheck[]
         opts.checks.map(async (c) => {
           try {
             await withTimeout(c.check());
-            return [c.name, { status: 'up' as const, critical: c.critical }] as const;
+            return [c.name, { status: 'up', critical: c.critical }] as [string, CheckResult];
           } catch (err) {
-            return [c.name, { status: 'down' as const, critical: c.critical, error: (err as Error).message }] as const;
+            return [c.name, { status: 'down', critical: c.critical, error: (err as Error).message }] as [string, CheckResult];
           }
         }),
       );
-      const checks = Object.fromEntries(results);
+      const checks = Object.fromEntries<CheckResult>(results);
       const criticalDown = results.some(([, r]) => r.critical && r.status === 'down');
       const anyDown = results.some(([, r]) => r.status === 'down');
       const ready = !opts.state.draining && !criticalDown;
       void reply.code(ready ? 200 : 503).header('cache-control', 'no-store');
-      return { status: ready ? (anyDown ? 'degraded' : 'ok') : 'unavailable', draining: opts.state.draining, checks };
+      const status: 'ok' | 'degraded' | 'unavailable' = ready ? (anyDown ? 'degraded' : 'ok') : 'unavailable';
+      return { status, draining: opts.state.draining, checks };
     },
   );
 }

@@ -1,6 +1,21 @@
 // Response schemas shared by routes: problem details for each error status a route can return.
-import { Problem } from './problem.js';
+const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } },
+});
 
-export function problems(...statuses: number[]): Record<number, typeof Problem> {
-  return Object.fromEntries(statuses.map((s) => [s, Problem]));
+const DESCRIPTIONS: Record<number, string> = {
+  400: 'Invalid request: `errors` names each bad field',
+  401: 'Missing, invalid or expired credentials',
+  403: 'Authenticated but not allowed',
+  404: 'Not found (or not yours)',
+  409: 'Conflicts with the current state',
+  412: 'If-Match did not match the current ETag',
+  413: 'Body too large',
+  415: 'Unsupported content type',
+  503: 'A dependency is unavailable; retry after Retry-After',
+};
+
+export function problems(...statuses: number[]): Record<number, ReturnType<typeof problem>> {
+  return Object.fromEntries(statuses.map((s) => [s, problem(DESCRIPTIONS[s] ?? 'Error')]));
 }

@@ -17,7 +17,7 @@ export function decodeCursor(cursor: string, tag: string, arity: number): string
   if (!Array.isArray(parsed) || parsed.length !== arity + 1 || !parsed.every((v) => typeof v === 'string')) {
     throw invalid('not a cursor returned by this API');
   }
-  const [t, ...values] = parsed as string[];
+  const [t, ...values] = parsed;
   if (t !== tag) throw invalid(`it was issued for another sort order (${t})`);
   return values;
 }

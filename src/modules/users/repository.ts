@@ -75,7 +75,7 @@ export class UsersRepository {
   async withAdminGuard<T>(fn: (repo: UsersRepository, admins: number) => Promise<T>): Promise<T> {
     return this.db.transaction(async (tx) => {
       const admins = await tx.select({ id: users.id }).from(users).where(eq(users.role, 'admin')).for('update');
-      return fn(new UsersRepository(tx as unknown as Db), admins.length);
+      return fn(new UsersRepository(tx), admins.length);
     });
   }
 

@@ -1,0 +1,72 @@
+// The whole API, end to end, as one user story. Run on PostgreSQL + Redis and on the embedded stack.
+import { expect } from 'vitest';
+import { as, register, registerAdmin, uniqueEmail, type SessionBody, type TestApp } from './app.js';
+
+export async function runScenario(t: TestApp): Promise<void> {
+  const { app } = t;
+  const email = uniqueEmail('scenario');
+  const s1 = await register(app, `  ${email.toUpperCase()} `, 'first password');
+  expect(s1.user.email).toBe(email);
+  expect(s1.user.role).toBe('user');
+
+  const login = await app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email, password: 'first password' } });
+  expect(login.statusCode).toBe(200);
+  const refreshed = await app.inject({ method: 'POST', url: '/v1/auth/refresh', payload: { refreshToken: login.json<SessionBody>().refreshToken } });
+  expect(refreshed.statusCode).toBe(200);
+  const session = refreshed.json<SessionBody>();
+  const req = as(app, session.accessToken);
+
+  const titles = ['Plan sprint', 'Write tests', 'Ship release', 'Fix login bug', 'Review PR'];
+  const ids: string[] = [];
+  for (const [i, title] of titles.entries()) {
+    const res = await req({
+      method: 'POST',
+      url: '/v1/tasks',
+      payload: { title, priority: (['low', 'medium', 'high', 'urgent', 'medium'] as const)[i], tags: i % 2 ? ['work'] : ['home'], description: i === 3 ? 'users cannot log in' : null },
+    });
+    expect(res.statusCode).toBe(201);
+    ids.push(res.json<{ id: string }>().id);
+  }
+  const page1 = (await req({ method: 'GET', url: '/v1/tasks?limit=2' })).json<{ data: { id: string }[]; nextCursor: string }>();
+  expect(page1.data.map((x) => x.id)).toEqual([ids[4], ids[3]]);
+  const page2 = (await req({ method: 'GET', url: `/v1/tasks?limit=2&cursor=${page1.nextCursor}` })).json<{ data: { id: string }[] }>();
+  expect(page2.data.map((x) => x.id)).toEqual([ids[2], ids[1]]);
+  const urgent = (await req({ method: 'GET', url: '/v1/tasks?sort=-priority&limit=1' })).json<{ data: { title: string }[] }>();
+  expect(urgent.data[0]!.title).toBe('Fix login bug');
+  const work = (await req({ method: 'GET', url: '/v1/tasks?tag=work' })).json<{ data: unknown[] }>();
+  expect(work.data).toHaveLength(2);
+  const search = (await req({ method: 'GET', url: '/v1/tasks?q=logging' })).json<{ data: { id: string }[] }>();
+  expect(search.data.map((x) => x.id)).toEqual([ids[3]]);
+
+  const got = await req({ method: 'GET', url: `/v1/tasks/${ids[0]}` });
+  expect((await req({ method: 'GET', url: `/v1/tasks/${ids[0]}`, headers: { 'if-none-match': got.headers.etag as string } })).statusCode).toBe(304);
+  const done = await req({ method: 'PATCH', url: `/v1/tasks/${ids[0]}`, headers: { 'if-match': got.headers.etag as string }, payload: { status: 'done' } });
+  expect(done.statusCode).toBe(200);
+  expect((await req({ method: 'PATCH', url: `/v1/tasks/${ids[0]}`, headers: { 'if-match': got.headers.etag as string }, payload: { status: 'todo' } })).statusCode).toBe(412);
+  const doneList = (await req({ method: 'GET', url: '/v1/tasks?status=done' })).json<{ data: { id: string }[] }>();
+  expect(doneList.data.map((x) => x.id)).toEqual([ids[0]]);
+  expect((await req({ method: 'DELETE', url: `/v1/tasks/${ids[1]}` })).statusCode).toBe(204);
+
+  const other = await register(app);
+  expect((await as(app, other.accessToken)({ method: 'GET', url: `/v1/tasks/${ids[0]}` })).statusCode).toBe(404);
+
+  const admin = await registerAdmin(t);
+  const all = await as(app, admin.accessToken)({ method: 'GET', url: `/v1/admin/tasks?userId=${session.user.id}` });
+  expect(all.statusCode).toBe(200);
+  expect(all.json<{ data: { owner: { email: string } }[] }>().data.map((x) => x.owner.email)).toEqual(Array(4).fill(email));
+  expect((await as(app, other.accessToken)({ method: 'GET', url: '/v1/admin/tasks' })).statusCode).toBe(403);
+
+  const changed = await req({ method: 'PATCH', url: '/v1/users/me', payload: { name: 'Scenario', password: 'second password', currentPassword: 'first password' } });
+  expect(changed.statusCode).toBe(200);
+  expect((await app.inject({ method: 'POST', url: '/v1/auth/refresh', payload: { refreshToken: session.refreshToken } })).statusCode).toBe(401);
+  const relog = await app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email, password: 'second password' } });
+  expect(relog.statusCode).toBe(200);
+  const fresh = relog.json<SessionBody>();
+  expect((await app.inject({ method: 'POST', url: '/v1/auth/logout', payload: { refreshToken: fresh.refreshToken } })).statusCode).toBe(204);
+  expect((await app.inject({ method: 'POST', url: '/v1/auth/refresh', payload: { refreshToken: fresh.refreshToken } })).statusCode).toBe(401);
+
+  expect((await as(app, fresh.accessToken)({ method: 'DELETE', url: '/v1/users/me' })).statusCode).toBe(204);
+  const leftovers = await t.database.raw.query<{ n: number }>('select count(*)::int as n from tasks where user_id = $1', [session.user.id]);
+  expect(leftovers[0]!.n).toBe(0);
+  expect((await app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email, password: 'second password' } })).statusCode).toBe(401);
+}
