@@ -7,7 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // Slow, large-data tests opt in with TEST_LARGE=1 (CI sets it); see README.
+    // Under CI a JSON report is written too; .ci/run prints its totals as one summary line.
+    reporters: process.env.CI ? ['default', ['json', { outputFile: 'test-results.json' }]] : ['default'],
     env: { NODE_ENV: 'test' },
   },
 });

@@ -4,6 +4,7 @@ import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../../src/infra/db/database.js';
 import { migrate } from '../../src/infra/db/migrate.js';
+import { ensureBuilt } from './build.js';
 import { ADMIN_DATABASE_URL, databaseUrl } from './services.js';
 
 declare module 'vitest' {
@@ -15,6 +16,7 @@ declare module 'vitest' {
 const RUN_PREFIX = `task_api_test_${process.pid}`;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  ensureBuilt(new URL('../..', import.meta.url).pathname);
   const admin = postgres(ADMIN_DATABASE_URL, { max: 1, onnotice: () => undefined });
   const template = `${RUN_PREFIX}_tmpl`;
   await admin.unsafe(`DROP DATABASE IF EXISTS ${template}`);
