@@ -2,12 +2,12 @@
 // tests (through app.inject) and the OpenAPI generator alike.
 import { randomUUID } from 'node:crypto';
 import helmet from '@fastify/helmet';
-import Fastify, { type FastifyInstance, type FastifyServerOptions, type onRouteHookHandler } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import type { Config } from './config.js';
 import { authPlugin } from './http/auth.js';
 import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
 import { registerOpenApi } from './http/openapi.js';
-import { problemPlugin } from './http/problem.js';
+import { problemPlugin, sendFrameworkProblem } from './http/problem.js';
 import { validatorCompiler } from './http/validation.js';
 import type { Database } from './infra/db/database.js';
 import type { RefreshTokenStore } from './infra/token-store/types.js';
@@ -33,7 +33,7 @@ export interface AppDeps {
   health?: HealthState;
   logger?: FastifyServerOptions['logger'];
   /** Called for every route as it is added (tests use it to read the route table). */
-  onRoute?: onRouteHookHandler;
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export function loggerOptions(config: Config) {
@@ -58,8 +58,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Longer than the load balancer's upstream keepalive, so it never reuses a closed socket.
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
+    frameworkErrors: sendFrameworkProblem,
   });
-  if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
+  // Bodies are JSON only: without this, a text/plain body is parsed as a string and answered with
+  // a confusing 400 "must be object" instead of the 415 the routes document.
+  app.removeContentTypeParser('text/plain');
+  const { onRoute } = deps;
+  if (onRoute) app.addHook('onRoute', (route) => onRoute(route));
   app.setValidatorCompiler(validatorCompiler);
   app.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);

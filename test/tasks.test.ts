@@ -1,24 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CreateTaskInput } from '../src/modules/tasks/schemas.js';
 import { as, createTestApp, register, type SessionBody, type TestApp } from './helpers/app.js';
-
-interface TaskBody {
-  id: string;
-  title: string;
-  description: string | null;
-  status: string;
-  priority: string;
-  dueAt: string | null;
-  tags: string[];
-  createdAt: string;
-  updatedAt: string;
-  completedAt: string | null;
-  version: number;
-}
-interface PageBody {
-  data: TaskBody[];
-  nextCursor: string | null;
-}
+import type { PageBody, TaskBody } from './helpers/bodies.js';
 
 let t: TestApp;
 let alice: SessionBody;

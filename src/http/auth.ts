@@ -34,8 +34,8 @@ export const authPlugin = fp(
       route.schema = { ...route.schema, security: [{ bearerAuth: [] }] };
     });
     app.addHook('onRequest', async (request) => {
-      // The matched route's pattern, not the raw URL: the router decodes %-escapes ('/%761/...').
-      if (!request.routeOptions.url?.startsWith('/v1/')) return;
+      // The matched route's pattern, not the raw URL, which may hide '/v1/' in %-escapes ('/%761/...').
+      if (!(request.routeOptions.url ?? request.url).startsWith('/v1/')) return;
       const level = authLevelOf(request.routeOptions.config);
       if (level === 'public') return;
       const header = request.headers.authorization;

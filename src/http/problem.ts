@@ -41,6 +41,7 @@ const TITLES: Record<number, string> = {
   409: 'Conflict',
   412: 'Precondition Failed',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
@@ -65,6 +66,14 @@ function fromFrameworkError(err: FastifyError): Omit<ProblemBody, 'instance'> {
   const title = TITLES[status] ?? 'Error';
   const code = err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError ? 'malformed-json' : slug(title);
   return { type: `${PROBLEM_TYPE_BASE}${code}`, title, status, detail: err.message };
+}
+
+/** For Fastify's frameworkErrors option: router errors (bad URL encoding, over-long path parameter)
+ * are answered before any hook or error handler, so they would otherwise not be problem details
+ * and would lack the headers the hooks add. */
+export function sendFrameworkProblem(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  void reply.header('x-request-id', request.id).header('x-content-type-options', 'nosniff');
+  void sendProblem(reply, fromFrameworkError(err));
 }
 
 export const problemPlugin = fp(

@@ -67,8 +67,15 @@ const SORT_KEYS: Record<TaskSort, SortKey[]> = {
 
 export const sortArity = (sort: TaskSort) => SORT_KEYS[sort].length;
 
+/** Exactly what iso() writes, for an instant PostgreSQL accepts (Date.parse takes 2024-02-30). */
+function isIsoInstant(v: string): boolean {
+  const d = new Date(v);
+  const year = d.getUTCFullYear();
+  return year >= 1 && year <= 9999 && d.toISOString() === v;
+}
+
 const VALID_KEY: Record<string, (v: string) => boolean> = {
-  timestamptz: (v) => v === 'infinity' || (/^\d{4}-\d\d-\d\dT/.test(v) && !Number.isNaN(Date.parse(v))),
+  timestamptz: (v) => v === 'infinity' || isIsoInstant(v),
   uuid: (v) => UUID_RE.test(v),
   task_priority: (v) => (taskPriority.enumValues as readonly string[]).includes(v),
 };
