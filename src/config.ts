@@ -35,6 +35,13 @@ const EnvSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Optional(Int(1024, 10485760)),
   SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 120000)),
   TRUST_PROXY: Type.Optional(Type.String()),
+  CACHE_ENABLED: Type.Optional(Bool),
+  CACHE_TTL_SECONDS: Type.Optional(Int(1, 86400)),
+  RATE_LIMIT_ENABLED: Type.Optional(Bool),
+  RATE_LIMIT_POINTS: Type.Optional(Int(1, 1000000)),
+  RATE_LIMIT_DURATION: Type.Optional(Int(1, 86400)),
+  RATE_LIMIT_BLOCK_DURATION: Type.Optional(Int(0, 86400)),
+  RATE_LIMIT_POLICIES: Type.Optional(Type.String({ pattern: '^\\s*\\{' })),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -55,6 +62,54 @@ export interface Config {
   };
   admin: { email: string; password: string } | undefined;
   shutdownDrainMs: number;
+  cache: { enabled: boolean; ttlSeconds: number };
+  rateLimit: { enabled: boolean; policies: Record<RateLimitPolicyName, RateLimitPolicy> };
+}
+
+/** rate-limiter-flexible's own option names: `points` per `duration` seconds, then blocked `blockDuration` seconds. */
+export interface RateLimitPolicy {
+  points: number;
+  duration: number;
+  blockDuration: number;
+}
+export const RATE_LIMIT_POLICY_NAMES = ['default', 'auth-ip', 'login-account', 'password-change'] as const;
+export type RateLimitPolicyName = (typeof RATE_LIMIT_POLICY_NAMES)[number];
+
+const DEFAULT_POLICIES: Record<RateLimitPolicyName, RateLimitPolicy> = {
+  // The seed's distributed limit: 10 requests a second per user (or IP), then 60 s blocked.
+  default: { points: 10, duration: 1, blockDuration: 60 },
+  // Login and register attempts from one IP address.
+  'auth-ip': { points: 10, duration: 60, blockDuration: 300 },
+  // Login attempts against one account, from anywhere.
+  'login-account': { points: 5, duration: 60, blockDuration: 900 },
+  // Password changes by one user (each one checks the current password).
+  'password-change': { points: 5, duration: 900, blockDuration: 900 },
+};
+
+function parsePolicies(raw: string | undefined, problems: string[]): Partial<Record<RateLimitPolicyName, RateLimitPolicy>> {
+  if (raw === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    problems.push('RATE_LIMIT_POLICIES: must be a JSON object');
+    return {};
+  }
+  const out: Partial<Record<RateLimitPolicyName, RateLimitPolicy>> = {};
+  for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!(RATE_LIMIT_POLICY_NAMES as readonly string[]).includes(name)) {
+      problems.push(`RATE_LIMIT_POLICIES: unknown policy ${name} (known: ${RATE_LIMIT_POLICY_NAMES.join(', ')})`);
+      continue;
+    }
+    const v = value as Partial<RateLimitPolicy>;
+    const ok = (n: unknown, min: number) => typeof n === 'number' && Number.isInteger(n) && n >= min;
+    if (!ok(v.points, 1) || !ok(v.duration, 1) || !(v.blockDuration === undefined || ok(v.blockDuration, 0))) {
+      problems.push(`RATE_LIMIT_POLICIES: ${name} needs integer points >= 1, duration >= 1 and optional blockDuration >= 0`);
+      continue;
+    }
+    out[name as RateLimitPolicyName] = { points: v.points!, duration: v.duration!, blockDuration: v.blockDuration ?? 0 };
+  }
+  return out;
 }
 
 export class ConfigError extends Error {
@@ -104,6 +159,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.JWT_PUBLIC_KEYS !== undefined && env.JWT_PRIVATE_KEY === undefined) {
     unique.push('JWT_PUBLIC_KEYS: requires JWT_PRIVATE_KEY');
   }
+  const policyOverrides = parsePolicies(env.RATE_LIMIT_POLICIES, unique);
   if (unique.length > 0) throw new ConfigError(unique);
 
   const nodeEnv = env.NODE_ENV ?? 'development';
@@ -141,5 +197,18 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     admin: env.ADMIN_EMAIL && env.ADMIN_PASSWORD ? { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD } : undefined,
     shutdownDrainMs: int(env.SHUTDOWN_DRAIN_MS, nodeEnv === 'production' ? 5000 : 0),
+    cache: { enabled: bool(env.CACHE_ENABLED, true), ttlSeconds: int(env.CACHE_TTL_SECONDS, 300) },
+    rateLimit: {
+      enabled: bool(env.RATE_LIMIT_ENABLED, true),
+      policies: {
+        ...DEFAULT_POLICIES,
+        ...policyOverrides,
+        default: {
+          points: int(env.RATE_LIMIT_POINTS, policyOverrides.default?.points ?? DEFAULT_POLICIES.default.points),
+          duration: int(env.RATE_LIMIT_DURATION, policyOverrides.default?.duration ?? DEFAULT_POLICIES.default.duration),
+          blockDuration: int(env.RATE_LIMIT_BLOCK_DURATION, policyOverrides.default?.blockDuration ?? DEFAULT_POLICIES.default.blockDuration),
+        },
+      },
+    },
   };
 }

@@ -1,15 +1,15 @@
-// Builds the real application for a test file: its own database cloned from the template, its
-// own Redis key prefix, its own signing key. Requests go through app.inject.
+// Builds the real application for a test file the way `task-api serve` does (openInfrastructure
+// + buildApp): its own database cloned from the template, its own Redis key prefix, its own
+// signing key. Requests go through app.inject.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { openDatabase, type Database } from '../../src/infra/db/database.js';
-import { MemoryTokenStore } from '../../src/infra/token-store/memory.js';
-import { RedisTokenStore } from '../../src/infra/token-store/redis.js';
-import type { RefreshTokenStore } from '../../src/infra/token-store/types.js';
-import { loadKeyRing, type KeyRing } from '../../src/modules/auth/keys.js';
+import type { Database } from '../../src/infra/db/database.js';
+import { openInfrastructure } from '../../src/infrastructure.js';
+import type { KeyRing } from '../../src/modules/auth/keys.js';
 import { REDIS_URL } from '../setup/services.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
@@ -24,10 +24,11 @@ export interface TestApp {
 }
 
 export interface TestAppOptions {
-  /** Run on PGlite in memory and in-process token storage instead of PostgreSQL and Redis. */
+  /** Run on PGlite in memory and in-process stores instead of PostgreSQL and Redis. */
   embedded?: boolean;
+  /** Environment on top of the test defaults (rate limiting is off unless a test turns it on). */
   env?: Record<string, string>;
-  /** Share another TestApp's database, Redis prefix and keys (a second instance). */
+  /** Another instance over the same database, Redis prefix and signing key, with its own pools. */
   sharing?: TestApp;
 }
 
@@ -35,43 +36,34 @@ export const testPrivateKey = () => generateKeyPairSync('ed25519').privateKey.ex
 
 export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp> {
   const shared = opts.sharing;
+  if (shared && !shared.testDb) throw new Error('an embedded database cannot be shared between instances');
   const testDb = shared ? shared.testDb : opts.embedded ? undefined : await createTestDatabase();
   const prefix = shared?.config.redis.keyPrefix ?? `test:${randomBytes(6).toString('hex')}:`;
   const config = loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
+    DATA_DIR: ':memory:',
     JWT_PRIVATE_KEY: shared?.config.jwt.privateKeyPem ?? testPrivateKey(),
     REDIS_KEY_PREFIX: prefix,
+    RATE_LIMIT_ENABLED: 'false',
     ...(testDb ? { DATABASE_URL: testDb.url, REDIS_URL } : {}),
     ...opts.env,
   });
-  const database = shared?.database ?? (await openDatabase({ ...config.database, dataDir: ':memory:' }));
-  if (opts.embedded && !shared) {
-    const { migrate } = await import('../../src/infra/db/migrate.js');
-    await migrate(database, { taskPartitions: config.database.taskPartitions });
-  }
-  const redis = config.redis.url ? new Redis(config.redis.url, { keyPrefix: prefix, maxRetriesPerRequest: 1 }) : undefined;
-  const tokenStore: RefreshTokenStore = redis ? new RedisTokenStore(redis) : new MemoryTokenStore();
-  const keys = await loadKeyRing({ ...config.jwt, dataDir: ':unused:' });
-  const app = await buildApp({ config, database, tokenStore, keys });
+  const infra = await openInfrastructure(config, pino({ level: 'silent' }));
+  const app = await buildApp({ config, ...infra });
   await app.ready();
   return {
     app,
     config,
-    database,
+    database: infra.database,
     testDb,
-    redis,
-    keys,
+    redis: infra.redis,
+    keys: infra.keys,
     async close() {
       await app.close();
-      if (redis) {
-        if (!shared) await deleteKeys(redis, prefix);
-        redis.disconnect();
-      }
-      if (!shared) {
-        await database.close();
-        await testDb?.drop();
-      }
+      if (infra.redis && !shared) await deleteKeys(infra.redis, prefix);
+      await infra.close();
+      if (!shared) await testDb?.drop();
     },
   };
 }

@@ -1,6 +1,6 @@
 // The only code that reads or writes the tasks table. Every query names the owner's user_id,
 // so it stays inside one hash partition and one index range.
-import { and, arrayContains, asc, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, arrayContains, asc, desc, eq, inArray, isNotNull, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../infra/db/database.js';
 import { taskPriority, tasks, users, type TaskRow } from '../../infra/db/schema.js';
 import { UUID_RE } from '../../shared/ids.js';
@@ -171,8 +171,10 @@ export class TasksRepository {
       f.statuses ? inArray(tasks.status, f.statuses) : undefined,
       f.priorities ? inArray(tasks.priority, f.priorities) : undefined,
       f.tag !== undefined ? arrayContains(tasks.tags, [f.tag]) : undefined,
-      f.dueBefore ? lt(tasks.dueAt, f.dueBefore) : undefined,
-      f.dueAfter ? gte(tasks.dueAt, f.dueAfter) : undefined,
+      // Written over the due index's expression so that either bound can be an index range;
+      // an undated task sorts as 'infinity', which is never before a date.
+      f.dueBefore ? sql`${dueKey} < ${iso(f.dueBefore)}::timestamptz` : undefined,
+      f.dueAfter ? and(sql`${dueKey} >= ${iso(f.dueAfter)}::timestamptz`, isNotNull(tasks.dueAt)) : undefined,
       f.q !== undefined ? sql`"tasks"."search" @@ websearch_to_tsquery('english', ${f.q})` : undefined,
     ];
   }
