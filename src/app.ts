@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import helmet from '@fastify/helmet';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { authPlugin } from './http/auth.js';
 import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
@@ -28,6 +29,8 @@ export interface AppDeps {
   database: Database;
   tokenStore: RefreshTokenStore;
   keys: KeyRing;
+  /** The shared Redis connection, when REDIS_URL is configured (cache, rate limits). */
+  redis?: Redis | undefined;
   /** Extra readiness checks (Redis, ...). The database check is always there. */
   healthChecks?: HealthCheck[];
   health?: HealthState;
