@@ -9,8 +9,11 @@ import { authPlugin } from './http/auth.js';
 import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
 import { registerOpenApi } from './http/openapi.js';
 import { problemPlugin, sendFrameworkProblem } from './http/problem.js';
+import { rateLimitPlugin } from './http/rate-limit.js';
+import { responseCachePlugin } from './http/response-cache.js';
 import { validatorCompiler } from './http/validation.js';
 import type { Database } from './infra/db/database.js';
+import type { ResponseCacheStore } from './infra/cache/types.js';
 import type { RefreshTokenStore } from './infra/token-store/types.js';
 import type { KeyRing } from './modules/auth/keys.js';
 import { authRoutes, jwksRoute } from './modules/auth/routes.js';
@@ -31,6 +34,8 @@ export interface AppDeps {
   keys: KeyRing;
   /** The shared Redis connection, when REDIS_URL is configured (cache, rate limits). */
   redis?: Redis | undefined;
+  /** Response cache store; undefined when caching is off. */
+  cache?: ResponseCacheStore | undefined;
   /** Extra readiness checks (Redis, ...). The database check is always there. */
   healthChecks?: HealthCheck[];
   health?: HealthState;
@@ -85,12 +90,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     accessTtlSeconds: config.jwt.accessTtlSeconds,
   });
   await app.register(authPlugin, { tokens: access });
+  await app.register(rateLimitPlugin, { config: config.rateLimit, redis: deps.redis });
+  await app.register(responseCachePlugin, { store: deps.cache, ttlSeconds: config.cache.ttlSeconds });
   await registerOpenApi(app, VERSION);
 
   const usersRepo = new UsersRepository(deps.database.db);
   const auth = new AuthService(usersRepo, deps.tokenStore, access, config.jwt.refreshTtlSeconds, app.log);
-  const users = new UsersService(usersRepo, (userId) => auth.revokeAll(userId));
-  const tasks = new TasksService(new TasksRepository(deps.database.db));
+  // After a write to a user's data, their cached responses are retired.
+  const dataChanged = (userId: string) => deps.cache?.invalidateUser(userId) ?? Promise.resolve();
+  const users = new UsersService(usersRepo, (userId) => auth.revokeAll(userId), dataChanged);
+  const tasks = new TasksService(new TasksRepository(deps.database.db), dataChanged);
 
   const health = deps.health ?? { draining: false };
   const checks: HealthCheck[] = [{ name: 'database', critical: true, check: () => deps.database.ping() }, ...(deps.healthChecks ?? [])];

@@ -6,6 +6,9 @@ import type { Config } from './config.js';
 import type { HealthCheck } from './http/health.js';
 import { openDatabase, type Database } from './infra/db/database.js';
 import { migrate } from './infra/db/migrate.js';
+import { MemoryResponseCache } from './infra/cache/memory.js';
+import { RedisResponseCache } from './infra/cache/redis.js';
+import type { ResponseCacheStore } from './infra/cache/types.js';
 import { createRedis } from './infra/redis.js';
 import { MemoryTokenStore } from './infra/token-store/memory.js';
 import { RedisTokenStore } from './infra/token-store/redis.js';
@@ -16,6 +19,7 @@ export interface Infrastructure {
   database: Database;
   redis: Redis | undefined;
   tokenStore: RefreshTokenStore;
+  cache: ResponseCacheStore | undefined;
   keys: KeyRing;
   healthChecks: HealthCheck[];
   close(): Promise<void>;
@@ -35,6 +39,9 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger)
   else log.warn('REDIS_URL is not set: refresh tokens are kept in process memory (one instance only)');
   const tokenStore: RefreshTokenStore = redis ? new RedisTokenStore(redis) : new MemoryTokenStore();
 
+  let cache: ResponseCacheStore | undefined;
+  if (config.cache.enabled) cache = redis ? new RedisResponseCache(redis, config.cache.ttlSeconds, log) : new MemoryResponseCache();
+
   const keys = await loadKeyRing({ ...config.jwt, dataDir: config.dataDir });
   if (keys.generated) {
     log.warn({ kid: keys.signing.kid }, 'JWT_PRIVATE_KEY is not set: using a key generated under DATA_DIR (wrong for several instances)');
@@ -46,6 +53,7 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger)
     database,
     redis,
     tokenStore,
+    cache,
     keys,
     healthChecks,
     async close() {

@@ -31,6 +31,8 @@ describe('task-api serve on PostgreSQL and Redis', () => {
       JWT_PRIVATE_KEY: testPrivateKey(),
       MIGRATE_ON_START: 'true',
       SHUTDOWN_DRAIN_MS: '1500',
+      // A dozen requests by one user within a second: above the default 10/s rate limit.
+      RATE_LIMIT_POINTS: '1000',
       ADMIN_EMAIL: adminEmail,
       ADMIN_PASSWORD: 'admin password 9',
       DATA_DIR: dataDir,

@@ -13,6 +13,7 @@ const DESCRIPTIONS: Record<number, string> = {
   412: 'If-Match did not match the current ETag',
   413: 'Body too large',
   415: 'Unsupported content type',
+  429: 'Rate limit exceeded; retry after Retry-After (RateLimit and RateLimit-Policy describe the quota)',
   503: 'A dependency is unavailable; retry after Retry-After',
 };
 

@@ -12,6 +12,8 @@ export function createRedis(opts: RedisOptions): Redis {
     retryStrategy: (times) => Math.min(times * 50, 2000),
     maxRetriesPerRequest: 2,
     connectTimeout: 2000,
+    // A Redis that stops answering without closing the connection must not hold requests up.
+    commandTimeout: 1000,
     lazyConnect: false,
   });
 }

@@ -35,3 +35,7 @@ export const serviceUnavailable = (detail: string, retryAfterSeconds = 5) =>
   new AppError(503, 'service-unavailable', 'Service Unavailable', detail, undefined, {
     'retry-after': String(retryAfterSeconds),
   });
+export const tooManyRequests = (detail: string, retryAfterSeconds: number) =>
+  new AppError(429, 'too-many-requests', 'Too Many Requests', detail, undefined, {
+    'retry-after': String(retryAfterSeconds),
+  });

@@ -46,7 +46,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     JWT_PRIVATE_KEY: shared?.config.jwt.privateKeyPem ?? testPrivateKey(),
     REDIS_KEY_PREFIX: prefix,
     RATE_LIMIT_ENABLED: 'false',
-    ...(testDb ? { DATABASE_URL: testDb.url, REDIS_URL } : {}),
+    ...(testDb ? { DATABASE_URL: testDb.url, REDIS_URL: shared?.config.redis.url ?? REDIS_URL } : {}),
     ...opts.env,
   });
   const infra = await openInfrastructure(config, pino({ level: 'silent' }));

@@ -20,6 +20,8 @@ export interface Database {
   /** Runs fn in one transaction with raw SQL (migrations, locks). */
   rawTransaction<T>(fn: (raw: RawSql) => Promise<T>): Promise<T>;
   raw: RawSql;
+  /** Statements sent so far by this process (the PostgreSQL driver counts; PGlite reports 0). */
+  queryCount(): number;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -39,7 +41,11 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
 async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
+  let queries = 0;
   const client = postgres(url, {
+    debug: () => {
+      queries++;
+    },
     max: opts.poolMax,
     prepare: opts.prepare,
     onnotice: () => undefined,
@@ -57,6 +63,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     kind: 'postgres',
     db: drizzle(client, { schema }) as unknown as Db,
     raw: rawOf(client),
+    queryCount: () => queries,
     rawTransaction: async <T>(fn: (raw: RawSql) => Promise<T>) =>
       (await client.begin((tx) => fn(rawOf(tx)))) as T,
     ping: async () => {
@@ -86,6 +93,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     kind: 'pglite',
     db: drizzle(pg, { schema }) as unknown as Db,
     raw: rawOf(pg),
+    queryCount: () => 0,
     rawTransaction: async <T>(fn: (raw: RawSql) => Promise<T>) => pg.transaction((tx) => fn(rawOf(tx))),
     ping: async () => {
       await pg.query('select 1');

@@ -15,7 +15,7 @@ export function authRoutes(fastify: FastifyInstance, opts: { auth: AuthService }
 
   app.post(
     '/v1/auth/register',
-    { config: publicRoute, schema: { tags, summary: 'Create an account', body: RegisterBody, response: { 201: Session, ...problems(400, 409, 413, 415, 503) } } },
+    { config: { ...publicRoute, rateLimit: ['auth-ip'] }, schema: { tags, summary: 'Create an account', body: RegisterBody, response: { 201: Session, ...problems(400, 409, 413, 415, 503) } } },
     async (request, reply) => {
       const session = await auth.register(request.body);
       return reply.code(201).headers(noStore).send(session);
@@ -24,7 +24,7 @@ export function authRoutes(fastify: FastifyInstance, opts: { auth: AuthService }
 
   app.post(
     '/v1/auth/login',
-    { config: publicRoute, schema: { tags, summary: 'Log in with email and password', body: LoginBody, response: { 200: Session, ...problems(400, 401, 503) } } },
+    { config: { ...publicRoute, rateLimit: ['auth-ip', 'login-account'] }, schema: { tags, summary: 'Log in with email and password', body: LoginBody, response: { 200: Session, ...problems(400, 401, 503) } } },
     async (request, reply) => reply.headers(noStore).send(await auth.login(request.body)),
   );
 

@@ -2,7 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { actorOf } from '../../http/auth.js';
-import { etagOf, ifNoneMatchHits, parseIfMatch } from '../../http/conditional.js';
+import { etagOf, parseIfMatch } from '../../http/conditional.js';
 import { problems } from '../../http/responses.js';
 import { AdminListTasksQuery, AdminTaskPage, CreateTaskBody, ListTasksQuery, Task, TaskIdParams, TaskPage, UpdateTaskBody } from './schemas.js';
 import type { TasksService } from './service.js';
@@ -26,25 +26,26 @@ export function tasksRoutes(fastify: FastifyInstance, opts: { tasks: TasksServic
   app.get(
     '/v1/tasks',
     {
+      config: { cache: true },
       schema: {
         tags,
-        summary: 'List the caller\u2019s tasks: filters, sort and cursor pagination',
+        summary: 'List the caller\u2019s tasks: filters, sort and cursor pagination (ETag; If-None-Match answers 304)',
         querystring: ListTasksQuery,
-        response: { 200: TaskPage, ...problems(400, 401) },
+        response: { 200: TaskPage, 304: { type: 'null' }, ...problems(400, 401) },
       },
     },
-    async (request, reply) => reply.header('cache-control', 'private, no-cache').header('vary', 'Authorization').send(await tasks.list(actorOf(request), request.query)),
+    async (request) => tasks.list(actorOf(request), request.query),
   );
 
   app.get(
     '/v1/tasks/:id',
-    { schema: { tags, summary: 'Get a task (ETag; If-None-Match answers 304)', params: TaskIdParams, response: { 200: Task, 304: { type: 'null' }, ...problems(400, 401, 404) } } },
+    {
+      config: { cache: true },
+      schema: { tags, summary: 'Get a task (ETag; If-None-Match answers 304)', params: TaskIdParams, response: { 200: Task, 304: { type: 'null' }, ...problems(400, 401, 404) } },
+    },
     async (request, reply) => {
       const task = await tasks.get(actorOf(request), request.params.id);
-      const etag = etagOf(task.version);
-      void reply.header('etag', etag).header('cache-control', 'private, no-cache').header('vary', 'Authorization');
-      if (ifNoneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null);
-      return task;
+      return reply.header('etag', etagOf(task.version)).send(task);
     },
   );
 

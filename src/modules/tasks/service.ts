@@ -32,12 +32,18 @@ function taskNotFound(): never {
 const uniqueTags = (tags: string[]) => [...new Set(tags)];
 const toDate = (v: string | null | undefined) => (v === undefined ? undefined : v === null ? null : new Date(v));
 
+/** Told after a user's tasks changed (the response cache retires that user's entries). */
+export type DataChanged = (userId: string) => Promise<void>;
+
 export class TasksService {
-  constructor(private readonly repo: TasksRepository) {}
+  constructor(
+    private readonly repo: TasksRepository,
+    private readonly changed: DataChanged,
+  ) {}
 
   async create(actor: Actor, input: CreateTaskInput): Promise<Task> {
     try {
-      return await this.repo.insert(actor.userId, {
+      const task = await this.repo.insert(actor.userId, {
         id: uuidv7(),
         title: input.title,
         description: input.description ?? null,
@@ -46,6 +52,8 @@ export class TasksService {
         dueAt: toDate(input.dueAt) ?? null,
         tags: uniqueTags(input.tags ?? []),
       });
+      await this.changed(actor.userId);
+      return task;
     } catch (err) {
       if (isForeignKeyViolation(err)) throw unauthorized('The account no longer exists', 'account-gone');
       throw err;
@@ -68,7 +76,10 @@ export class TasksService {
     for (const k of Object.keys(changes) as (keyof TaskChanges)[]) if (changes[k] === undefined) delete changes[k];
     const expected = await this.expectedVersion(actor, id, ifMatch);
     const out = await this.repo.update(actor.userId, id, changes, expected);
-    if (out.kind === 'updated') return out.task;
+    if (out.kind === 'updated') {
+      await this.changed(actor.userId);
+      return out.task;
+    }
     if (out.kind === 'version-mismatch') throw preconditionFailed();
     return taskNotFound();
   }
@@ -78,6 +89,7 @@ export class TasksService {
     const out = await this.repo.delete(actor.userId, id, expected);
     if (out === 'version-mismatch') throw preconditionFailed();
     if (out === 'not-found') taskNotFound();
+    await this.changed(actor.userId);
   }
 
   async list(actor: Actor, q: ListTasksInput): Promise<Page<Task>> {

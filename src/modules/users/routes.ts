@@ -20,6 +20,7 @@ export function usersRoutes(fastify: FastifyInstance, opts: { users: UsersServic
   app.patch(
     '/v1/users/me',
     {
+      config: { rateLimit: ['password-change'] },
       schema: {
         tags,
         summary: 'Change name or password (a password change ends every session)',

@@ -27,6 +27,8 @@ export class UsersService {
   constructor(
     private readonly repo: UsersRepository,
     private readonly revokeSessions: RevokeSessions,
+    /** Told after a user's data changed or went away (the response cache retires it). */
+    private readonly dataChanged: (userId: string) => Promise<void>,
   ) {}
 
   async me(actor: Actor): Promise<User> {
@@ -79,12 +81,17 @@ export class UsersService {
     const changes: UserChanges = {};
     if (input.name !== undefined) changes.name = input.name;
     if (input.role !== undefined) changes.role = input.role;
-    if (input.role !== 'user') return (await this.repo.update(id, changes)) ?? notFoundUser();
+    if (input.role !== 'user') return this.updated(id, (await this.repo.update(id, changes)) ?? notFoundUser());
     const user = await this.repo.withAdminGuard(async (repo, admins) => {
       const target = (await repo.findById(id)) ?? notFoundUser();
       if (target.role === 'admin' && admins <= 1) throw conflict('The last admin cannot be demoted', 'last-admin');
       return (await repo.update(id, changes)) ?? notFoundUser();
     });
+    return this.updated(id, user);
+  }
+
+  private async updated(id: string, user: User): Promise<User> {
+    await this.dataChanged(id);
     return user;
   }
 
@@ -100,7 +107,10 @@ export class UsersService {
       if (target.role === 'admin' && admins <= 1) throw conflict('The last admin cannot be deleted', 'last-admin');
       return repo.delete(id);
     });
-    if (deleted) await this.revokeSessions(id);
+    if (deleted) {
+      await this.revokeSessions(id);
+      await this.dataChanged(id);
+    }
     return deleted;
   }
 

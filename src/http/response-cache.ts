@@ -1,0 +1,123 @@
+// Conditional GET and the response cache, for routes that opt in with config.cache. Entries are
+// per user and per normalised request (route, path parameters, validated query with defaults).
+// Concurrent misses of one key on this instance wait for a single database read.
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { CachedResponse, ResponseCacheStore } from '../infra/cache/types.js';
+import { ifNoneMatchHits } from './conditional.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Serve this GET from the response cache and answer If-None-Match with 304. */
+    cache?: boolean;
+  }
+  interface FastifyRequest {
+    cacheFlight?: Flight;
+  }
+  interface FastifyInstance {
+    cacheStats: CacheStats;
+  }
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+}
+
+interface Flight {
+  storeKey: string;
+  done(entry: CachedResponse | null): void;
+}
+
+export interface ResponseCacheOptions {
+  /** Undefined when caching is off: conditional GET still works. */
+  store: ResponseCacheStore | undefined;
+  ttlSeconds: number;
+}
+
+const hashEtag = (body: string) => `"${createHash('sha1').update(body).digest('base64url')}"`;
+
+function sortedQuery(query: unknown): string {
+  const q = (query ?? {}) as Record<string, unknown>;
+  return Object.keys(q)
+    .sort()
+    .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(q[k]))}`)
+    .join('&');
+}
+
+function cacheKey(request: FastifyRequest): string {
+  const params = Object.entries((request.params ?? {}) as Record<string, string>)
+    .map(([k, v]) => `${k}=${encodeURIComponent(v)}`)
+    .join(',');
+  return `${request.routeOptions.url ?? request.url}|${params}|${sortedQuery(request.query)}`;
+}
+
+function privateHeaders(reply: FastifyReply, etag: string, source: 'HIT' | 'MISS'): void {
+  void reply.header('etag', etag).header('cache-control', 'private, no-cache').header('vary', 'Authorization').header('x-cache', source);
+}
+
+function serveCached(request: FastifyRequest, reply: FastifyReply, entry: CachedResponse): FastifyReply {
+  privateHeaders(reply, entry.etag, 'HIT');
+  if (ifNoneMatchHits(request.headers['if-none-match'], entry.etag)) return reply.code(304).send();
+  return reply.code(200).type('application/json; charset=utf-8').send(entry.body);
+}
+
+export const responseCachePlugin = fp(
+  (app: FastifyInstance, opts: ResponseCacheOptions) => {
+    const { store, ttlSeconds } = opts;
+    const inflight = new Map<string, Promise<CachedResponse | null>>();
+    const stats: CacheStats = { hits: 0, misses: 0 };
+    app.decorate('cacheStats', stats);
+
+    app.addHook('preHandler', async (request, reply) => {
+      if (!request.routeOptions.config.cache || !store || !request.actor) return;
+      const lookup = await store.lookup(request.actor.userId, cacheKey(request));
+      if (lookup?.entry) {
+        stats.hits++;
+        return serveCached(request, reply, lookup.entry);
+      }
+      stats.misses++;
+      if (!lookup) return; // cache unavailable: straight to the database
+      const pending = inflight.get(lookup.storeKey);
+      if (pending) {
+        const entry = await pending;
+        if (entry) return serveCached(request, reply, entry);
+        return; // the leader failed: read for ourselves
+      }
+      let done!: (entry: CachedResponse | null) => void;
+      inflight.set(lookup.storeKey, new Promise((resolve) => (done = resolve)));
+      request.cacheFlight = { storeKey: lookup.storeKey, done };
+    });
+
+    app.addHook('onSend', async (request, reply, payload) => {
+      if (!request.routeOptions.config.cache || reply.getHeader('x-cache') === 'HIT') return payload;
+      const flight = request.cacheFlight;
+      let entry: CachedResponse | null = null;
+      if (reply.statusCode === 200 && typeof payload === 'string') {
+        const etag = (reply.getHeader('etag') as string | undefined) ?? hashEtag(payload);
+        entry = { body: payload, etag };
+        privateHeaders(reply, etag, 'MISS');
+        if (flight && store) await store.store(flight.storeKey, entry, ttlSeconds);
+      }
+      if (flight) finish(request, flight, entry);
+      if (entry && ifNoneMatchHits(request.headers['if-none-match'], entry.etag)) {
+        void reply.code(304);
+        return '';
+      }
+      return payload;
+    });
+
+    // A request that ends without reaching onSend (aborted) must not leave waiters hanging.
+    app.addHook('onResponse', async (request) => {
+      if (request.cacheFlight) finish(request, request.cacheFlight, null);
+    });
+
+    function finish(request: FastifyRequest, flight: Flight, entry: CachedResponse | null): void {
+      inflight.delete(flight.storeKey);
+      flight.done(entry);
+      request.cacheFlight = undefined;
+    }
+  },
+  { name: 'response-cache', dependencies: ['auth'] },
+);
