@@ -81,6 +81,10 @@ describe('when Redis fails', () => {
     expect(login.statusCode).toBe(503);
     const logout = await app.inject({ method: 'POST', url: '/v1/auth/logout', payload: { refreshToken: s.refreshToken } });
     expect(logout.statusCode).toBe(503);
+    // A registration refused for want of a session store leaves no account behind.
+    const lateEmail = uniqueEmail('late');
+    const late = await app.inject({ method: 'POST', url: '/v1/auth/register', payload: { email: lateEmail, password: 'late password' } });
+    expect(late.statusCode).toBe(503);
 
     // Access tokens need no store: the API keeps serving.
     const list = await as(app, s.accessToken)({ method: 'GET', url: '/v1/tasks' });
@@ -102,5 +106,7 @@ describe('when Redis fails', () => {
     const next = await app.inject({ method: 'POST', url: '/v1/auth/refresh', payload: { refreshToken: relog.json<SessionBody>().refreshToken } });
     expect(next.statusCode).toBe(200);
     expect((await app.inject({ method: 'GET', url: '/health' })).json()).toMatchObject({ status: 'ok' });
+    const retried = await app.inject({ method: 'POST', url: '/v1/auth/register', payload: { email: lateEmail, password: 'late password' } });
+    expect(retried.statusCode).toBe(201);
   });
 });

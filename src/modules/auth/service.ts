@@ -38,14 +38,20 @@ export class AuthService {
   async register(input: Credentials & { name?: string | null }): Promise<Session> {
     const email = normaliseEmail(input.email);
     const passwordHash = await hashPassword(input.password);
+    const id = uuidv7();
+    // The session is stored first: with the token store down, the answer is a 503 and no account
+    // exists, so retrying later is a clean registration rather than a 409.
+    const refreshToken = newRefreshToken();
+    await this.guard(() => this.store.issue(hashRefreshToken(refreshToken), { userId: id, familyId: uuidv7() }, this.refreshTtlSeconds));
     let user: User;
     try {
-      user = await this.users.insert({ id: uuidv7(), email, passwordHash, role: 'user', name: input.name ?? null });
+      user = await this.users.insert({ id, email, passwordHash, role: 'user', name: input.name ?? null });
     } catch (err) {
+      await this.store.revokeFamily(hashRefreshToken(refreshToken), this.refreshTtlSeconds).catch(() => undefined);
       if (isUniqueViolation(err)) throw conflict('An account with this email already exists', 'email-taken');
       throw err;
     }
-    return this.startSession(user);
+    return this.session(user, refreshToken);
   }
 
   async login(input: Credentials): Promise<Session> {
