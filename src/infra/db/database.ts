@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { ParameterOrJSON, TransactionSql } from 'postgres';
+import { observeClient, type QueryObserver } from './observe.js';
 import { schema } from './schema.js';
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -32,6 +33,8 @@ export interface DatabaseOptions {
   prepare: boolean;
   /** Directory for the embedded database; ':memory:' keeps it in memory. */
   dataDir: string;
+  /** Told about every statement (PostgreSQL only): metrics, traces. */
+  observers?: QueryObserver[];
 }
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
@@ -42,15 +45,17 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
   let queries = 0;
-  const client = postgres(url, {
-    debug: () => {
-      queries++;
-    },
+  const counter: QueryObserver = () => {
+    queries++;
+    return () => undefined;
+  };
+  const pool = postgres(url, {
     max: opts.poolMax,
     prepare: opts.prepare,
     onnotice: () => undefined,
     connection: { application_name: 'task-api' },
   });
+  const client = observeClient(pool, [counter, ...(opts.observers ?? [])]);
   type Client = typeof client;
   const rawOf = (c: Client | TransactionSql): RawSql => ({
     query: async <T>(text: string, params: unknown[] = []) =>
@@ -67,9 +72,9 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     rawTransaction: async <T>(fn: (raw: RawSql) => Promise<T>) =>
       (await client.begin((tx) => fn(rawOf(tx)))) as T,
     ping: async () => {
-      await client`select 1`;
+      await client.unsafe('select 1');
     },
-    close: () => client.end({ timeout: 5 }),
+    close: () => pool.end({ timeout: 5 }),
   };
 }
 

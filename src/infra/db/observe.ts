@@ -1,0 +1,64 @@
+// Query observation for postgres.js, in one place: telemetry (spans, durations, counts) plugs in
+// here as observers instead of wrapping every repository.
+import type { Sql, TransactionSql } from 'postgres';
+
+/** Called as a statement starts executing; returns what to call when it settles. */
+export type QueryObserver = (text: string) => (error: unknown) => void;
+
+interface Executable {
+  handle: (...args: unknown[]) => unknown;
+}
+
+/**
+ * postgres.js queries are lazy promises that run when first awaited (or executed). Hooking the
+ * instance's `handle` sees the real start whichever way the query is consumed (`.values()`,
+ * `.execute()`, `await`); Promise.prototype.then observes the outcome without running it twice.
+ */
+function observed<Q>(query: Q, text: string, observers: readonly QueryObserver[]): Q {
+  const q = query as unknown as Executable & Promise<unknown>;
+  const original = q.handle.bind(q);
+  let started = false;
+  q.handle = (...args: unknown[]) => {
+    if (!started) {
+      started = true;
+      const ends = observers.map((o) => o(text));
+      void Promise.prototype.then.call(
+        q,
+        () => ends.forEach((end) => end(undefined)),
+        (err: unknown) => ends.forEach((end) => end(err)),
+      );
+    }
+    return original(...args);
+  };
+  return query;
+}
+
+type AnySql = Sql | TransactionSql;
+
+/** A view of the client (or a transaction) whose statements are reported to the observers. */
+export function observeClient<S extends AnySql>(client: S, observers: readonly QueryObserver[]): S {
+  if (observers.length === 0) return client;
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop === 'unsafe') {
+        return (text: string, ...rest: unknown[]) =>
+          observed((target.unsafe as (...a: unknown[]) => unknown)(text, ...rest), text, observers);
+      }
+      if (prop === 'begin') {
+        return (...args: unknown[]) => {
+          const fn = args[args.length - 1] as (tx: TransactionSql) => unknown;
+          const wrapped = (tx: TransactionSql) => fn(observeClient(tx, observers));
+          return ((target as Sql).begin as (...a: unknown[]) => unknown)(...args.slice(0, -1), wrapped);
+        };
+      }
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+}
+
+/** The statement's kind and main table, e.g. "select tasks": a bounded label for metrics. */
+export function operationOf(text: string): string {
+  const verb = /^\s*(\w+)/.exec(text)?.[1]?.toLowerCase() ?? 'unknown';
+  const table = /\b(?:from|into|update)\s+"?([a-z_][a-z0-9_]*)"?/i.exec(text)?.[1]?.toLowerCase();
+  return table ? `${verb} ${table}` : verb;
+}
