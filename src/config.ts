@@ -35,6 +35,12 @@ const EnvSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Optional(Int(1024, 10485760)),
   SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 120000)),
   TRUST_PROXY: Type.Optional(Type.String()),
+  METRICS_ENABLED: Type.Optional(Bool),
+  METRICS_HOST: Type.Optional(Type.String({ minLength: 1 })),
+  METRICS_PORT: Type.Optional(Int(0, 65535)),
+  OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String({ pattern: '^https?://' })),
+  OTEL_SERVICE_NAME: Type.Optional(Type.String({ minLength: 1 })),
+  LOGSTASH_URL: Type.Optional(Type.String({ pattern: '^tcp://[^:/]+:[0-9]+$' })),
   CACHE_ENABLED: Type.Optional(Bool),
   CACHE_TTL_SECONDS: Type.Optional(Int(1, 86400)),
   RATE_LIMIT_ENABLED: Type.Optional(Bool),
@@ -63,6 +69,12 @@ export interface Config {
   admin: { email: string; password: string } | undefined;
   shutdownDrainMs: number;
   cache: { enabled: boolean; ttlSeconds: number };
+  /** Prometheus metrics on their own port, never the public one. */
+  metrics: { enabled: boolean; host: string; port: number };
+  /** OpenTelemetry tracing: on only when an OTLP endpoint is configured. */
+  tracing: { endpoint: string | undefined; serviceName: string };
+  /** Log shipping besides stdout: JSON lines over TCP (the Logstash tcp input with json_lines). */
+  logstash: { host: string; port: number } | undefined;
   rateLimit: { enabled: boolean; policies: Record<RateLimitPolicyName, RateLimitPolicy> };
 }
 
@@ -85,6 +97,12 @@ const DEFAULT_POLICIES: Record<RateLimitPolicyName, RateLimitPolicy> = {
   // Password changes by one user (each one checks the current password).
   'password-change': { points: 5, duration: 900, blockDuration: 900 },
 };
+
+function logstashOf(url: string | undefined): Config['logstash'] {
+  if (url === undefined) return undefined;
+  const u = new URL(url);
+  return { host: u.hostname, port: Number(u.port) };
+}
 
 function parsePolicies(raw: string | undefined, problems: string[]): Partial<Record<RateLimitPolicyName, RateLimitPolicy>> {
   if (raw === undefined) return {};
@@ -198,6 +216,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     admin: env.ADMIN_EMAIL && env.ADMIN_PASSWORD ? { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD } : undefined,
     shutdownDrainMs: int(env.SHUTDOWN_DRAIN_MS, nodeEnv === 'production' ? 5000 : 0),
     cache: { enabled: bool(env.CACHE_ENABLED, true), ttlSeconds: int(env.CACHE_TTL_SECONDS, 300) },
+    metrics: { enabled: bool(env.METRICS_ENABLED, true), host: env.METRICS_HOST ?? '0.0.0.0', port: int(env.METRICS_PORT, 9464) },
+    tracing: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME ?? 'task-api' },
+    logstash: logstashOf(env.LOGSTASH_URL),
     rateLimit: {
       enabled: bool(env.RATE_LIMIT_ENABLED, true),
       policies: {
