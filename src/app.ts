@@ -9,11 +9,13 @@ import { authPlugin } from './http/auth.js';
 import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
 import { registerOpenApi } from './http/openapi.js';
 import { problemPlugin, sendFrameworkProblem } from './http/problem.js';
+import { requestLogPlugin } from './http/request-log.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
 import { responseCachePlugin } from './http/response-cache.js';
 import { validatorCompiler } from './http/validation.js';
 import type { Database } from './infra/db/database.js';
 import type { ResponseCacheStore } from './infra/cache/types.js';
+import { loggerOptions, requestIdFrom } from './observability/logging.js';
 import type { RefreshTokenStore } from './infra/token-store/types.js';
 import type { KeyRing } from './modules/auth/keys.js';
 import { authRoutes, jwksRoute } from './modules/auth/routes.js';
@@ -44,25 +46,19 @@ export interface AppDeps {
   onRoute?: (route: RouteOptions) => void;
 }
 
-export function loggerOptions(config: Config) {
-  return {
-    level: config.logLevel,
-    base: { service: 'task-api', environment: config.env, version: VERSION },
-    redact: {
-      paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]', '*.password', '*.currentPassword', '*.refreshToken', '*.accessToken'],
-      censor: '[redacted]',
-    },
-  };
-}
+// Log options live with the rest of observability; re-exported for callers of buildApp.
+export { loggerOptions } from './observability/logging.js';
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({
     logger: deps.logger ?? loggerOptions(config),
+    // One line per request comes from the request-log plugin instead of Fastify's two.
+    disableRequestLogging: true,
     bodyLimit: config.http.bodyLimit,
     trustProxy: config.http.trustProxy,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    genReqId: (req) => requestIdFrom(req.headers['x-request-id'], randomUUID),
     // Longer than the load balancer's upstream keepalive, so it never reuses a closed socket.
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
@@ -78,6 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     void reply.header('x-request-id', request.id);
   });
 
+  await app.register(requestLogPlugin);
   await app.register(problemPlugin);
   await app.register(helmet, {
     global: true,

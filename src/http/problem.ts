@@ -92,7 +92,7 @@ export const problemPlugin = fp(
       }
       const status = err.statusCode ?? 500;
       if (status >= 500) {
-        request.log.error({ err }, 'request failed');
+        request.failure = err; // logged with its stack on the request's line (request-log.ts)
         return sendProblem(reply, {
           type: `${PROBLEM_TYPE_BASE}internal-error`,
           title: 'Internal Server Error',
