@@ -2,51 +2,30 @@
 // append-only file, so the restarted server comes back holding the entries and generation it
 // had before the outage). Reads keep working from the database, writes during the outage are
 // acknowledged, and nothing cached before the outage is served after it.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { as, createTestApp, register, type TestApp } from './helpers/app.js';
 import type { PageBody, TaskBody } from './helpers/bodies.js';
-import { freePort } from './helpers/process.js';
+import { ownRedis, type OwnRedis } from './helpers/redis-server.js';
 
-let port: number;
 let dir: string;
-let server: ChildProcess | undefined;
-
-async function startRedis(): Promise<void> {
-  server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], {
-    stdio: 'ignore',
-  });
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => spawn('redis-cli', ['-p', String(port), 'ping'], { stdio: 'ignore' }).on('exit', (c) => resolve(c === 0)));
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('redis-server did not start');
-}
-
-async function killRedis(): Promise<void> {
-  const p = server!;
-  const exited = new Promise((r) => p.once('exit', r));
-  p.kill('SIGKILL');
-  await exited;
-}
+let redis: OwnRedis;
 
 let one: TestApp;
 let two: TestApp;
 beforeAll(async () => {
-  port = await freePort();
   dir = await mkdtemp(path.join(tmpdir(), 'task-api-redis-'));
-  await startRedis();
-  one = await createTestApp({ env: { REDIS_URL: `redis://127.0.0.1:${port}` } });
+  redis = await ownRedis(['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir]);
+  await redis.start();
+  one = await createTestApp({ env: { REDIS_URL: redis.url } });
   two = await createTestApp({ sharing: one });
 });
 afterAll(async () => {
   await two?.close();
   await one?.close();
-  if (server && server.exitCode === null) await killRedis();
+  await redis.kill();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -64,7 +43,7 @@ describe('response cache across a Redis outage', () => {
     }
     expect((await req2({ method: 'GET', url: '/v1/tasks' })).headers['x-cache']).toBe('HIT');
 
-    await killRedis();
+    await redis.kill();
 
     const during = await req1({ method: 'GET', url: '/v1/tasks' });
     expect([during.statusCode, during.headers['x-cache']]).toEqual([200, 'MISS']);
@@ -74,7 +53,7 @@ describe('response cache across a Redis outage', () => {
     expect(titles((await req2({ method: 'GET', url: '/v1/tasks' })).body)).toEqual(['during']);
 
     // The server comes back from its append-only file: old entries and old generation included.
-    await startRedis();
+    await redis.start();
     for (const req of [req1, req2]) {
       let list = await req({ method: 'GET', url: '/v1/tasks' });
       for (let i = 0; i < 100 && list.headers['x-cache'] !== 'HIT'; i++) {

@@ -1,11 +1,10 @@
 // Rate limiting against the real Redis (each app its own key prefix), across several instances,
 // and through a Redis outage on a redis-server this file starts and kills itself. Durations are
 // long (60 s and more) so that no window can roll over during a test; nothing asserts on timing.
-import { spawn, type ChildProcess } from 'node:child_process';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { as, createTestApp, uniqueEmail, type SessionBody, type TestApp } from './helpers/app.js';
-import { freePort } from './helpers/process.js';
+import { ownRedis, type OwnRedis } from './helpers/redis-server.js';
 
 const ON = { RATE_LIMIT_ENABLED: 'true' };
 /** Generous quotas for the policies a test is not about. */
@@ -327,28 +326,8 @@ describe('rate limiting', () => {
 });
 
 describe('rate limiting when Redis fails', () => {
-  let redisProc: ChildProcess | undefined;
-
-  async function startRedis(port: number): Promise<void> {
-    redisProc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise<boolean>((resolve) => {
-        const probe = spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping'], { stdio: 'ignore' });
-        probe.on('exit', (code) => resolve(code === 0));
-      });
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('redis-server did not start');
-  }
-
-  async function stopRedis(): Promise<void> {
-    const p = redisProc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await exited;
-  }
+  let redis: OwnRedis | undefined;
+  const stopRedis = () => redis?.kill() ?? Promise.resolve();
 
   /** Polls (bounded) until the app's Redis connection reaches the wanted state. */
   async function until(t: TestApp, ready: boolean): Promise<void> {
@@ -364,9 +343,9 @@ describe('rate limiting when Redis fails', () => {
   });
 
   it('falls back to the per-instance insurance limiter, never a 5xx, and returns to Redis when it is back', async () => {
-    const port = await freePort();
-    await startRedis(port);
-    const t = await start({ REDIS_URL: `redis://127.0.0.1:${port}`, RATE_LIMIT_POINTS: '5', RATE_LIMIT_DURATION: '600', RATE_LIMIT_BLOCK_DURATION: '600' });
+    redis = await ownRedis();
+    await redis.start();
+    const t = await start({ REDIS_URL: redis.url, RATE_LIMIT_POINTS: '5', RATE_LIMIT_DURATION: '600', RATE_LIMIT_BLOCK_DURATION: '600' });
     const user = await registerFrom(t.app, '10.100.0.1');
     const me = () => as(t.app, user.accessToken)({ method: 'GET', url: '/v1/users/me' });
     expect(limitState(await me())?.r).toBe(4);
@@ -392,7 +371,7 @@ describe('rate limiting when Redis fails', () => {
 
     // Back on the same port (empty: it kept nothing): counting happens in Redis again, where
     // this user has a fresh quota although the insurance limiter still blocks them.
-    await startRedis(port);
+    await redis.start();
     await until(t, true);
     const after = await me();
     expect(after.statusCode).toBe(200);

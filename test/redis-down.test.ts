@@ -2,7 +2,6 @@
 // the machine's shared one. The token store must fail closed (503 + Retry-After), access tokens
 // and task reads keep working, readiness stays up (Redis is not critical), and service
 // resumes by itself when Redis returns.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
@@ -12,43 +11,22 @@ import { loadConfig } from '../src/config.js';
 import { openInfrastructure, type Infrastructure } from '../src/infrastructure.js';
 import { as, register, testPrivateKey, uniqueEmail, type SessionBody } from './helpers/app.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { freePort } from './helpers/process.js';
+import { ownRedis, type OwnRedis } from './helpers/redis-server.js';
 
-let port: number;
-let redisProc: ChildProcess | undefined;
+let redis: OwnRedis;
 let db: TestDatabase;
 let infra: Infrastructure;
 let app: FastifyInstance;
 
-async function startRedis(): Promise<void> {
-  redisProc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const probe = spawn('redis-cli', ['-p', String(port), 'ping'], { stdio: 'ignore' });
-      probe.on('exit', (code) => resolve(code === 0));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('redis-server did not start');
-}
-
-async function stopRedis(): Promise<void> {
-  const p = redisProc!;
-  const exited = new Promise((r) => p.once('exit', r));
-  p.kill('SIGKILL');
-  await exited;
-}
-
 beforeAll(async () => {
-  port = await freePort();
-  await startRedis();
+  redis = await ownRedis();
+  await redis.start();
   db = await createTestDatabase();
   const config = loadConfig({
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
     DATABASE_URL: db.url,
-    REDIS_URL: `redis://127.0.0.1:${port}`,
+    REDIS_URL: redis.url,
     REDIS_KEY_PREFIX: `test:${randomBytes(4).toString('hex')}:`,
     JWT_PRIVATE_KEY: testPrivateKey(),
   });
@@ -60,7 +38,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app.close();
   await infra.close();
-  if (redisProc && redisProc.exitCode === null) await stopRedis();
+  await redis.kill();
   await db.drop();
 });
 
@@ -71,7 +49,7 @@ describe('when Redis fails', () => {
     const task = await as(app, s.accessToken)({ method: 'POST', url: '/v1/tasks', payload: { title: 'before the outage' } });
     expect(task.statusCode).toBe(201);
 
-    await stopRedis();
+    await redis.kill();
 
     const refresh = await app.inject({ method: 'POST', url: '/v1/auth/refresh', payload: { refreshToken: s.refreshToken } });
     expect(refresh.statusCode).toBe(503);
@@ -93,7 +71,7 @@ describe('when Redis fails', () => {
     expect(health.statusCode).toBe(200);
     expect(health.json()).toMatchObject({ status: 'degraded', checks: { redis: { status: 'down', critical: false }, database: { status: 'up' } } });
 
-    await startRedis();
+    await redis.start();
     // The machine's Redis kept nothing on disk, so the old token is gone: an honest 401, not a 503.
     let after = await app.inject({ method: 'POST', url: '/v1/auth/refresh', payload: { refreshToken: s.refreshToken } });
     for (let i = 0; i < 50 && after.statusCode === 503; i++) {
