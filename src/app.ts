@@ -2,11 +2,12 @@
 // tests (through app.inject) and the OpenAPI generator alike.
 import { randomUUID } from 'node:crypto';
 import helmet from '@fastify/helmet';
-import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { authPlugin } from './http/auth.js';
 import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
+import { metricsPlugin } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
 import { problemPlugin, sendFrameworkProblem } from './http/problem.js';
 import { requestLogPlugin } from './http/request-log.js';
@@ -27,6 +28,7 @@ import { TasksService } from './modules/tasks/service.js';
 import { UsersRepository } from './modules/users/repository.js';
 import { usersRoutes } from './modules/users/routes.js';
 import { UsersService } from './modules/users/service.js';
+import type { Metrics } from './observability/metrics.js';
 import { VERSION } from './version.js';
 
 export interface AppDeps {
@@ -44,6 +46,8 @@ export interface AppDeps {
   logger?: FastifyServerOptions['logger'];
   /** Called for every route as it is added (tests use it to read the route table). */
   onRoute?: (route: RouteOptions) => void;
+  /** Prometheus metrics; undefined when METRICS_ENABLED=false (no metrics hook at all). */
+  metrics?: Metrics | undefined;
 }
 
 // Log options live with the rest of observability; re-exported for callers of buildApp.
@@ -54,7 +58,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: deps.logger ?? loggerOptions(config),
     // One line per request comes from the request-log plugin instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.http.bodyLimit,
     trustProxy: config.http.trustProxy,
     requestIdHeader: false,
@@ -86,13 +90,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     audience: config.jwt.audience,
     accessTtlSeconds: config.jwt.accessTtlSeconds,
   });
-  await app.register(authPlugin, { tokens: access });
+  await app.register(authPlugin, { tokens: access, recorder: deps.metrics?.auth });
   await app.register(rateLimitPlugin, { config: config.rateLimit, redis: deps.redis });
   await app.register(responseCachePlugin, { store: deps.cache, ttlSeconds: config.cache.ttlSeconds });
+  if (deps.metrics) await app.register(metricsPlugin, { metrics: deps.metrics });
   await registerOpenApi(app, VERSION);
 
   const usersRepo = new UsersRepository(deps.database.db);
-  const auth = new AuthService(usersRepo, deps.tokenStore, access, config.jwt.refreshTtlSeconds, app.log);
+  const auth = new AuthService(usersRepo, deps.tokenStore, access, config.jwt.refreshTtlSeconds, app.log, deps.metrics?.auth);
   // After a write to a user's data, their cached responses are retired.
   const dataChanged = (userId: string) => deps.cache?.invalidateUser(userId) ?? Promise.resolve();
   const users = new UsersService(usersRepo, (userId) => auth.revokeAll(userId), dataChanged);

@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // task-api <command>: serve | migrate | create-admin <email> | openapi
+// Only the configuration is imported up front: when tracing is on, its SDK must start before the
+// modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { openDatabase } from './infra/db/database.js';
-import { migrate } from './infra/db/migrate.js';
-import { ensureAdmin } from './operations/admin.js';
-import { serve } from './server.js';
+import type { Database } from './infra/db/database.js';
 
 const USAGE = `usage: task-api <command>
   serve                     start the HTTP API (default)
@@ -18,7 +17,8 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').trim();
 }
 
-async function withDatabase<T>(config: Config, fn: (db: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>): Promise<T> {
+async function withDatabase<T>(config: Config, fn: (db: Database) => Promise<T>): Promise<T> {
+  const { openDatabase } = await import('./infra/db/database.js');
   const database = await openDatabase({ ...config.database, dataDir: config.dataDir });
   try {
     return await fn(database);
@@ -27,27 +27,52 @@ async function withDatabase<T>(config: Config, fn: (db: Awaited<ReturnType<typeo
   }
 }
 
+/** Sends the spans still buffered; a collector that does not answer within 5 s does not hold the exit. */
+async function flushTraces(stopTracing: (() => Promise<void>) | undefined, log: { warn(obj: object, msg: string): void }): Promise<void> {
+  if (!stopTracing) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out after 5 s')), 5000);
+  });
+  try {
+    await Promise.race([stopTracing(), timeout]);
+  } catch (err) {
+    log.warn({ err: err instanceof Error ? err.message : String(err) }, 'trace flush failed');
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command = 'serve', ...args] = argv;
   const config = loadConfig();
   switch (command) {
     case 'serve': {
+      // OTEL_EXPORTER_OTLP_ENDPOINT unset: the tracing SDK is never loaded.
+      const stopTracing = config.tracing.endpoint
+        ? await (await import('./observability/tracing.js')).startTracing(config)
+        : undefined;
+      const { serve } = await import('./server.js');
       const server = await serve(config);
       const stop = (signal: string) => {
         server.app.log.info({ signal }, 'shutdown requested');
-        server.shutdown().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            server.app.log.error({ err }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
+        server
+          .shutdown()
+          .then(() => flushTraces(stopTracing, server.app.log))
+          .then(
+            () => process.exit(0),
+            (err: unknown) => {
+              server.app.log.error({ err }, 'shutdown failed');
+              process.exit(1);
+            },
+          );
       };
       process.once('SIGTERM', () => stop('SIGTERM'));
       process.once('SIGINT', () => stop('SIGINT'));
       return -1; // keep running
     }
     case 'migrate': {
+      const { migrate } = await import('./infra/db/migrate.js');
       const applied = await withDatabase(config, (db) => migrate(db, { taskPartitions: config.database.taskPartitions }));
       console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
       return 0;
@@ -63,6 +88,8 @@ async function main(argv: string[]): Promise<number> {
         console.error('create-admin: the password must be 8 to 128 characters');
         return 2;
       }
+      const { migrate } = await import('./infra/db/migrate.js');
+      const { ensureAdmin } = await import('./operations/admin.js');
       const outcome = await withDatabase(config, async (db) => {
         await migrate(db, { taskPartitions: config.database.taskPartitions });
         return ensureAdmin(db, { email, password }, { info: () => undefined });

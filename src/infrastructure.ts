@@ -14,6 +14,7 @@ import { MemoryTokenStore } from './infra/token-store/memory.js';
 import { RedisTokenStore } from './infra/token-store/redis.js';
 import type { RefreshTokenStore } from './infra/token-store/types.js';
 import { loadKeyRing, type KeyRing } from './modules/auth/keys.js';
+import { Metrics } from './observability/metrics.js';
 
 export interface Infrastructure {
   database: Database;
@@ -22,11 +23,16 @@ export interface Infrastructure {
   cache: ResponseCacheStore | undefined;
   keys: KeyRing;
   healthChecks: HealthCheck[];
+  /** Prometheus metrics (own registry); undefined when METRICS_ENABLED=false. */
+  metrics: Metrics | undefined;
   close(): Promise<void>;
 }
 
 export async function openInfrastructure(config: Config, log: FastifyBaseLogger): Promise<Infrastructure> {
-  const database = await openDatabase({ ...config.database, dataDir: config.dataDir });
+  const metrics = config.metrics.enabled ? new Metrics() : undefined;
+  // Statement observers see postgres.js only (PGlite is one in-process connection, no pool).
+  const observers = metrics && config.database.url ? [metrics.databaseObserver(config.database.poolMax)] : [];
+  const database = await openDatabase({ ...config.database, dataDir: config.dataDir, observers });
   if (database.kind === 'pglite') {
     log.warn({ dataDir: config.dataDir }, 'DATABASE_URL is not set: using the embedded PostgreSQL (PGlite), fine for one instance only');
   }
@@ -56,6 +62,7 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger)
     cache,
     keys,
     healthChecks,
+    metrics,
     async close() {
       await tokenStore.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());

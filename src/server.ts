@@ -4,11 +4,14 @@ import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import type { HealthState } from './http/health.js';
 import { openInfrastructure } from './infrastructure.js';
+import { startMetricsServer } from './observability/metrics-server.js';
 import { ensureAdmin } from './operations/admin.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   url: string;
+  /** GET /metrics on METRICS_HOST:METRICS_PORT; undefined when METRICS_ENABLED=false. */
+  metricsUrl: string | undefined;
   /** Drains and stops: readiness turns 503, in-flight requests finish, pools close. */
   shutdown(): Promise<void>;
 }
@@ -21,6 +24,10 @@ export async function serve(config: Config): Promise<RunningServer> {
   const app = await buildApp({ config, ...infra, health });
   if (config.admin) await ensureAdmin(infra.database, config.admin, app.log);
   const url = await app.listen({ host: config.http.host, port: config.http.port });
+  const metricsServer = infra.metrics
+    ? await startMetricsServer(infra.metrics.registry, { ...config.metrics, onError: (err) => app.log.error({ err }, 'metrics collection failed') })
+    : undefined;
+  if (metricsServer) app.log.info({ url: metricsServer.url }, 'metrics listening');
 
   let stopping: Promise<void> | undefined;
   const shutdown = () =>
@@ -30,8 +37,9 @@ export async function serve(config: Config): Promise<RunningServer> {
       // Load balancers see readiness fail and stop sending new requests during this delay.
       await new Promise((r) => setTimeout(r, config.shutdownDrainMs));
       await app.close(); // waits for in-flight requests
+      await metricsServer?.close();
       await infra.close();
       app.log.info('stopped');
     })());
-  return { app, url, shutdown };
+  return { app, url, metricsUrl: metricsServer?.url, shutdown };
 }

@@ -2,6 +2,7 @@
 // 'admin'; 'user' when silent). The access token is verified locally with the public keys.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import { noAuthRecorder, type AuthRecorder } from '../modules/auth/recorder.js';
 import type { AccessTokens } from '../modules/auth/tokens.js';
 import type { Actor } from '../shared/actor.js';
 import { forbidden, unauthorized } from '../shared/errors.js';
@@ -26,7 +27,8 @@ export function actorOf(request: FastifyRequest): Actor {
 export const authLevelOf = (config: { auth?: AuthLevel } | undefined): AuthLevel => config?.auth ?? 'user';
 
 export const authPlugin = fp(
-  (app: FastifyInstance, opts: { tokens: AccessTokens }) => {
+  (app: FastifyInstance, opts: { tokens: AccessTokens; recorder?: AuthRecorder | undefined }) => {
+    const recorder = opts.recorder ?? noAuthRecorder;
     app.decorateRequest('actor', null);
     app.addHook('onRoute', (route) => {
       const level = authLevelOf(route.config);
@@ -40,9 +42,20 @@ export const authPlugin = fp(
       if (level === 'public') return;
       const header = request.headers.authorization;
       const match = header ? /^Bearer ([A-Za-z0-9_.-]+)$/i.exec(header) : null;
-      if (!match) throw unauthorized('A Bearer access token is required');
-      request.actor = await opts.tokens.verify(match[1]!);
-      if (level === 'admin' && request.actor.role !== 'admin') throw forbidden('Admin role required');
+      if (!match) {
+        recorder.failure('missing_token');
+        throw unauthorized('A Bearer access token is required');
+      }
+      try {
+        request.actor = await opts.tokens.verify(match[1]!);
+      } catch (err) {
+        recorder.failure('invalid_token');
+        throw err;
+      }
+      if (level === 'admin' && request.actor.role !== 'admin') {
+        recorder.failure('forbidden');
+        throw forbidden('Admin role required');
+      }
     });
   },
   { name: 'auth' },

@@ -13,8 +13,8 @@ declare module 'fastify' {
 export const requestLogPlugin = fp(
   (app: FastifyInstance) => {
     app.addHook('onResponse', async (request, reply) => {
+      // reqId is already bound to request.log.
       const line = {
-        reqId: request.id,
         method: request.method,
         route: request.routeOptions.url ?? 'unmatched',
         statusCode: reply.statusCode,

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { FastifyServerOptions } from 'fastify';
 import type { Config } from '../config.js';
 import { VERSION } from '../version.js';
+import { traceLogFields } from './trace-context.js';
 
 /** Paths whose values never reach a log line, whatever logs them. */
 export const REDACTED_PATHS = [
@@ -31,6 +32,8 @@ export function loggerOptions(config: Pick<Config, 'logLevel' | 'env' | 'logstas
     level: config.logLevel,
     base: { service: 'task-api', environment: config.env, version: VERSION, hostname: hostname(), pid: process.pid },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    // trace_id and span_id of the active span, when tracing is on (see observability/tracing.ts).
+    mixin: traceLogFields,
   };
   if (config.logstash) {
     // Both targets run in a worker thread; redaction happens before records reach them.

@@ -19,6 +19,8 @@ export async function freePort(): Promise<number> {
 
 export interface ServerProcess {
   url: string;
+  /** GET /metrics on the server's own metrics port (a free one, unless env sets METRICS_PORT). */
+  metricsUrl: string;
   proc: ChildProcess;
   output: () => string;
   /** Parsed JSON log lines so far. */
@@ -41,9 +43,21 @@ export function runCli(args: string[], env: Record<string, string>, input?: stri
 
 export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort();
+  // Never the default 9464: test processes run side by side.
+  let metricsPort = await freePort();
+  while (metricsPort === port) metricsPort = await freePort();
   const proc = spawn(process.execPath, ['dist/cli.js', 'serve'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: String(port), ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'info',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      METRICS_HOST: '127.0.0.1',
+      METRICS_PORT: String(metricsPort),
+      ...env,
+    },
   });
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -67,6 +81,7 @@ export async function startServer(env: Record<string, string>): Promise<ServerPr
   }
   return {
     url,
+    metricsUrl: `http://127.0.0.1:${env.METRICS_PORT ?? metricsPort}/metrics`,
     proc,
     output: () => out,
     logs: () =>

@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { ParameterOrJSON, TransactionSql } from 'postgres';
+import { sqlSpanObserver } from '../../observability/trace-context.js';
 import { observeClient, type QueryObserver } from './observe.js';
 import { schema } from './schema.js';
 
@@ -55,7 +56,8 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     onnotice: () => undefined,
     connection: { application_name: 'task-api' },
   });
-  const client = observeClient(pool, [counter, ...(opts.observers ?? [])]);
+  // SQL spans are always observed: without a registered tracing SDK they stop at their first check.
+  const client = observeClient(pool, [counter, sqlSpanObserver, ...(opts.observers ?? [])]);
   type Client = typeof client;
   const rawOf = (c: Client | TransactionSql): RawSql => ({
     query: async <T>(text: string, params: unknown[] = []) =>

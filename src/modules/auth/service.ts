@@ -6,6 +6,7 @@ import { AppError, conflict, serviceUnavailable, unauthorized } from '../../shar
 import { uuidv7 } from '../../shared/ids.js';
 import type { User, UsersRepository } from '../users/repository.js';
 import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from './passwords.js';
+import { noAuthRecorder, type AuthRecorder } from './recorder.js';
 import { hashRefreshToken, newRefreshToken, type AccessTokens } from './tokens.js';
 
 export interface Credentials {
@@ -33,6 +34,7 @@ export class AuthService {
     private readonly access: AccessTokens,
     private readonly refreshTtlSeconds: number,
     private readonly log: FastifyBaseLogger,
+    private readonly recorder: AuthRecorder = noAuthRecorder,
   ) {}
 
   async register(input: Credentials & { name?: string | null }): Promise<Session> {
@@ -58,9 +60,13 @@ export class AuthService {
     const row = await this.users.findCredentialsByEmail(normaliseEmail(input.email));
     if (!row) {
       await burnPasswordCheck(input.password);
+      this.recorder.failure('invalid_credentials');
       throw invalidCredentials();
     }
-    if (!(await verifyPassword(row.passwordHash, input.password))) throw invalidCredentials();
+    if (!(await verifyPassword(row.passwordHash, input.password))) {
+      this.recorder.failure('invalid_credentials');
+      throw invalidCredentials();
+    }
     if (needsRehash(row.passwordHash)) {
       await this.users.update(row.id, { passwordHash: await hashPassword(input.password) });
     }
@@ -76,11 +82,16 @@ export class AuthService {
     if (!result.ok) {
       if (result.reason === 'reused') {
         this.log.warn({ userId: result.owner.userId, familyId: result.owner.familyId }, 'refresh token reuse: family revoked');
+        this.recorder.refreshTokenReuse();
       }
+      this.recorder.failure('invalid_refresh_token');
       throw invalidRefresh();
     }
     const user = await this.users.findById(result.owner.userId);
-    if (!user) throw invalidRefresh();
+    if (!user) {
+      this.recorder.failure('invalid_refresh_token');
+      throw invalidRefresh();
+    }
     return this.session(user, next);
   }
 

@@ -1,0 +1,177 @@
+// Prometheus metrics (prom-client). Each Metrics owns its Registry rather than the global one, so
+// several app instances in one process (the tests) never collide. Served in the text format by
+// the metrics server (metrics-server.ts) on its own port, never on the public one.
+//
+// To add metrics (events, replicas, ...): create them with `registers: [this.registry]` in a
+// method or the constructor below, with bounded label values only (never ids, emails or raw
+// URLs), and document the name in the README's Observability section.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { RATE_LIMIT_POLICY_NAMES } from '../config.js';
+import type { RateLimitStats } from '../http/rate-limit.js';
+import type { CacheStats } from '../http/response-cache.js';
+import { operationOf, type QueryObserver } from '../infra/db/observe.js';
+import { AUTH_FAILURE_REASONS, type AuthFailureReason, type AuthRecorder } from '../modules/auth/recorder.js';
+
+/** Seconds; a fast API: sub-millisecond to seconds. Used for HTTP and database durations. */
+export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** The route label of requests no route matched (404s, router errors): never the raw URL. */
+export const UNMATCHED_ROUTE = 'unmatched';
+
+/** In-process counters kept by the HTTP plugins, read at scrape time. */
+export interface AppStats {
+  cacheStats?: CacheStats | undefined;
+  rateLimitStats?: RateLimitStats | undefined;
+}
+
+interface Pool {
+  max: number;
+  inFlight: number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  /** Handed to the auth hook and AuthService (which know nothing of prom-client). */
+  readonly auth: AuthRecorder;
+
+  private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  private readonly dbDuration: Histogram<'operation'>;
+  private readonly pools: Pool[] = [];
+  private appStats: () => AppStats = () => ({});
+
+  constructor() {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+
+    this.httpDuration = new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP requests by method, route template (or "unmatched") and status code',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+
+    this.dbDuration = new Histogram({
+      name: 'db_query_duration_seconds',
+      help: 'Database statements by operation (statement kind and main table, e.g. "select tasks")',
+      labelNames: ['operation'],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+
+    const stats = () => this.appStats();
+    new Counter({
+      name: 'cache_requests_total',
+      help: 'Response cache lookups by result',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        const s = stats().cacheStats;
+        this.reset();
+        this.inc({ result: 'hit' }, s?.hits ?? 0);
+        this.inc({ result: 'miss' }, s?.misses ?? 0);
+      },
+    });
+    new Counter({
+      name: 'rate_limit_rejections_total',
+      help: 'Requests answered 429, by the rate-limit policy that refused them',
+      labelNames: ['policy'],
+      registers,
+      collect() {
+        const rejected = stats().rateLimitStats?.rejected;
+        this.reset();
+        for (const policy of RATE_LIMIT_POLICY_NAMES) this.inc({ policy }, rejected?.[policy] ?? 0);
+      },
+    });
+
+    const authFailures = new Counter({
+      name: 'auth_failures_total',
+      help: 'Authentication refused, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    for (const reason of AUTH_FAILURE_REASONS) authFailures.inc({ reason }, 0);
+    const reuse = new Counter({
+      name: 'refresh_token_reuse_total',
+      help: 'Spent refresh tokens presented again (the token family is revoked)',
+      registers,
+    });
+    this.auth = {
+      failure: (reason: AuthFailureReason) => authFailures.inc({ reason }),
+      refreshTokenReuse: () => reuse.inc(),
+    };
+  }
+
+  /** One finished HTTP request; `route` is the route template or UNMATCHED_ROUTE. */
+  observeRequest(method: string, route: string, statusCode: number, seconds: number): void {
+    this.httpDuration.observe({ method, route, status_code: String(statusCode) }, seconds);
+  }
+
+  /** Where the app's in-process stats are read at scrape time (set by the metrics plugin). */
+  readAppStats(source: () => AppStats): void {
+    this.appStats = source;
+  }
+
+  /**
+   * A QueryObserver for a postgres.js pool of `poolMax` connections (DatabaseOptions.observers):
+   * times every statement into db_query_duration_seconds, and derives the pool gauges.
+   *
+   * postgres.js exposes no pool statistics, so the gauges are derived from the statements in
+   * flight that this observer counts (started, not yet settled), against DATABASE_POOL_MAX:
+   *   in_use  = min(in flight, max)
+   *   waiting = max(0, in flight - max)  (statements queued for a connection)
+   *   idle    = max - in_use             (free capacity: postgres.js opens connections lazily,
+   *                                       so some of these may not be open yet)
+   * A connection held by a transaction between two of its statements counts as idle here, so
+   * in_use is a lower bound. Several pools (calls) add up.
+   */
+  databaseObserver(poolMax: number): QueryObserver {
+    if (this.pools.length === 0) this.registerPoolGauges();
+    const pool: Pool = { max: poolMax, inFlight: 0 };
+    this.pools.push(pool);
+    return (text) => {
+      const operation = operationOf(text);
+      const start = performance.now();
+      pool.inFlight++;
+      let settled = false;
+      return () => {
+        if (settled) return;
+        settled = true;
+        pool.inFlight--;
+        this.dbDuration.observe({ operation }, (performance.now() - start) / 1000);
+      };
+    };
+  }
+
+  private registerPoolGauges(): void {
+    const pools = this.pools;
+    new Gauge({
+      name: 'db_pool_connections',
+      help: 'Database pool connections by state, derived from statements in flight (postgres.js has no pool stats)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        let inUse = 0;
+        let idle = 0;
+        let waiting = 0;
+        for (const p of pools) {
+          const used = Math.min(p.inFlight, p.max);
+          inUse += used;
+          idle += p.max - used;
+          waiting += Math.max(0, p.inFlight - p.max);
+        }
+        this.set({ state: 'in_use' }, inUse);
+        this.set({ state: 'idle' }, idle);
+        this.set({ state: 'waiting' }, waiting);
+      },
+    });
+    new Gauge({
+      name: 'db_pool_max',
+      help: 'Database pool size (DATABASE_POOL_MAX)',
+      registers: [this.registry],
+      collect() {
+        this.set(pools.reduce((n, p) => n + p.max, 0));
+      },
+    });
+  }
+}
