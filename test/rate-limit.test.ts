@@ -247,6 +247,21 @@ describe('rate limiting', () => {
     expect(keys).toContain('rl:default:ip:10.60.1.1');
   });
 
+  it('requests refused for a missing or bad token are counted by IP, so a token-guessing flood is limited', async () => {
+    const t = await start({ RATE_LIMIT_POINTS: '3', RATE_LIMIT_DURATION: '600', RATE_LIMIT_BLOCK_DURATION: '600' });
+    const guess = (token: string) => get(t.app, '/v1/tasks', { headers: { authorization: `Bearer ${token}` }, remoteAddress: '10.61.0.1' });
+    const first = await guess('not.a.token');
+    expect(first.statusCode).toBe(401);
+    expect(limitState(first)?.r).toBe(2);
+    expect((await get(t.app, '/v1/tasks', { remoteAddress: '10.61.0.1' })).statusCode).toBe(401); // no token at all
+    expect((await guess('still.not.valid')).statusCode).toBe(401);
+    expect429(await guess('yet.another.guess'), 'default');
+    expect(await limiterKeys(t)).toContain('rl:default:ip:10.61.0.1');
+    // A valid user on the same address keeps their own quota.
+    const ann = await registerFrom(t.app, '10.61.0.2');
+    expect((await as(t.app, ann.accessToken)({ method: 'GET', url: '/v1/tasks', remoteAddress: '10.61.0.1' })).statusCode).toBe(200);
+  });
+
   it('X-Forwarded-For is ignored unless TRUST_PROXY names the proxy', async () => {
     const env = { RATE_LIMIT_POINTS: '2', RATE_LIMIT_DURATION: '600', RATE_LIMIT_BLOCK_DURATION: '600' };
     const direct = await start(env);

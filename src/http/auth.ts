@@ -1,11 +1,14 @@
 // Authentication at the edge: every route under /v1 declares config.auth ('public', 'user' or
 // 'admin'; 'user' when silent). The access token is verified locally with the public keys.
+// Two steps: onRequest authenticates (sets request.actor, or remembers why not); preParsing,
+// which runs after every onRequest hook, refuses. In between the rate limiter counts the
+// request, so a flood of bad tokens is limited by IP like any other anonymous traffic.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { noAuthRecorder, type AuthRecorder } from '../modules/auth/recorder.js';
 import type { AccessTokens } from '../modules/auth/tokens.js';
 import type { Actor } from '../shared/actor.js';
-import { forbidden, unauthorized } from '../shared/errors.js';
+import { forbidden, unauthorized, type AppError } from '../shared/errors.js';
 
 export type AuthLevel = 'public' | 'user' | 'admin';
 
@@ -15,6 +18,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     actor: Actor | null;
+    /** Why the request may not proceed, decided in onRequest and thrown in preParsing. */
+    authFailure: AppError | null;
   }
 }
 
@@ -35,6 +40,7 @@ export const authPlugin = fp(
       if (level === 'public' || !route.url.startsWith('/v1/')) return;
       route.schema = { ...route.schema, security: [{ bearerAuth: [] }] };
     });
+    app.decorateRequest('authFailure', null);
     app.addHook('onRequest', async (request) => {
       // The matched route's pattern, not the raw URL, which may hide '/v1/' in %-escapes ('/%761/...').
       if (!(request.routeOptions.url ?? request.url).startsWith('/v1/')) return;
@@ -44,18 +50,23 @@ export const authPlugin = fp(
       const match = header ? /^Bearer ([A-Za-z0-9_.-]+)$/i.exec(header) : null;
       if (!match) {
         recorder.failure('missing_token');
-        throw unauthorized('A Bearer access token is required');
+        request.authFailure = unauthorized('A Bearer access token is required');
+        return;
       }
       try {
         request.actor = await opts.tokens.verify(match[1]!);
       } catch (err) {
         recorder.failure('invalid_token');
-        throw err;
+        request.authFailure = err as AppError;
+        return;
       }
       if (level === 'admin' && request.actor.role !== 'admin') {
         recorder.failure('forbidden');
-        throw forbidden('Admin role required');
+        request.authFailure = forbidden('Admin role required');
       }
+    });
+    app.addHook('preParsing', async (request) => {
+      if (request.authFailure) throw request.authFailure;
     });
   },
   { name: 'auth' },
