@@ -22,6 +22,9 @@ import type { KeyRing } from './modules/auth/keys.js';
 import { authRoutes, jwksRoute } from './modules/auth/routes.js';
 import { AuthService } from './modules/auth/service.js';
 import { AccessTokens } from './modules/auth/tokens.js';
+import { NotificationsRepository } from './modules/notifications/repository.js';
+import { notificationsRoutes } from './modules/notifications/routes.js';
+import { NotificationsService, WebhooksService } from './modules/notifications/service.js';
 import { TasksRepository } from './modules/tasks/repository.js';
 import { tasksRoutes } from './modules/tasks/routes.js';
 import { TasksService } from './modules/tasks/service.js';
@@ -48,6 +51,8 @@ export interface AppDeps {
   onRoute?: (route: RouteOptions) => void;
   /** Prometheus metrics; undefined when METRICS_ENABLED=false (no metrics hook at all). */
   metrics?: Metrics | undefined;
+  /** Told after a task write committed its event to the outbox (wakes the relay; optional). */
+  eventsWritten?: () => void;
 }
 
 // Log options live with the rest of observability; re-exported for callers of buildApp.
@@ -101,7 +106,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // After a write to a user's data, their cached responses are retired.
   const dataChanged = (userId: string) => deps.cache?.invalidateUser(userId) ?? Promise.resolve();
   const users = new UsersService(usersRepo, (userId) => auth.revokeAll(userId), dataChanged);
-  const tasks = new TasksService(new TasksRepository(deps.database.db), dataChanged);
+  const tasksChanged = (userId: string) => {
+    deps.eventsWritten?.();
+    return dataChanged(userId);
+  };
+  const tasks = new TasksService(new TasksRepository(deps.database.db), tasksChanged);
+  const notificationsRepo = new NotificationsRepository(deps.database.db);
+  const notifications = new NotificationsService(notificationsRepo);
+  const webhooks = new WebhooksService(notificationsRepo, { allowPrivateTargets: config.notifications.webhooks.allowPrivateTargets });
 
   const health = deps.health ?? { draining: false };
   const checks: HealthCheck[] = [{ name: 'database', critical: true, check: () => deps.database.ping() }, ...(deps.healthChecks ?? [])];
@@ -110,5 +122,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   authRoutes(app, { auth });
   usersRoutes(app, { users });
   tasksRoutes(app, { tasks });
+  notificationsRoutes(app, { notifications, webhooks });
   return app;
 }

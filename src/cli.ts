@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// task-api <command>: serve | migrate | create-admin <email> | openapi
+// task-api <command>: serve | worker | migrate | create-admin <email> | openapi
 // Only the configuration is imported up front: when tracing is on, its SDK must start before the
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -7,6 +7,7 @@ import type { Database } from './infra/db/database.js';
 
 const USAGE = `usage: task-api <command>
   serve                     start the HTTP API (default)
+  worker                    run the outbox relay and the event consumers, without HTTP
   migrate                   apply database migrations
   create-admin <email>      create or promote an admin; password from ADMIN_PASSWORD or stdin
   openapi                   print the OpenAPI document`;
@@ -63,6 +64,29 @@ async function main(argv: string[]): Promise<number> {
             () => process.exit(0),
             (err: unknown) => {
               server.app.log.error({ err }, 'shutdown failed');
+              process.exit(1);
+            },
+          );
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      return -1; // keep running
+    }
+    case 'worker': {
+      const stopTracing = config.tracing.endpoint
+        ? await (await import('./observability/tracing.js')).startTracing(config)
+        : undefined;
+      const { work } = await import('./worker.js');
+      const worker = await work(config);
+      const stop = (signal: string) => {
+        worker.log.info({ signal }, 'shutdown requested');
+        worker
+          .shutdown()
+          .then(() => flushTraces(stopTracing, worker.log))
+          .then(
+            () => process.exit(0),
+            (err: unknown) => {
+              worker.log.error({ err }, 'shutdown failed');
               process.exit(1);
             },
           );

@@ -48,6 +48,19 @@ const EnvSchema = Type.Object({
   RATE_LIMIT_DURATION: Type.Optional(Int(1, 86400)),
   RATE_LIMIT_BLOCK_DURATION: Type.Optional(Int(0, 86400)),
   RATE_LIMIT_POLICIES: Type.Optional(Type.String({ pattern: '^\\s*\\{' })),
+  AMQP_URL: Type.Optional(Type.String({ pattern: '^amqps?://' })),
+  AMQP_EXCHANGE: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  OUTBOX_RELAY_ENABLED: Type.Optional(Bool),
+  OUTBOX_POLL_MS: Type.Optional(Int(10, 60000)),
+  OUTBOX_BATCH: Type.Optional(Int(1, 10000)),
+  OUTBOX_RETENTION_HOURS: Type.Optional(Int(1, 8760)),
+  SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
+  MAIL_FROM: Type.Optional(Type.String({ minLength: 3, pattern: '@' })),
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: Type.Optional(Bool),
+  WEBHOOK_MAX_ATTEMPTS: Type.Optional(Int(1, 50)),
+  WEBHOOK_TIMEOUT_MS: Type.Optional(Int(100, 60000)),
+  WEBHOOK_BACKOFF_BASE_MS: Type.Optional(Int(0, 3600000)),
+  WEBHOOK_BACKOFF_MAX_MS: Type.Optional(Int(0, 86400000)),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -76,6 +89,14 @@ export interface Config {
   /** Log shipping besides stdout: JSON lines over TCP (the Logstash tcp input with json_lines). */
   logstash: { host: string; port: number } | undefined;
   rateLimit: { enabled: boolean; policies: Record<RateLimitPolicyName, RateLimitPolicy> };
+  /** Task events: the outbox relay and the bus (RabbitMQ with AMQP_URL, in process without). */
+  events: { amqpUrl: string | undefined; exchange: string; relayEnabled: boolean; pollMs: number; batchSize: number; retentionHours: number };
+  /** Notifications: email over SMTP (off without SMTP_URL) and webhook delivery. */
+  notifications: {
+    smtpUrl: string | undefined;
+    mailFrom: string;
+    webhooks: { allowPrivateTargets: boolean; maxAttempts: number; timeoutMs: number; backoffBaseMs: number; backoffMaxMs: number };
+  };
 }
 
 /** rate-limiter-flexible's own option names: `points` per `duration` seconds, then blocked `blockDuration` seconds. */
@@ -219,6 +240,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     metrics: { enabled: bool(env.METRICS_ENABLED, true), host: env.METRICS_HOST ?? '0.0.0.0', port: int(env.METRICS_PORT, 9464) },
     tracing: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME ?? 'task-api' },
     logstash: logstashOf(env.LOGSTASH_URL),
+    events: {
+      amqpUrl: env.AMQP_URL,
+      exchange: env.AMQP_EXCHANGE ?? 'task-api.events',
+      relayEnabled: bool(env.OUTBOX_RELAY_ENABLED, true),
+      pollMs: int(env.OUTBOX_POLL_MS, 200),
+      batchSize: int(env.OUTBOX_BATCH, 100),
+      retentionHours: int(env.OUTBOX_RETENTION_HOURS, 24),
+    },
     rateLimit: {
       enabled: bool(env.RATE_LIMIT_ENABLED, true),
       policies: {
@@ -229,6 +258,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
           duration: int(env.RATE_LIMIT_DURATION, policyOverrides.default?.duration ?? DEFAULT_POLICIES.default.duration),
           blockDuration: int(env.RATE_LIMIT_BLOCK_DURATION, policyOverrides.default?.blockDuration ?? DEFAULT_POLICIES.default.blockDuration),
         },
+      },
+    },
+    notifications: {
+      smtpUrl: env.SMTP_URL,
+      mailFrom: env.MAIL_FROM ?? 'task-api <no-reply@localhost>',
+      webhooks: {
+        allowPrivateTargets: bool(env.WEBHOOK_ALLOW_PRIVATE_TARGETS, false),
+        maxAttempts: int(env.WEBHOOK_MAX_ATTEMPTS, 8),
+        timeoutMs: int(env.WEBHOOK_TIMEOUT_MS, 5000),
+        backoffBaseMs: int(env.WEBHOOK_BACKOFF_BASE_MS, 10000),
+        backoffMaxMs: int(env.WEBHOOK_BACKOFF_MAX_MS, 6 * 3600 * 1000),
       },
     },
   };

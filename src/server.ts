@@ -6,6 +6,7 @@ import type { HealthState } from './http/health.js';
 import { openInfrastructure } from './infrastructure.js';
 import { startMetricsServer } from './observability/metrics-server.js';
 import { ensureAdmin } from './operations/admin.js';
+import { startEvents } from './modules/events/runtime.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -21,8 +22,13 @@ export async function serve(config: Config): Promise<RunningServer> {
   const { default: pino } = await import('pino');
   const bootLog = pino({ level: config.logLevel, base: { service: 'task-api', environment: config.env } });
   const infra = await openInfrastructure(config, bootLog);
-  const app = await buildApp({ config, ...infra, health });
+  // Task writes wake the relay once it runs (it polls anyway).
+  const relayWake = { nudge: (): void => undefined };
+  const app = await buildApp({ config, ...infra, health, eventsWritten: () => relayWake.nudge() });
   if (config.admin) await ensureAdmin(infra.database, config.admin, app.log);
+  // The outbox relay (unless OUTBOX_RELAY_ENABLED=false) and the consumers: see src/modules/events.
+  const events = await startEvents({ config, database: infra.database, log: app.log, metrics: infra.metrics });
+  relayWake.nudge = () => events.nudge();
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   const metricsServer = infra.metrics
     ? await startMetricsServer(infra.metrics.registry, { ...config.metrics, onError: (err) => app.log.error({ err }, 'metrics collection failed') })
@@ -37,6 +43,7 @@ export async function serve(config: Config): Promise<RunningServer> {
       // Load balancers see readiness fail and stop sending new requests during this delay.
       await new Promise((r) => setTimeout(r, config.shutdownDrainMs));
       await app.close(); // waits for in-flight requests
+      await events.stop(); // stops claiming, finishes the batch in flight, closes the channel
       await metricsServer?.close();
       await infra.close();
       app.log.info('stopped');

@@ -11,6 +11,7 @@ import type { RateLimitStats } from '../http/rate-limit.js';
 import type { CacheStats } from '../http/response-cache.js';
 import { operationOf, type QueryObserver } from '../infra/db/observe.js';
 import { AUTH_FAILURE_REASONS, type AuthFailureReason, type AuthRecorder } from '../modules/auth/recorder.js';
+import { TASK_EVENT_TYPES } from '../shared/events.js';
 
 /** Seconds; a fast API: sub-millisecond to seconds. Used for HTTP and database durations. */
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -33,11 +34,14 @@ export class Metrics {
   readonly registry = new Registry();
   /** Handed to the auth hook and AuthService (which know nothing of prom-client). */
   readonly auth: AuthRecorder;
+  /** Handed to the outbox relay: events_published_total{type}, events_publish_failures_total. */
+  readonly events: { published(type: string, count: number): void; publishFailure(): void };
 
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   private readonly dbDuration: Histogram<'operation'>;
   private readonly pools: Pool[] = [];
   private appStats: () => AppStats = () => ({});
+  private outboxSource: (() => Promise<{ pending: number; oldestPendingAgeSeconds: number }>) | undefined;
 
   constructor() {
     const registers = [this.registry];
@@ -100,6 +104,60 @@ export class Metrics {
       failure: (reason: AuthFailureReason) => authFailures.inc({ reason }),
       refreshTokenReuse: () => reuse.inc(),
     };
+
+    const published = new Counter({
+      name: 'events_published_total',
+      help: 'Task events published by the outbox relay and confirmed by the bus, by type',
+      labelNames: ['type'],
+      registers,
+    });
+    for (const type of TASK_EVENT_TYPES) published.inc({ type }, 0);
+    const publishFailures = new Counter({
+      name: 'events_publish_failures_total',
+      help: 'Outbox relay batches that failed to publish (rolled back, retried with backoff)',
+      registers,
+    });
+    this.events = {
+      published: (type: string, count: number) => published.inc({ type }, count),
+      publishFailure: () => publishFailures.inc(),
+    };
+  }
+
+  /**
+   * outbox_pending and outbox_oldest_pending_age_seconds, read from the database at scrape time
+   * (one indexed query over the pending rows). Registered once; a later call replaces the source.
+   */
+  outboxGauges(read: () => Promise<{ pending: number; oldestPendingAgeSeconds: number }>): void {
+    const first = this.outboxSource === undefined;
+    this.outboxSource = read;
+    if (!first) return;
+    const source = () => this.outboxSource!();
+    let last: Promise<{ pending: number; oldestPendingAgeSeconds: number } | undefined> | undefined;
+    // Both gauges are collected in one scrape: share one query.
+    const stats = () => {
+      last ??= source()
+        .catch(() => undefined)
+        .finally(() => setTimeout(() => (last = undefined), 100).unref());
+      return last;
+    };
+    new Gauge({
+      name: 'outbox_pending',
+      help: 'Events written to the outbox and not yet published',
+      registers: [this.registry],
+      async collect() {
+        const s = await stats();
+        if (s) this.set(s.pending);
+      },
+    });
+    new Gauge({
+      name: 'outbox_oldest_pending_age_seconds',
+      help: 'Age of the oldest unpublished event in the outbox (0 when none)',
+      registers: [this.registry],
+      async collect() {
+        const s = await stats();
+        if (s) this.set(s.oldestPendingAgeSeconds);
+      },
+    });
   }
 
   /** One finished HTTP request; `route` is the route template or UNMATCHED_ROUTE. */

@@ -4,6 +4,8 @@ import { and, arrayContains, asc, desc, eq, inArray, isNotNull, sql, type SQL } 
 import type { Db } from '../../infra/db/database.js';
 import { taskPriority, tasks, users, type TaskRow } from '../../infra/db/schema.js';
 import { UUID_RE } from '../../shared/ids.js';
+import { appendEvent } from '../events/outbox.js';
+import { taskEvent } from './events.js';
 
 export type Task = Omit<TaskRow, 'userId'>;
 export type Status = TaskRow['status'];
@@ -107,13 +109,17 @@ export type UpdateOutcome = { kind: 'updated'; task: Task } | { kind: 'not-found
 export class TasksRepository {
   constructor(private readonly db: Db) {}
 
+  /** Inserts the task and its task.created event in one transaction. */
   async insert(userId: string, t: NewTask): Promise<Task> {
     const now = new Date();
-    const [row] = await this.db
-      .insert(tasks)
-      .values({ ...t, userId, createdAt: now, updatedAt: now, completedAt: t.status === 'done' ? now : null })
-      .returning(taskColumns);
-    return row!;
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(tasks)
+        .values({ ...t, userId, createdAt: now, updatedAt: now, completedAt: t.status === 'done' ? now : null })
+        .returning(taskColumns);
+      await appendEvent(tx, 'task', taskEvent('task.created', userId, row!, now));
+      return row!;
+    });
   }
 
   async get(userId: string, id: string): Promise<Task | undefined> {
@@ -121,25 +127,48 @@ export class TasksRepository {
     return row;
   }
 
-  /** Applies changes if the task exists and, when given, is still at expectedVersion. */
+  /**
+   * Applies changes if the task exists and, when given, is still at expectedVersion, and appends
+   * the event in the same transaction: task.completed when the status becomes done, otherwise
+   * task.updated; `changes` names the fields the write set.
+   */
   async update(userId: string, id: string, changes: TaskChanges, expectedVersion?: number): Promise<UpdateOutcome> {
-    const set: Record<string, unknown> = { ...changes, updatedAt: new Date(), version: sql`${tasks.version} + 1` };
+    const now = new Date();
+    const set: Record<string, unknown> = { ...changes, updatedAt: now, version: sql`${tasks.version} + 1` };
     if (changes.status !== undefined) {
       set.completedAt = changes.status === 'done' ? sql`coalesce(${tasks.completedAt}, now())` : null;
     }
-    const [row] = await this.db
-      .update(tasks)
-      .set(set)
-      .where(this.match(userId, id, expectedVersion))
-      .returning(taskColumns);
-    if (row) return { kind: 'updated', task: row };
-    return (await this.exists(userId, id)) ? { kind: 'version-mismatch' } : { kind: 'not-found' };
+    return this.db.transaction(async (tx): Promise<UpdateOutcome> => {
+      let before: Status | undefined;
+      if (changes.status === 'done') {
+        // Whether the status *becomes* done: read it under the row lock the update takes anyway.
+        const [cur] = await tx
+          .select({ status: tasks.status })
+          .from(tasks)
+          .where(and(eq(tasks.userId, userId), eq(tasks.id, id)))
+          .for('update');
+        before = cur?.status;
+      }
+      const [row] = await tx.update(tasks).set(set).where(this.match(userId, id, expectedVersion)).returning(taskColumns);
+      if (row) {
+        const type = changes.status === 'done' && before !== 'done' ? 'task.completed' : 'task.updated';
+        await appendEvent(tx, 'task', taskEvent(type, userId, row, now, Object.keys(changes)));
+        return { kind: 'updated', task: row };
+      }
+      return (await this.exists(userId, id, tx)) ? { kind: 'version-mismatch' } : { kind: 'not-found' };
+    });
   }
 
+  /** Deletes the task and appends task.deleted (with the task as it stood) in one transaction. */
   async delete(userId: string, id: string, expectedVersion?: number): Promise<'deleted' | 'not-found' | 'version-mismatch'> {
-    const rows = await this.db.delete(tasks).where(this.match(userId, id, expectedVersion)).returning({ id: tasks.id });
-    if (rows.length > 0) return 'deleted';
-    return (await this.exists(userId, id)) ? 'version-mismatch' : 'not-found';
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx.delete(tasks).where(this.match(userId, id, expectedVersion)).returning(taskColumns);
+      if (row) {
+        await appendEvent(tx, 'task', taskEvent('task.deleted', userId, row, new Date()));
+        return 'deleted' as const;
+      }
+      return (await this.exists(userId, id, tx)) ? ('version-mismatch' as const) : ('not-found' as const);
+    });
   }
 
   async list(userId: string, filter: TaskFilter, sort: TaskSort, descending: boolean, limit: number, after?: Keyset): Promise<Task[]> {
@@ -187,8 +216,8 @@ export class TasksRepository {
     );
   }
 
-  private async exists(userId: string, id: string): Promise<boolean> {
-    const rows = await this.db
+  private async exists(userId: string, id: string, db: Db = this.db): Promise<boolean> {
+    const rows = await db
       .select({ id: tasks.id })
       .from(tasks)
       .where(and(eq(tasks.userId, userId), eq(tasks.id, id)));

@@ -1,0 +1,273 @@
+// The RabbitMQ adapter of the event bus (amqplib). Publishing: a durable topic exchange, one
+// confirm channel, persistent JSON messages (messageId = event id, type and routing key = event
+// type, traceparent in the headers); publish() resolves only when the broker has confirmed
+// every message. Consuming: a durable queue per consumer name, bound to the exchange, with a
+// dead-letter queue. The connection is opened lazily, with a heartbeat; when the broker goes
+// away, publishing fails (the relay retries with backoff) and consumers reconnect with backoff.
+import { context, propagation, ROOT_CONTEXT } from '@opentelemetry/api';
+import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { TaskEvent, TaskEventHandler } from '../../shared/events.js';
+import { isPoisonMessage } from '../../shared/poison.js';
+import type { BusLogger, EventBus, SubscribeOptions } from './bus.js';
+
+export interface RabbitMqOptions {
+  url: string;
+  exchange: string;
+  log: BusLogger;
+  /** Seconds; amqplib's default is none. */
+  heartbeatSeconds?: number;
+  /** How long publish waits for confirms before it gives up and drops the connection. */
+  confirmTimeoutMs?: number;
+  /** Consumer prefetch per channel. */
+  prefetch?: number;
+  /** Consumer reconnection backoff bounds. */
+  reconnectMinMs?: number;
+  reconnectMaxMs?: number;
+}
+
+interface Subscription {
+  name: string;
+  handler: TaskEventHandler;
+  types: string[];
+}
+
+const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** The URL with a heartbeat, unless it names one already. */
+export function withHeartbeat(url: string, seconds: number): string {
+  const u = new URL(url);
+  if (!u.searchParams.has('heartbeat')) u.searchParams.set('heartbeat', String(seconds));
+  return u.toString();
+}
+
+export class RabbitMqEventBus implements EventBus {
+  readonly kind = 'rabbitmq' as const;
+  private readonly subs: Subscription[] = [];
+  private conn: ChannelModel | undefined;
+  private connecting: Promise<ChannelModel> | undefined;
+  private publishChannel: Promise<ConfirmChannel> | undefined;
+  private consumerChannel: Channel | undefined;
+  private closed = false;
+  private consuming = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private reconnectAttempt = 0;
+
+  constructor(private readonly opts: RabbitMqOptions) {}
+
+  get exchange(): string {
+    return this.opts.exchange;
+  }
+
+  subscribe(name: string, handler: TaskEventHandler, options: SubscribeOptions = {}): void {
+    this.subs.push({ name, handler, types: options.types ?? ['#'] });
+  }
+
+  /** Starts the consumers (if any); a broker that is down is retried in the background. */
+  async start(): Promise<void> {
+    this.consuming = true;
+    if (this.subs.length === 0) return;
+    try {
+      await this.setupConsumers();
+    } catch (err) {
+      this.opts.log.warn({ err: errText(err) }, 'rabbitmq: consumers not started yet, retrying');
+      this.scheduleReconnect();
+    }
+  }
+
+  async publish(events: TaskEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    if (this.closed) throw new Error('event bus is closed');
+    const ch = await this.confirmChannel();
+    const confirms = events.map(
+      (event) =>
+        new Promise<void>((resolve, reject) => {
+          const headers: Record<string, string> = { schemaVersion: String(event.schemaVersion) };
+          if (event.traceContext?.traceparent) headers.traceparent = event.traceContext.traceparent;
+          if (event.traceContext?.tracestate) headers.tracestate = event.traceContext.tracestate;
+          // Published in the writing request's trace context: with tracing on, the amqplib
+          // instrumentation's publish span (and the traceparent it writes) joins that trace.
+          const ctx = event.traceContext ? propagation.extract(ROOT_CONTEXT, event.traceContext) : ROOT_CONTEXT;
+          const options = {
+            persistent: true,
+            contentType: 'application/json',
+            messageId: event.id,
+            type: event.type,
+            timestamp: Math.floor(Date.parse(event.occurredAt) / 1000),
+            headers,
+          };
+          const confirmed = (err: unknown) =>
+            err ? reject(err instanceof Error ? err : new Error('message nacked by the broker')) : resolve();
+          context.with(ctx, () => ch.publish(this.opts.exchange, event.type, Buffer.from(JSON.stringify(event)), options, confirmed));
+        }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('timed out waiting for publisher confirms')), this.opts.confirmTimeoutMs ?? 10_000);
+    });
+    try {
+      await Promise.race([Promise.all(confirms), timeout]);
+    } catch (err) {
+      // Whatever was not confirmed stays pending in the outbox; start over on a fresh connection.
+      this.dropConnection();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    const conn = this.conn;
+    this.conn = undefined;
+    this.publishChannel = undefined;
+    this.consumerChannel = undefined;
+    if (conn) await conn.close().catch(() => undefined);
+  }
+
+  private async connection(): Promise<ChannelModel> {
+    if (this.closed) throw new Error('event bus is closed');
+    if (this.conn) return this.conn;
+    this.connecting ??= (async () => {
+      try {
+        // A broker that accepts TCP but never answers must not hang the relay: 10 s to connect.
+        const conn = await connect(withHeartbeat(this.opts.url, this.opts.heartbeatSeconds ?? 15), { timeout: 10_000 });
+        conn.on('error', (err: Error) => this.opts.log.warn({ err: err.message }, 'rabbitmq connection error'));
+        conn.on('close', () => {
+          if (this.conn !== conn) return;
+          this.conn = undefined;
+          this.publishChannel = undefined;
+          this.consumerChannel = undefined;
+          if (!this.closed) {
+            this.opts.log.warn({}, 'rabbitmq connection closed');
+            if (this.consuming && this.subs.length > 0) this.scheduleReconnect();
+          }
+        });
+        if (this.closed) {
+          await conn.close().catch(() => undefined);
+          throw new Error('event bus is closed');
+        }
+        this.conn = conn;
+        return conn;
+      } finally {
+        this.connecting = undefined;
+      }
+    })();
+    return this.connecting;
+  }
+
+  private confirmChannel(): Promise<ConfirmChannel> {
+    this.publishChannel ??= (async () => {
+      const conn = await this.connection();
+      const ch = await conn.createConfirmChannel();
+      ch.on('error', (err: Error) => this.opts.log.warn({ err: err.message }, 'rabbitmq publish channel error'));
+      ch.on('close', () => {
+        if (this.publishChannel === current) this.publishChannel = undefined;
+      });
+      await ch.assertExchange(this.opts.exchange, 'topic', { durable: true });
+      return ch;
+    })();
+    const current = this.publishChannel;
+    current.catch(() => {
+      if (this.publishChannel === current) this.publishChannel = undefined;
+    });
+    return current;
+  }
+
+  private dropConnection(): void {
+    const conn = this.conn;
+    this.conn = undefined;
+    this.publishChannel = undefined;
+    this.consumerChannel = undefined;
+    if (conn) {
+      conn.close().catch(() => undefined);
+      if (this.consuming && this.subs.length > 0 && !this.closed) this.scheduleReconnect();
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.reconnectTimer) return;
+    const min = this.opts.reconnectMinMs ?? 200;
+    const max = this.opts.reconnectMaxMs ?? 10_000;
+    const delay = Math.min(max, min * 2 ** this.reconnectAttempt) * (0.8 + Math.random() * 0.4);
+    this.reconnectAttempt++;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.setupConsumers().then(
+        () => {
+          this.reconnectAttempt = 0;
+          this.opts.log.info({}, 'rabbitmq consumers connected');
+        },
+        (err: unknown) => {
+          this.opts.log.warn({ err: errText(err) }, 'rabbitmq reconnect failed');
+          this.scheduleReconnect();
+        },
+      );
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  private async setupConsumers(): Promise<void> {
+    if (this.closed || this.consumerChannel) return;
+    const conn = await this.connection();
+    const ch = await conn.createChannel();
+    ch.on('error', (err: Error) => this.opts.log.warn({ err: err.message }, 'rabbitmq consumer channel error'));
+    ch.on('close', () => {
+      // The channel alone can close (a channel error): consume again on a new one.
+      if (this.consumerChannel !== ch) return;
+      this.consumerChannel = undefined;
+      if (this.conn && !this.closed) this.scheduleReconnect();
+    });
+    await ch.prefetch(this.opts.prefetch ?? 20);
+    const ex = this.opts.exchange;
+    await ch.assertExchange(ex, 'topic', { durable: true });
+    const dlx = `${ex}.dead`;
+    await ch.assertExchange(dlx, 'direct', { durable: true });
+    for (const sub of this.subs) {
+      const queue = `${ex}.${sub.name}`;
+      await ch.assertQueue(`${queue}.dead`, { durable: true });
+      await ch.bindQueue(`${queue}.dead`, dlx, queue);
+      await ch.assertQueue(queue, { durable: true, deadLetterExchange: dlx, deadLetterRoutingKey: queue });
+      for (const t of sub.types) await ch.bindQueue(queue, ex, t);
+      await ch.consume(queue, (msg) => {
+        if (msg) void this.handle(ch, sub, msg);
+      });
+    }
+    this.consumerChannel = ch;
+  }
+
+  /**
+   * Acks after the handler succeeds. A poison message (not JSON, or the handler says so) goes to
+   * the dead-letter queue at once; another failure is redelivered once, then dead-lettered.
+   */
+  private async handle(ch: Channel, sub: Subscription, msg: ConsumeMessage): Promise<void> {
+    let event: TaskEvent;
+    try {
+      event = JSON.parse(msg.content.toString('utf8')) as TaskEvent;
+    } catch {
+      this.opts.log.error({ consumer: sub.name, messageId: msg.properties.messageId as unknown }, 'event is not JSON; dead-lettered');
+      this.settle(() => ch.nack(msg, false, false));
+      return;
+    }
+    try {
+      await sub.handler(event);
+      this.settle(() => ch.ack(msg));
+    } catch (err) {
+      const retry = !isPoisonMessage(err) && !msg.fields.redelivered;
+      this.opts.log[retry ? 'warn' : 'error'](
+        { consumer: sub.name, eventId: event.id, type: event.type, err: errText(err) },
+        retry ? 'event handler failed; redelivering' : 'event handler failed; dead-lettered',
+      );
+      this.settle(() => ch.nack(msg, false, retry));
+    }
+  }
+
+  /** The channel may be gone (broker restart): the broker then redelivers the message anyway. */
+  private settle(fn: () => void): void {
+    try {
+      fn();
+    } catch {
+      // channel closed: unacked messages are requeued by the broker
+    }
+  }
+}

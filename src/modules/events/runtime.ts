@@ -1,0 +1,77 @@
+// Wires the event side of a process: the bus the configuration asks for, the consumers, and the
+// outbox relay. Used by `task-api serve` (with the HTTP API) and `task-api worker` (without).
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../../config.js';
+import type { Database } from '../../infra/db/database.js';
+import type { Metrics } from '../../observability/metrics.js';
+import { InProcessEventBus, type EventBus } from './bus.js';
+import { consumerModules, type RegisterConsumers } from './consumers.js';
+import { OutboxRepository } from './outbox.js';
+import { RabbitMqEventBus } from './rabbitmq.js';
+import { OutboxRelay } from './relay.js';
+
+export function createEventBus(config: Config, log: FastifyBaseLogger): EventBus {
+  const { amqpUrl, exchange } = config.events;
+  return amqpUrl ? new RabbitMqEventBus({ url: amqpUrl, exchange, log }) : new InProcessEventBus(log);
+}
+
+export interface EventsRuntimeOptions {
+  config: Config;
+  database: Database;
+  log: FastifyBaseLogger;
+  metrics?: Metrics | undefined;
+  /** Defaults to the process's bus from the configuration. */
+  bus?: EventBus;
+  /** Defaults to consumerModules (consumers.ts). */
+  consumers?: RegisterConsumers[];
+  /** Run the relay here; defaults to OUTBOX_RELAY_ENABLED. */
+  relay?: boolean;
+}
+
+export interface EventsRuntime {
+  bus: EventBus;
+  relay: OutboxRelay | undefined;
+  /** Wakes the relay after a local write (no-op without a relay). */
+  nudge(): void;
+  /** Stops claiming, finishes the batch in flight, stops the consumers, closes the bus. */
+  stop(): Promise<void>;
+}
+
+export async function startEvents(opts: EventsRuntimeOptions): Promise<EventsRuntime> {
+  const { config, database, log } = opts;
+  const bus = opts.bus ?? createEventBus(config, log);
+  const outbox = new OutboxRepository(database.db);
+  const stops: (() => Promise<void>)[] = [];
+  for (const register of opts.consumers ?? consumerModules) {
+    const stop = await register(bus, { database, config, log, metrics: opts.metrics });
+    if (stop) stops.push(stop);
+  }
+  await bus.start();
+  opts.metrics?.outboxGauges(() => outbox.stats());
+  const relay =
+    (opts.relay ?? config.events.relayEnabled)
+      ? new OutboxRelay({
+          outbox,
+          publish: (events) => bus.publish(events),
+          log,
+          recorder: opts.metrics?.events,
+          pollMs: config.events.pollMs,
+          batchSize: config.events.batchSize,
+          retentionHours: config.events.retentionHours,
+          // PGlite is one connection: a claiming transaction would make handlers that write wait on it.
+          locking: database.kind === 'postgres',
+        })
+      : undefined;
+  relay?.start();
+  log.info({ bus: bus.kind, exchange: bus.kind === 'rabbitmq' ? config.events.exchange : undefined, relay: relay !== undefined }, 'events started');
+  return {
+    bus,
+    relay,
+    nudge: () => relay?.nudge(),
+    async stop() {
+      await relay?.stop();
+      for (const stop of stops) await stop().catch((err: unknown) => log.warn({ err }, 'consumer stop failed'));
+      await bus.close();
+    },
+  };
+}

@@ -1,0 +1,205 @@
+// The delivery worker: a loop that claims due webhook deliveries and email jobs (FOR UPDATE SKIP
+// LOCKED, then a lease), sends them, and records each attempt. Any number of instances can run
+// it side by side. Failures are retried with exponential backoff and full jitter up to
+// WEBHOOK_MAX_ATTEMPTS.
+import http from 'node:http';
+import https from 'node:https';
+import type { LookupFunction } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../../config.js';
+import type { Database } from '../../infra/db/database.js';
+import { uuidv7 } from '../../shared/ids.js';
+import { NotificationsRepository, type ClaimedDelivery } from './repository.js';
+import { sign } from './signature.js';
+import { resolveTarget, TargetRefused } from './targets.js';
+
+type WebhookConfig = Config['notifications']['webhooks'];
+const BATCH = 20;
+const LEASE_MARGIN_MS = 30_000;
+const MAX_ERROR_LENGTH = 500;
+
+/** Full jitter: a random delay between 0 and min(cap, base * 2^(attempt-1)). */
+export function backoffMs(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.floor(Math.random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1)));
+}
+
+interface PostResult {
+  status: number | null;
+  error: string | null;
+}
+
+/** POSTs body to url, connecting only to the address resolveTarget checked (no DNS rebinding). */
+async function post(url: string, body: string, headers: Record<string, string>, cfg: WebhookConfig): Promise<PostResult> {
+  let target;
+  try {
+    target = await resolveTarget(url, cfg.allowPrivateTargets);
+  } catch (err) {
+    if (err instanceof TargetRefused) return { status: null, error: `target refused: ${err.message}` };
+    throw err;
+  }
+  const pinned: LookupFunction = (_host, options, callback) => {
+    if (options.all) callback(null, [{ address: target.address, family: target.family }]);
+    else callback(null, target.address, target.family);
+  };
+  const u = new URL(url);
+  const client = u.protocol === 'https:' ? https : http;
+  return new Promise<PostResult>((resolve) => {
+    const req = client.request(
+      u,
+      {
+        method: 'POST',
+        lookup: pinned,
+        timeout: cfg.timeoutMs,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'task-api-webhooks/1', ...headers },
+      },
+      (res) => {
+        // The status decides; the body is drained (within the same deadline) and ignored.
+        resolve({ status: res.statusCode ?? null, error: null });
+        res.on('error', () => undefined);
+        res.resume();
+      },
+    );
+    const timer = setTimeout(() => req.destroy(new Error(`timed out after ${cfg.timeoutMs} ms`)), cfg.timeoutMs);
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${cfg.timeoutMs} ms`)));
+    req.on('error', (err) => resolve({ status: null, error: err.message }));
+    req.on('close', () => clearTimeout(timer));
+    req.end(body);
+  });
+}
+
+export interface Mailer {
+  send(message: { to: string; subject: string; text: string }): Promise<void>;
+  close(): void;
+}
+
+export async function createMailer(smtpUrl: string, from: string): Promise<Mailer> {
+  const { createTransport } = await import('nodemailer');
+  const transport = createTransport(smtpUrl, { from });
+  return {
+    send: async (m) => {
+      await transport.sendMail({ to: m.to, subject: m.subject, text: m.text });
+    },
+    close: () => transport.close(),
+  };
+}
+
+export interface DeliveryWorker {
+  /** One pass: claims and sends what is due; returns how many items it handled. */
+  runOnce(): Promise<number>;
+  /** Stops the loop and waits for the pass in progress (bounded by the HTTP timeout). */
+  stop(): Promise<void>;
+}
+
+export interface DeliveryWorkerDeps {
+  database: Database;
+  config: Config;
+  log: FastifyBaseLogger;
+  /** Pause between passes when nothing was due. */
+  pollIntervalMs?: number;
+}
+
+export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
+  const repo = new NotificationsRepository(deps.database.db);
+  const cfg = deps.config.notifications.webhooks;
+  const { log } = deps;
+  let mailer: Promise<Mailer> | undefined;
+  const smtpUrl = deps.config.notifications.smtpUrl;
+  const getMailer = () => (mailer ??= createMailer(smtpUrl!, deps.config.notifications.mailFrom));
+
+  async function deliver(d: ClaimedDelivery): Promise<void> {
+    let result: PostResult;
+    if (!d.active) result = { status: null, error: 'webhook is inactive' };
+    else {
+      const body = JSON.stringify({ id: d.id, event: d.payload });
+      const timestamp = Math.floor(Date.now() / 1000);
+      result = await post(
+        d.url,
+        body,
+        { 'webhook-id': d.id, 'webhook-timestamp': String(timestamp), 'webhook-signature': sign(d.secret, timestamp, body) },
+        cfg,
+      );
+    }
+    const ok = result.status !== null && result.status >= 200 && result.status < 300;
+    const error = ok ? null : (result.error ?? `HTTP ${result.status}`).slice(0, MAX_ERROR_LENGTH);
+    await repo.transaction(async (tx) => {
+      await tx.finishDelivery(d.id, { status: ok ? 'succeeded' : 'failed', responseStatus: result.status, error });
+      if (!ok && d.active && d.attempt < cfg.maxAttempts) {
+        const next = new Date(Date.now() + backoffMs(d.attempt, cfg.backoffBaseMs, cfg.backoffMaxMs));
+        await tx.insertDeliveries([{ id: uuidv7(), webhookId: d.webhookId, eventId: d.eventId, attempt: d.attempt + 1, payload: d.payload, nextAttemptAt: next }]);
+      }
+    });
+    if (!ok) log.warn({ deliveryId: d.id, webhookId: d.webhookId, attempt: d.attempt, status: result.status, error }, 'webhook delivery failed');
+  }
+
+  async function sendEmails(): Promise<number> {
+    if (!smtpUrl) return 0;
+    const due = await repo.claimEmails(BATCH, new Date(Date.now() + cfg.timeoutMs * 6 + LEASE_MARGIN_MS));
+    for (const e of due) {
+      try {
+        await (await getMailer()).send({ to: e.recipient, subject: e.subject, text: e.body });
+        await repo.finishEmail(e.id, { status: 'succeeded', error: null });
+      } catch (err) {
+        const error = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH);
+        const retry = e.attempts < cfg.maxAttempts;
+        await repo.finishEmail(e.id, {
+          status: retry ? 'pending' : 'failed',
+          error,
+          ...(retry ? { nextAttemptAt: new Date(Date.now() + backoffMs(e.attempts, cfg.backoffBaseMs, cfg.backoffMaxMs)) } : {}),
+        });
+        log.warn({ emailId: e.id, attempt: e.attempts, error }, 'email delivery failed');
+      }
+    }
+    return due.length;
+  }
+
+  async function runOnce(): Promise<number> {
+    const claimed = await repo.claimDeliveries(BATCH, new Date(Date.now() + cfg.timeoutMs + LEASE_MARGIN_MS));
+    await Promise.all(
+      claimed.map((d) => deliver(d).catch((err: unknown) => log.error({ err, deliveryId: d.id }, 'webhook delivery could not be recorded'))),
+    );
+    return claimed.length + (await sendEmails());
+  }
+
+  return {
+    runOnce,
+    async stop() {
+      if (mailer) (await mailer).close();
+    },
+  };
+}
+
+/** Starts the loop; stop() ends it after the pass in progress. For serve (and a worker process). */
+export function startDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
+  const worker = createDeliveryWorker(deps);
+  const pollMs = deps.pollIntervalMs ?? 1000;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let current: Promise<void> = Promise.resolve();
+
+  const pass = async () => {
+    let handled = 0;
+    try {
+      // A full batch means more may be due: go again at once, bounded so the loop yields.
+      for (let i = 0; i < 10 && !stopped; i++) {
+        handled = await worker.runOnce();
+        if (handled < BATCH) break;
+      }
+    } catch (err) {
+      deps.log.error({ err }, 'delivery worker pass failed');
+    }
+    if (!stopped) timer = setTimeout(schedule, pollMs);
+  };
+  function schedule() {
+    current = pass();
+  }
+  schedule();
+  return {
+    runOnce: () => worker.runOnce(),
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await current;
+      await worker.stop();
+    },
+  };
+}
