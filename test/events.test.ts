@@ -272,6 +272,48 @@ describe('relay to RabbitMQ', () => {
 });
 
 describe('RabbitMQ consumers', () => {
+  it('a failing handler is retried with backoff until it succeeds (effect once); past x-delivery-limit the message is dead-lettered', async () => {
+    const t = await createTestApp();
+    const exchange = testExchange();
+    const attempts = new Map<string, number>();
+    const effects: string[] = [];
+    const consumerBus = new RabbitMqEventBus({ url: AMQP_URL, exchange, log: silentLog, deliveryLimit: 3, retryBaseMs: 20 });
+    consumerBus.subscribe('retry', async (e) => {
+      const n = (attempts.get(e.id) ?? 0) + 1;
+      attempts.set(e.id, n);
+      if (e.data.task.title === 'flaky' && n <= 2) throw new Error('transient failure');
+      if (e.data.task.title === 'broken') throw new Error('always fails');
+      effects.push(e.data.task.title);
+    });
+    try {
+      await consumerBus.start();
+      const s = await register(t.app);
+      const req = as(t.app, s.accessToken);
+      for (const title of ['flaky', 'broken']) await req({ method: 'POST', url: '/v1/tasks', payload: { title } });
+      const { bus, relay } = relayOf(t.database, exchange);
+      expect(await relay.drain()).toBe(2);
+      await bus.close();
+      const { connect } = await import('amqplib');
+      const conn = await connect(AMQP_URL);
+      const ch = await conn.createChannel();
+      let dead: Awaited<ReturnType<typeof ch.get>> = false;
+      for (let i = 0; i < 400 && !dead; i++) {
+        dead = await ch.get(`${exchange}.retry.dead`, { noAck: true });
+        if (!dead) await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(effects).toEqual(['flaky']);
+      expect(dead && (JSON.parse(dead.content.toString('utf8')) as TaskEvent).data.task.title).toBe('broken');
+      // The queue is a quorum queue: the broker counted the deliveries (limit 3 -> 4 attempts).
+      expect([...attempts.values()].sort()).toEqual([3, 4]);
+      await conn.close();
+    } finally {
+      await consumerBus.close();
+      await deleteExchange(exchange, AMQP_URL, [`${exchange}.retry`, `${exchange}.retry.dead`]).catch(() => undefined);
+      await deleteExchange(`${exchange}.dead`).catch(() => undefined);
+      await t.close();
+    }
+  });
+
   it('a subscribed handler receives each event once; a poison event goes to the dead-letter queue', async () => {
     const t = await createTestApp();
     const exchange = testExchange();

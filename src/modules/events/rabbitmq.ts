@@ -20,6 +20,13 @@ export interface RabbitMqOptions {
   confirmTimeoutMs?: number;
   /** Consumer prefetch per channel. */
   prefetch?: number;
+  /**
+   * Deliveries of one message before the broker dead-letters it (quorum queue x-delivery-limit;
+   * RabbitMQ 3.10 has no default, so it is always set). Default 5.
+   */
+  deliveryLimit?: number;
+  /** First retry delay of a failed handler; doubles per delivery, with full jitter, capped at 30 s. */
+  retryBaseMs?: number;
   /** Consumer reconnection backoff bounds. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
@@ -227,7 +234,12 @@ export class RabbitMqEventBus implements EventBus {
       const queue = `${ex}.${sub.name}`;
       await ch.assertQueue(`${queue}.dead`, { durable: true });
       await ch.bindQueue(`${queue}.dead`, dlx, queue);
-      await ch.assertQueue(queue, { durable: true, deadLetterExchange: dlx, deadLetterRoutingKey: queue });
+      await ch.assertQueue(queue, {
+        durable: true,
+        deadLetterExchange: dlx,
+        deadLetterRoutingKey: queue,
+        arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': this.opts.deliveryLimit ?? 5 },
+      });
       for (const t of sub.types) await ch.bindQueue(queue, ex, t);
       await ch.consume(queue, (msg) => {
         if (msg) void this.handle(ch, sub, msg);
@@ -238,7 +250,8 @@ export class RabbitMqEventBus implements EventBus {
 
   /**
    * Acks after the handler succeeds. A poison message (not JSON, or the handler says so) goes to
-   * the dead-letter queue at once; another failure is redelivered once, then dead-lettered.
+   * the dead-letter queue at once. Another failure is requeued after a backoff; the quorum
+   * queue counts deliveries and dead-letters the message past x-delivery-limit.
    */
   private async handle(ch: Channel, sub: Subscription, msg: ConsumeMessage): Promise<void> {
     let event: TaskEvent;
@@ -253,12 +266,17 @@ export class RabbitMqEventBus implements EventBus {
       await sub.handler(event);
       this.settle(() => ch.ack(msg));
     } catch (err) {
-      const retry = !isPoisonMessage(err) && !msg.fields.redelivered;
-      this.opts.log[retry ? 'warn' : 'error'](
-        { consumer: sub.name, eventId: event.id, type: event.type, err: errText(err) },
-        retry ? 'event handler failed; redelivering' : 'event handler failed; dead-lettered',
+      const poison = isPoisonMessage(err);
+      const deliveries = Number((msg.properties.headers)?.['x-delivery-count'] ?? 0);
+      this.opts.log[poison ? 'error' : 'warn'](
+        { consumer: sub.name, eventId: event.id, type: event.type, deliveries: deliveries + 1, err: errText(err) },
+        poison ? 'event rejected as poison; dead-lettered' : 'event handler failed; requeued after a backoff',
       );
-      this.settle(() => ch.nack(msg, false, retry));
+      if (!poison) {
+        const cap = Math.min(30_000, (this.opts.retryBaseMs ?? 200) * 2 ** deliveries);
+        await new Promise((r) => setTimeout(r, Math.random() * cap));
+      }
+      this.settle(() => ch.nack(msg, false, !poison));
     }
   }
 
