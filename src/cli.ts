@@ -10,7 +10,9 @@ const USAGE = `usage: task-api <command>
   worker                    run the outbox relay and the event consumers, without HTTP
   migrate                   apply database migrations
   create-admin <email>      create or promote an admin; password from ADMIN_PASSWORD or stdin
-  openapi                   print the OpenAPI document`;
+  openapi                   print the OpenAPI document
+  dead-letters list|replay <consumer> [limit]
+                            show, or move back to the consumer's queue, its dead-lettered events`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -119,6 +121,24 @@ async function main(argv: string[]): Promise<number> {
         return ensureAdmin(db, { email, password }, { info: () => undefined });
       });
       console.log(`admin ${email}: ${outcome}`);
+      return 0;
+    }
+    case 'dead-letters': {
+      const [action, consumer, limitArg] = args;
+      const limit = limitArg === undefined ? 100 : Number(limitArg);
+      if ((action !== 'list' && action !== 'replay') || !consumer || !Number.isInteger(limit) || limit < 1) {
+        console.error(USAGE);
+        return 2;
+      }
+      if (!config.events.amqpUrl) {
+        console.error('dead-letters: AMQP_URL is not set (the in-process bus keeps no dead-letter queue)');
+        return 2;
+      }
+      const dl = await import('./modules/events/dead-letters.js');
+      const run = action === 'list' ? dl.listDeadLetters : dl.replayDeadLetters;
+      const letters = await run(config.events.amqpUrl, config.events.exchange, consumer, limit);
+      for (const l of letters) console.log(JSON.stringify({ messageId: l.messageId, type: l.type, reason: l.reason, deaths: l.deaths }));
+      console.log(`${action === 'list' ? 'dead letters' : 'replayed'}: ${letters.length}`);
       return 0;
     }
     case 'openapi': {

@@ -1,0 +1,82 @@
+// Operator tools for a consumer's dead-letter queue (<exchange>.<consumer>.dead): list what is
+// there, and replay it into that consumer's queue only (other consumers already had it).
+import { connect, type GetMessage } from 'amqplib';
+
+export interface DeadLetter {
+  messageId: string | undefined;
+  type: string | undefined;
+  /** Why RabbitMQ dead-lettered it, from the x-death header (rejected, delivery_limit, ...). */
+  reason: string | undefined;
+  deaths: number;
+  body: string;
+}
+
+interface Death {
+  reason?: string;
+  count?: number;
+}
+
+const deadQueue = (exchange: string, consumer: string) => `${exchange}.${consumer}.dead`;
+
+function describe(msg: GetMessage): DeadLetter {
+  const deaths = ((msg.properties.headers)?.['x-death'] ?? []) as Death[];
+  return {
+    messageId: msg.properties.messageId as string | undefined,
+    type: msg.properties.type as string | undefined,
+    reason: deaths[0]?.reason,
+    deaths: deaths.reduce((n, d) => n + (d.count ?? 1), 0),
+    body: msg.content.toString('utf8'),
+  };
+}
+
+/** Reads up to `limit` dead letters and puts them all back: the queue is unchanged. */
+export async function listDeadLetters(url: string, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
+  const conn = await connect(url);
+  try {
+    const ch = await conn.createChannel();
+    const seen: DeadLetter[] = [];
+    for (let i = 0; i < limit; i++) {
+      const msg = await ch.get(deadQueue(exchange, consumer), { noAck: false });
+      if (!msg) break;
+      seen.push(describe(msg));
+    }
+    ch.nackAll(true);
+    await ch.close();
+    return seen;
+  } finally {
+    await conn.close();
+  }
+}
+
+/**
+ * Moves up to `limit` dead letters back to the consumer's queue: each is republished (same
+ * messageId, type, headers) on a confirm channel and removed from the dead-letter queue only
+ * after the broker confirmed the copy, so a crash in between duplicates rather than loses.
+ */
+export async function replayDeadLetters(url: string, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
+  const conn = await connect(url);
+  try {
+    const ch = await conn.createConfirmChannel();
+    const replayed: DeadLetter[] = [];
+    for (let i = 0; i < limit; i++) {
+      const msg = await ch.get(deadQueue(exchange, consumer), { noAck: false });
+      if (!msg) break;
+      const { 'x-death': _death, 'x-first-death-exchange': _e, 'x-first-death-queue': _q, 'x-first-death-reason': _r, ...headers } =
+        (msg.properties.headers ?? {}) as Record<string, unknown>;
+      ch.sendToQueue(`${exchange}.${consumer}`, msg.content, {
+        persistent: true,
+        contentType: msg.properties.contentType as string | undefined,
+        messageId: msg.properties.messageId as string | undefined,
+        type: msg.properties.type as string | undefined,
+        headers: { ...headers, 'x-replayed': true },
+      });
+      await ch.waitForConfirms();
+      ch.ack(msg);
+      replayed.push(describe(msg));
+    }
+    await ch.close();
+    return replayed;
+  } finally {
+    await conn.close();
+  }
+}
