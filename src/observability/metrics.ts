@@ -11,6 +11,7 @@ import type { RateLimitStats } from '../http/rate-limit.js';
 import type { CacheStats } from '../http/response-cache.js';
 import { operationOf, type QueryObserver } from '../infra/db/observe.js';
 import { AUTH_FAILURE_REASONS, type AuthFailureReason, type AuthRecorder } from '../modules/auth/recorder.js';
+import type { ConsumeRecorder } from '../modules/events/bus.js';
 import { TASK_EVENT_TYPES } from '../shared/events.js';
 
 /** Seconds; a fast API: sub-millisecond to seconds. Used for HTTP and database durations. */
@@ -36,6 +37,11 @@ export class Metrics {
   readonly auth: AuthRecorder;
   /** Handed to the outbox relay: events_published_total{type}, events_publish_failures_total. */
   readonly events: { published(type: string, count: number): void; publishFailure(): void };
+  /**
+   * Handed to the event bus (startEvents): events_consumed_total, events_consume_failures_total
+   * and events_dead_lettered_total, by consumer (subscription name).
+   */
+  readonly consumers: Required<ConsumeRecorder>;
 
   private readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   private readonly dbDuration: Histogram<'operation'>;
@@ -120,6 +126,33 @@ export class Metrics {
     this.events = {
       published: (type: string, count: number) => published.inc({ type }, count),
       publishFailure: () => publishFailures.inc(),
+    };
+
+    const consumed = new Counter({
+      name: 'events_consumed_total',
+      help: 'Task events a consumer of this process handled successfully (acked), by consumer',
+      labelNames: ['consumer'],
+      registers,
+    });
+    const consumeFailures = new Counter({
+      name: 'events_consume_failures_total',
+      help: 'Task event deliveries whose handler failed and that will be delivered again, by consumer',
+      labelNames: ['consumer'],
+      registers,
+    });
+    const deadLettered = new Counter({
+      name: 'events_dead_lettered_total',
+      help: 'Task event deliveries given up on (poison, not JSON, failed past the delivery limit), by consumer',
+      labelNames: ['consumer'],
+      registers,
+    });
+    this.consumers = {
+      subscribed: (consumer: string) => {
+        for (const c of [consumed, consumeFailures, deadLettered]) c.inc({ consumer }, 0);
+      },
+      consumed: (consumer: string) => consumed.inc({ consumer }),
+      failed: (consumer: string) => consumeFailures.inc({ consumer }),
+      deadLettered: (consumer: string) => deadLettered.inc({ consumer }),
     };
   }
 

@@ -31,6 +31,21 @@ export interface BusLogger {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * Counts what consumers do with deliveries (the Metrics registry implements it; the buses know
+ * nothing of prom-client). `consumer` is the subscription name: a bounded label.
+ */
+export interface ConsumeRecorder {
+  /** Registered (counters start at 0). */
+  subscribed?(consumer: string): void;
+  /** The handler succeeded (RabbitMQ: acked). */
+  consumed(consumer: string): void;
+  /** The handler failed and the event will be delivered again. */
+  failed(consumer: string): void;
+  /** Given up: poison, not JSON, or failed past the delivery limit (the dead-letter queue). */
+  deadLettered(consumer: string): void;
+}
+
 const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** Does a topic pattern (`*` one word, `#` any) match a routing key? */
@@ -57,10 +72,14 @@ export class InProcessEventBus implements EventBus {
   /** Events a handler gave up on, by consumer name (tests, logs). */
   readonly dead: { consumer: string; eventId: string; error: string }[] = [];
 
-  constructor(private readonly log?: BusLogger) {}
+  constructor(
+    private readonly log?: BusLogger,
+    private readonly recorder?: ConsumeRecorder,
+  ) {}
 
   subscribe(name: string, handler: TaskEventHandler, options: SubscribeOptions = {}): void {
     this.handlers.push({ name, handler, types: options.types ?? ['#'] });
+    this.recorder?.subscribed?.(name);
   }
 
   async start(): Promise<void> {}
@@ -78,9 +97,14 @@ export class InProcessEventBus implements EventBus {
     for (let attempt = 1; ; attempt++) {
       try {
         await handler(event);
+        this.recorder?.consumed(name);
         return;
       } catch (err) {
-        if (!isPoisonMessage(err) && attempt < 2) continue;
+        if (!isPoisonMessage(err) && attempt < 2) {
+          this.recorder?.failed(name);
+          continue;
+        }
+        this.recorder?.deadLettered(name);
         this.dead.push({ consumer: name, eventId: event.id, error: errText(err) });
         this.log?.error({ consumer: name, eventId: event.id, type: event.type, err: errText(err) }, 'event handler failed; event dropped');
         return;

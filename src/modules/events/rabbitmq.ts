@@ -8,7 +8,7 @@ import { context, propagation, ROOT_CONTEXT } from '@opentelemetry/api';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { TaskEvent, TaskEventHandler } from '../../shared/events.js';
 import { isPoisonMessage } from '../../shared/poison.js';
-import type { BusLogger, EventBus, SubscribeOptions } from './bus.js';
+import type { BusLogger, ConsumeRecorder, EventBus, SubscribeOptions } from './bus.js';
 
 export interface RabbitMqOptions {
   url: string;
@@ -30,6 +30,8 @@ export interface RabbitMqOptions {
   /** Consumer reconnection backoff bounds. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
+  /** Counts consumed, failed (requeued) and dead-lettered deliveries per consumer. */
+  recorder?: ConsumeRecorder;
 }
 
 interface Subscription {
@@ -67,6 +69,7 @@ export class RabbitMqEventBus implements EventBus {
 
   subscribe(name: string, handler: TaskEventHandler, options: SubscribeOptions = {}): void {
     this.subs.push({ name, handler, types: options.types ?? ['#'] });
+    this.opts.recorder?.subscribed?.(name);
   }
 
   /** Starts the consumers (if any); a broker that is down is retried in the background. */
@@ -252,6 +255,9 @@ export class RabbitMqEventBus implements EventBus {
    * Acks after the handler succeeds. A poison message (not JSON, or the handler says so) goes to
    * the dead-letter queue at once. Another failure is requeued after a backoff; the quorum
    * queue counts deliveries and dead-letters the message past x-delivery-limit.
+   * The recorder counts each outcome; a requeue the broker will dead-letter (this delivery's
+   * x-delivery-count has reached the limit) counts as dead-lettered, not as a failure. Deliveries
+   * the broker counts without a handler failure (a consumer that died before acking) are not seen.
    */
   private async handle(ch: Channel, sub: Subscription, msg: ConsumeMessage): Promise<void> {
     let event: TaskEvent;
@@ -259,15 +265,21 @@ export class RabbitMqEventBus implements EventBus {
       event = JSON.parse(msg.content.toString('utf8')) as TaskEvent;
     } catch {
       this.opts.log.error({ consumer: sub.name, messageId: msg.properties.messageId as unknown }, 'event is not JSON; dead-lettered');
+      this.opts.recorder?.deadLettered(sub.name);
       this.settle(() => ch.nack(msg, false, false));
       return;
     }
     try {
       await sub.handler(event);
+      this.opts.recorder?.consumed(sub.name);
       this.settle(() => ch.ack(msg));
     } catch (err) {
       const poison = isPoisonMessage(err);
       const deliveries = Number((msg.properties.headers)?.['x-delivery-count'] ?? 0);
+      // The broker dead-letters a requeued message whose count goes past x-delivery-limit.
+      const lastDelivery = deliveries >= (this.opts.deliveryLimit ?? 5);
+      if (poison || lastDelivery) this.opts.recorder?.deadLettered(sub.name);
+      else this.opts.recorder?.failed(sub.name);
       this.opts.log[poison ? 'error' : 'warn'](
         { consumer: sub.name, eventId: event.id, type: event.type, deliveries: deliveries + 1, err: errText(err) },
         poison ? 'event rejected as poison; dead-lettered' : 'event handler failed; requeued after a backoff',

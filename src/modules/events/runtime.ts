@@ -4,15 +4,15 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../../config.js';
 import type { Database } from '../../infra/db/database.js';
 import type { Metrics } from '../../observability/metrics.js';
-import { InProcessEventBus, type EventBus } from './bus.js';
+import { InProcessEventBus, type ConsumeRecorder, type EventBus } from './bus.js';
 import { consumerModules, type RegisterConsumers } from './consumers.js';
 import { OutboxRepository } from './outbox.js';
 import { RabbitMqEventBus } from './rabbitmq.js';
 import { OutboxRelay } from './relay.js';
 
-export function createEventBus(config: Config, log: FastifyBaseLogger): EventBus {
+export function createEventBus(config: Config, log: FastifyBaseLogger, recorder?: ConsumeRecorder): EventBus {
   const { amqpUrl, exchange } = config.events;
-  return amqpUrl ? new RabbitMqEventBus({ url: amqpUrl, exchange, log }) : new InProcessEventBus(log);
+  return amqpUrl ? new RabbitMqEventBus({ url: amqpUrl, exchange, log, recorder }) : new InProcessEventBus(log, recorder);
 }
 
 export interface EventsRuntimeOptions {
@@ -20,7 +20,7 @@ export interface EventsRuntimeOptions {
   database: Database;
   log: FastifyBaseLogger;
   metrics?: Metrics | undefined;
-  /** Defaults to the process's bus from the configuration. */
+  /** Defaults to the process's bus from the configuration (its consumers counted in `metrics`). */
   bus?: EventBus;
   /** Defaults to consumerModules (consumers.ts). */
   consumers?: RegisterConsumers[];
@@ -39,7 +39,7 @@ export interface EventsRuntime {
 
 export async function startEvents(opts: EventsRuntimeOptions): Promise<EventsRuntime> {
   const { config, database, log } = opts;
-  const bus = opts.bus ?? createEventBus(config, log);
+  const bus = opts.bus ?? createEventBus(config, log, opts.metrics?.consumers);
   const outbox = new OutboxRepository(database.db);
   const stops: (() => Promise<void>)[] = [];
   for (const register of opts.consumers ?? consumerModules) {
