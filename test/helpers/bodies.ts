@@ -2,24 +2,14 @@
 import type { Static } from 'typebox';
 import type { LoginBody, RefreshBody } from '../../src/modules/auth/schemas.js';
 import type { AdminUpdateUserBody } from '../../src/modules/users/schemas.js';
+import type { TaskSnapshot } from '../../src/shared/events.js';
 
 export type LoginInput = Static<typeof LoginBody>;
 export type RefreshInput = Static<typeof RefreshBody>;
 export type AdminUpdateInput = Static<typeof AdminUpdateUserBody>;
 
-export interface TaskBody {
-  id: string;
-  title: string;
-  description: string | null;
-  status: 'todo' | 'in_progress' | 'done';
-  priority: 'low' | 'medium' | 'high' | 'urgent';
-  dueAt: string | null;
-  tags: string[];
-  createdAt: string;
-  updatedAt: string;
-  completedAt: string | null;
-  version: number;
-}
+/** A task as the API returns it: the same shape events carry. */
+export type TaskBody = TaskSnapshot;
 
 export interface PageBody<T = TaskBody> {
   data: T[];
