@@ -55,9 +55,6 @@ export interface AppDeps {
   eventsWritten?: () => void;
 }
 
-// Log options live with the rest of observability; re-exported for callers of buildApp.
-export { loggerOptions } from './observability/logging.js';
-
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config } = deps;
   const app = Fastify({

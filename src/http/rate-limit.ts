@@ -3,7 +3,7 @@
 // while Redis is not ready (a per-instance quota, never an error or a wait). Embedded (no Redis):
 // in-memory limiters only.
 //
-// - 'default' on every request except health, metrics and docs: keyed by the user when the auth
+// - 'default' on every request except health and docs: keyed by the user when the auth
 //   hook (which runs before this one) authenticated the request, else by the client IP
 //   (request.ip, which trusts X-Forwarded-For only from TRUST_PROXY).
 // - Routes add policies by name in config.rateLimit; those are consumed in preValidation, once
@@ -40,8 +40,8 @@ export interface RateLimitStats {
   rejected: Record<RateLimitPolicyName, number>;
 }
 
-/** Never limited: probes, metrics scrapes and the API docs. Matched on the route pattern. */
-const EXEMPT = new Set(['/health', '/health/live', '/metrics', '/openapi.json', '/docs']);
+/** Never limited: probes and the API docs (/metrics has a port of its own). Matched on the route pattern. */
+const EXEMPT = new Set(['/health', '/health/live', '/openapi.json', '/docs']);
 const isExempt = (url: string | undefined) => url !== undefined && (EXEMPT.has(url) || url.startsWith('/docs/'));
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('base64url');
