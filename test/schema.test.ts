@@ -7,7 +7,17 @@ import postgres from 'postgres';
 import { openDatabase, type Database } from '../src/infra/db/database.js';
 import { migrate } from '../src/infra/db/migrate.js';
 import { ADMIN_DATABASE_URL, databaseUrl } from './setup/services.js';
-import { outbox, tasks, users } from '../src/infra/db/schema.js';
+import {
+  emailDeliveries,
+  notificationPreferences,
+  notifications,
+  outbox,
+  processedEvents,
+  tasks,
+  users,
+  webhookDeliveries,
+  webhooks,
+} from '../src/infra/db/schema.js';
 import { readdirSync } from 'node:fs';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 
@@ -23,7 +33,7 @@ afterAll(async () => {
 });
 
 describe('schema', () => {
-  it.each([users, tasks, outbox] as PgTable[])('Drizzle columns match the migrated table %#', async (table) => {
+  it.each([users, tasks, outbox, processedEvents, notificationPreferences, notifications, webhooks, webhookDeliveries, emailDeliveries] as PgTable[])('Drizzle columns match the migrated table %#', async (table) => {
     const name = getTableName(table);
     const rows = await database.raw.query<{ column_name: string; is_nullable: string }>(
       `select column_name, is_nullable from information_schema.columns where table_schema = 'public' and table_name = $1`,
