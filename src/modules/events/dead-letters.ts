@@ -29,23 +29,40 @@ function describe(msg: GetMessage): DeadLetter {
   };
 }
 
-/** Reads up to `limit` dead letters and puts them all back: the queue is unchanged. */
-export async function listDeadLetters(url: string, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
+type Confirming = Awaited<ReturnType<Awaited<ReturnType<typeof connect>>['createConfirmChannel']>>;
+
+/**
+ * Takes up to `limit` messages from the consumer's dead-letter queue, unacknowledged, and hands
+ * each to `take`; whatever `take` leaves unsettled is put back when the walk ends.
+ */
+async function walkDeadLetters(
+  url: string,
+  exchange: string,
+  consumer: string,
+  limit: number,
+  take: (ch: Confirming, msg: GetMessage) => Promise<void>,
+): Promise<DeadLetter[]> {
   const conn = await connect(url);
   try {
-    const ch = await conn.createChannel();
-    const seen: DeadLetter[] = [];
+    const ch = await conn.createConfirmChannel();
+    const walked: DeadLetter[] = [];
     for (let i = 0; i < limit; i++) {
       const msg = await ch.get(deadQueue(exchange, consumer), { noAck: false });
       if (!msg) break;
-      seen.push(describe(msg));
+      await take(ch, msg);
+      walked.push(describe(msg));
     }
     ch.nackAll(true);
     await ch.close();
-    return seen;
+    return walked;
   } finally {
     await conn.close();
   }
+}
+
+/** Reads up to `limit` dead letters and puts them all back: the queue is unchanged. */
+export function listDeadLetters(url: string, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
+  return walkDeadLetters(url, exchange, consumer, limit, async () => undefined);
 }
 
 /**
@@ -53,30 +70,18 @@ export async function listDeadLetters(url: string, exchange: string, consumer: s
  * messageId, type, headers) on a confirm channel and removed from the dead-letter queue only
  * after the broker confirmed the copy, so a crash in between duplicates rather than loses.
  */
-export async function replayDeadLetters(url: string, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
-  const conn = await connect(url);
-  try {
-    const ch = await conn.createConfirmChannel();
-    const replayed: DeadLetter[] = [];
-    for (let i = 0; i < limit; i++) {
-      const msg = await ch.get(deadQueue(exchange, consumer), { noAck: false });
-      if (!msg) break;
-      const { 'x-death': _death, 'x-first-death-exchange': _e, 'x-first-death-queue': _q, 'x-first-death-reason': _r, ...headers } =
-        (msg.properties.headers ?? {}) as Record<string, unknown>;
-      ch.sendToQueue(`${exchange}.${consumer}`, msg.content, {
-        persistent: true,
-        contentType: msg.properties.contentType as string | undefined,
-        messageId: msg.properties.messageId as string | undefined,
-        type: msg.properties.type as string | undefined,
-        headers: { ...headers, 'x-replayed': true },
-      });
-      await ch.waitForConfirms();
-      ch.ack(msg);
-      replayed.push(describe(msg));
-    }
-    await ch.close();
-    return replayed;
-  } finally {
-    await conn.close();
-  }
+export function replayDeadLetters(url: string, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
+  return walkDeadLetters(url, exchange, consumer, limit, async (ch, msg) => {
+    const { 'x-death': _death, 'x-first-death-exchange': _e, 'x-first-death-queue': _q, 'x-first-death-reason': _r, ...headers } =
+      (msg.properties.headers ?? {}) as Record<string, unknown>;
+    ch.sendToQueue(`${exchange}.${consumer}`, msg.content, {
+      persistent: true,
+      contentType: msg.properties.contentType as string | undefined,
+      messageId: msg.properties.messageId as string | undefined,
+      type: msg.properties.type as string | undefined,
+      headers: { ...headers, 'x-replayed': true },
+    });
+    await ch.waitForConfirms();
+    ch.ack(msg);
+  });
 }
