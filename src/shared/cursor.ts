@@ -21,3 +21,19 @@ export function decodeCursor(cursor: string, tag: string, arity: number): string
   if (t !== tag) throw invalid(`it was issued for another sort order (${t})`);
   return values;
 }
+
+/** One page of a keyset-paginated list. */
+export interface Page<T> {
+  data: T[];
+  nextCursor: string | null;
+}
+
+/**
+ * Lists fetch limit + 1 rows: the extra row only says another page exists, and the cursor is
+ * made from the last row shown.
+ */
+export function pageOf<T>(rows: T[], limit: number, cursorOf: (last: T) => string): Page<T> {
+  const data = rows.slice(0, limit);
+  const last = data[data.length - 1];
+  return { data, nextCursor: rows.length > limit && last !== undefined ? cursorOf(last) : null };
+}

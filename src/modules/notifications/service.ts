@@ -2,23 +2,17 @@
 // or delivery is indistinguishable from a missing one.
 import { randomBytes } from 'node:crypto';
 import type { Actor } from '../../shared/actor.js';
-import { decodeCursor, encodeCursor } from '../../shared/cursor.js';
+import { decodeCursor, encodeCursor, pageOf, type Page } from '../../shared/cursor.js';
 import { badRequest, notFound } from '../../shared/errors.js';
 import { UUID_RE, uuidv7 } from '../../shared/ids.js';
 import type { NotificationsRepository, Notification, Preferences, Webhook, WebhookDelivery } from './repository.js';
 import type { CreateWebhookInput, ListInput, ListNotificationsInput, UpdatePreferencesInput, UpdateWebhookInput } from './schemas.js';
 import { resolveTarget, TargetRefused } from './targets.js';
 
-export interface Page<T> {
-  data: T[];
-  nextCursor: string | null;
-}
-
-function pageOf<T extends { id: string }>(rows: T[], limit: number, tag: string): Page<T> {
-  const data = rows.slice(0, limit);
-  const last = data[data.length - 1];
-  return { data, nextCursor: rows.length > limit && last ? encodeCursor(tag, [last.id]) : null };
-}
+const byId =
+  (tag: string) =>
+  (last: { id: string }): string =>
+    encodeCursor(tag, [last.id]);
 
 function afterOf(cursor: string | undefined, tag: string): string | undefined {
   if (cursor === undefined) return undefined;
@@ -33,7 +27,7 @@ export class NotificationsService {
   async list(actor: Actor, q: ListNotificationsInput): Promise<Page<Notification>> {
     const limit = q.limit ?? 20;
     const rows = await this.repo.listNotifications(actor.userId, q.unread === true, limit + 1, afterOf(q.cursor, 'notifications'));
-    return pageOf(rows, limit, 'notifications');
+    return pageOf(rows, limit, byId('notifications'));
   }
 
   async markRead(actor: Actor, id: string): Promise<Notification> {
@@ -82,7 +76,7 @@ export class WebhooksService {
 
   async list(actor: Actor, q: ListInput): Promise<Page<Webhook>> {
     const limit = q.limit ?? 20;
-    return pageOf(await this.repo.listWebhooks(actor.userId, limit + 1, afterOf(q.cursor, 'webhooks')), limit, 'webhooks');
+    return pageOf(await this.repo.listWebhooks(actor.userId, limit + 1, afterOf(q.cursor, 'webhooks')), limit, byId('webhooks'));
   }
 
   async get(actor: Actor, id: string): Promise<Webhook> {
@@ -106,7 +100,7 @@ export class WebhooksService {
   async deliveries(actor: Actor, id: string, q: ListInput): Promise<Page<WebhookDelivery>> {
     await this.get(actor, id);
     const limit = q.limit ?? 20;
-    return pageOf(await this.repo.listDeliveries(id, limit + 1, afterOf(q.cursor, 'deliveries')), limit, 'deliveries');
+    return pageOf(await this.repo.listDeliveries(id, limit + 1, afterOf(q.cursor, 'deliveries')), limit, byId('deliveries'));
   }
 
   /** Queues the delivery's event again, now, as a new attempt of the same webhook and event. */

@@ -1,7 +1,7 @@
 // Task use cases. Every call is scoped to the actor: another user's task is indistinguishable
 // from a missing one.
 import type { Actor } from '../../shared/actor.js';
-import { decodeCursor, encodeCursor } from '../../shared/cursor.js';
+import { decodeCursor, encodeCursor, pageOf, type Page } from '../../shared/cursor.js';
 import { isForeignKeyViolation } from '../../shared/db-errors.js';
 import { badRequest, forbidden, notFound, preconditionFailed, unauthorized } from '../../shared/errors.js';
 import { uuidv7 } from '../../shared/ids.js';
@@ -19,11 +19,6 @@ import {
   type TasksRepository,
 } from './repository.js';
 import type { CreateTaskInput, ListTasksInput, UpdateTaskInput } from './schemas.js';
-
-export interface Page<T> {
-  data: T[];
-  nextCursor: string | null;
-}
 
 
 function taskNotFound(): never {
@@ -107,9 +102,7 @@ export class TasksService {
       q: q.q,
     };
     const rows = await this.repo.list(actor.userId, filter, sort, descending, limit + 1, after);
-    const data = rows.slice(0, limit);
-    const last = data[data.length - 1];
-    return { data, nextCursor: rows.length > limit && last ? encodeCursor(sortParam, keysetOf(sort, last).values) : null };
+    return pageOf(rows, limit, (last) => encodeCursor(sortParam, keysetOf(sort, last).values));
   }
 
   async listAll(actor: Actor, q: { limit?: number; cursor?: string; userId?: string }) {
@@ -117,9 +110,7 @@ export class TasksService {
     const limit = q.limit ?? 20;
     const after = q.cursor === undefined ? undefined : this.keyset('admin', 'createdAt', q.cursor);
     const rows = await this.repo.listWithOwners(limit + 1, q.userId, after);
-    const data = rows.slice(0, limit);
-    const last = data[data.length - 1];
-    return { data, nextCursor: rows.length > limit && last ? encodeCursor('admin', keysetOf('createdAt', last).values) : null };
+    return pageOf(rows, limit, (last) => encodeCursor('admin', keysetOf('createdAt', last).values));
   }
 
   private keyset(tag: string, sort: TaskSort, cursor: string) {

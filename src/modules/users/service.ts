@@ -1,5 +1,6 @@
 // Profiles and admin user management. Access is decided here, whatever the route says.
 import type { Actor, Role } from '../../shared/actor.js';
+import { pageOf, type Page } from '../../shared/cursor.js';
 import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../shared/errors.js';
 import { hashPassword, verifyPassword } from '../auth/passwords.js';
 import type { User, UserChanges, UsersRepository } from './repository.js';
@@ -13,11 +14,6 @@ export interface ProfileUpdate {
 export interface AdminUserUpdate {
   name?: string | null;
   role?: Role;
-}
-
-export interface Page<T> {
-  data: T[];
-  nextCursor: string | null;
 }
 
 /** Ends every session of a user (implemented by the auth module's token store). */
@@ -67,8 +63,7 @@ export class UsersService {
     this.requireAdmin(actor);
     const after = cursor === undefined ? undefined : decodeUserCursor(cursor);
     const rows = await this.repo.list(limit + 1, after);
-    const data = rows.slice(0, limit);
-    return { data, nextCursor: rows.length > limit ? encodeUserCursor(data[data.length - 1]!.id) : null };
+    return pageOf(rows, limit, (last) => encodeUserCursor(last.id));
   }
 
   async get(actor: Actor, id: string): Promise<User> {
