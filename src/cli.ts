@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// task-api <command>: serve | worker | migrate | create-admin <email> | openapi
+// task-api <command>: serve | worker | migrate | create-admin <email> | openapi | dead-letters | seed
 // Only the configuration is imported up front: when tracing is on, its SDK must start before the
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -11,6 +11,8 @@ const USAGE = `usage: task-api <command>
   migrate                   apply database migrations
   create-admin <email>      create or promote an admin; password from ADMIN_PASSWORD or stdin
   openapi                   print the OpenAPI document
+  seed --users N --tasks-per-user M [--seed S] [--prefix P] [--password PW]
+                            fill the database with generated users and tasks (benchmarks, demos)
   dead-letters list|replay <consumer> [limit]
                             show, or move back to the consumer's queue, its dead-lettered events`;
 
@@ -140,6 +142,10 @@ async function main(argv: string[]): Promise<number> {
       for (const l of letters) console.log(JSON.stringify({ messageId: l.messageId, type: l.type, reason: l.reason, deaths: l.deaths }));
       console.log(`${action === 'list' ? 'dead letters' : 'replayed'}: ${letters.length}`);
       return 0;
+    }
+    case 'seed': {
+      const { seedCommand } = await import('./operations/seed.js');
+      return seedCommand(args, config);
     }
     case 'openapi': {
       const { openApiDocument, serialiseDocument } = await import('./operations/openapi.js');
