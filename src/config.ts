@@ -54,6 +54,7 @@ const EnvSchema = Type.Object({
   OUTBOX_POLL_MS: Type.Optional(Int(10, 60000)),
   OUTBOX_BATCH: Type.Optional(Int(1, 10000)),
   OUTBOX_RETENTION_HOURS: Type.Optional(Int(1, 8760)),
+  EVENTS_DELIVERY_LIMIT: Type.Optional(Int(1, 100)),
   SMTP_URL: Type.Optional(Type.String({ pattern: '^smtps?://' })),
   MAIL_FROM: Type.Optional(Type.String({ minLength: 3, pattern: '@' })),
   WEBHOOK_ALLOW_PRIVATE_TARGETS: Type.Optional(Bool),
@@ -61,6 +62,7 @@ const EnvSchema = Type.Object({
   WEBHOOK_TIMEOUT_MS: Type.Optional(Int(100, 60000)),
   WEBHOOK_BACKOFF_BASE_MS: Type.Optional(Int(0, 3600000)),
   WEBHOOK_BACKOFF_MAX_MS: Type.Optional(Int(0, 86400000)),
+  DELIVERY_RETENTION_DAYS: Type.Optional(Int(1, 3650)),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -90,12 +92,23 @@ export interface Config {
   logstash: { host: string; port: number } | undefined;
   rateLimit: { enabled: boolean; policies: Record<RateLimitPolicyName, RateLimitPolicy> };
   /** Task events: the outbox relay and the bus (RabbitMQ with AMQP_URL, in process without). */
-  events: { amqpUrl: string | undefined; exchange: string; relayEnabled: boolean; pollMs: number; batchSize: number; retentionHours: number };
+  events: {
+    amqpUrl: string | undefined;
+    exchange: string;
+    relayEnabled: boolean;
+    pollMs: number;
+    batchSize: number;
+    retentionHours: number;
+    /** Deliveries of one event to one consumer before it is dead-lettered (both buses). */
+    deliveryLimit: number;
+  };
   /** Notifications: email over SMTP (off without SMTP_URL) and webhook delivery. */
   notifications: {
     smtpUrl: string | undefined;
     mailFrom: string;
     webhooks: { allowPrivateTargets: boolean; maxAttempts: number; timeoutMs: number; backoffBaseMs: number; backoffMaxMs: number };
+    /** Finished webhook and email deliveries are deleted after this many days. */
+    deliveryRetentionDays: number;
   };
 }
 
@@ -247,6 +260,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       pollMs: int(env.OUTBOX_POLL_MS, 200),
       batchSize: int(env.OUTBOX_BATCH, 100),
       retentionHours: int(env.OUTBOX_RETENTION_HOURS, 24),
+      deliveryLimit: int(env.EVENTS_DELIVERY_LIMIT, 5),
     },
     rateLimit: {
       enabled: bool(env.RATE_LIMIT_ENABLED, true),
@@ -270,6 +284,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         backoffBaseMs: int(env.WEBHOOK_BACKOFF_BASE_MS, 10000),
         backoffMaxMs: int(env.WEBHOOK_BACKOFF_MAX_MS, 6 * 3600 * 1000),
       },
+      deliveryRetentionDays: int(env.DELIVERY_RETENTION_DAYS, 30),
     },
   };
 }

@@ -284,7 +284,8 @@ export class RabbitMqEventBus implements EventBus {
         { consumer: sub.name, eventId: event.id, type: event.type, deliveries: deliveries + 1, err: errText(err) },
         poison ? 'event rejected as poison; dead-lettered' : 'event handler failed; requeued after a backoff',
       );
-      if (!poison) {
+      // The backoff spaces out redeliveries; the delivery the broker will dead-letter skips it.
+      if (!poison && !lastDelivery) {
         const cap = Math.min(30_000, (this.opts.retryBaseMs ?? 200) * 2 ** deliveries);
         await new Promise((r) => setTimeout(r, Math.random() * cap));
       }

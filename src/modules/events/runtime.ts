@@ -12,7 +12,7 @@ import { OutboxRelay } from './relay.js';
 
 export function createEventBus(config: Config, log: FastifyBaseLogger, recorder?: ConsumeRecorder): EventBus {
   const { amqpUrl, exchange } = config.events;
-  return amqpUrl ? new RabbitMqEventBus({ url: amqpUrl, exchange, log, recorder }) : new InProcessEventBus(log, recorder);
+  return amqpUrl ? new RabbitMqEventBus({ url: amqpUrl, exchange, log, recorder, deliveryLimit: config.events.deliveryLimit }) : new InProcessEventBus(log, recorder);
 }
 
 export interface EventsRuntimeOptions {
