@@ -133,8 +133,17 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       if (!config.events.amqpUrl) {
-        console.error('dead-letters: AMQP_URL is not set (the in-process bus keeps no dead-letter queue)');
-        return 2;
+        // The in-process bus keeps its dead letters in the database (event_retries).
+        const { EventRetries } = await import('./modules/events/retries.js');
+        const letters = await withDatabase(config, async (db) => {
+          const retries = new EventRetries(db.db);
+          return action === 'list' ? retries.dead(consumer, limit) : retries.replay(consumer, limit);
+        });
+        for (const l of letters) {
+          console.log(JSON.stringify({ messageId: l.eventId, type: l.type, reason: l.reason, deaths: l.attempts, error: l.lastError }));
+        }
+        console.log(`${action === 'list' ? 'dead letters' : 'replayed'}: ${letters.length}`);
+        return 0;
       }
       const dl = await import('./modules/events/dead-letters.js');
       const run = action === 'list' ? dl.listDeadLetters : dl.replayDeadLetters;

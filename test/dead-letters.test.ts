@@ -70,10 +70,4 @@ describe('task-api dead-letters', () => {
     expect(received).toEqual(['fine', 'poison']);
     expect((await runCli(['dead-letters', 'list', 'ops'], env)).stdout).toContain('dead letters: 0');
   });
-
-  it('refuses without a broker and explains why', async () => {
-    const res = await runCli(['dead-letters', 'list', 'ops'], {});
-    expect(res.code).toBe(2);
-    expect(res.stderr).toContain('AMQP_URL');
-  });
 });

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerNotifications } from '../src/modules/notifications/register.js';
 import { startEvents, type EventsRuntime } from '../src/modules/events/runtime.js';
 import { InProcessEventBus } from '../src/modules/events/bus.js';
+import { EventRetries } from '../src/modules/events/retries.js';
 import { as, createTestApp, register, type TestApp } from './helpers/app.js';
 import type { PageBody, TaskBody } from './helpers/bodies.js';
 
@@ -14,7 +15,7 @@ let bus: InProcessEventBus;
 
 beforeAll(async () => {
   t = await createTestApp();
-  bus = new InProcessEventBus();
+  bus = new InProcessEventBus({ retries: new EventRetries(t.database.db) });
   events = await startEvents({ config: t.config, database: t.database, log: pino({ level: 'silent' }), bus, consumers: [registerNotifications], relay: true });
 });
 afterAll(async () => {
@@ -38,6 +39,6 @@ describe('notifications behind the event bus', () => {
     }
     expect(list.data.map((n) => n.type)).toEqual(['task.completed', 'task.created']);
     expect(list.data.every((n) => n.taskId === task.id && n.title.includes('Through the bus'))).toBe(true);
-    expect(bus.dead).toEqual([]);
+    expect(await t.database.raw.query('select consumer, event_id from event_retries')).toEqual([]);
   });
 });

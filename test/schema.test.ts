@@ -9,6 +9,7 @@ import { migrate } from '../src/infra/db/migrate.js';
 import { ADMIN_DATABASE_URL, databaseUrl } from './setup/services.js';
 import {
   emailDeliveries,
+  eventRetries,
   notificationPreferences,
   notifications,
   outbox,
@@ -33,7 +34,7 @@ afterAll(async () => {
 });
 
 describe('schema', () => {
-  it.each([users, tasks, outbox, processedEvents, notificationPreferences, notifications, webhooks, webhookDeliveries, emailDeliveries] as PgTable[])('Drizzle columns match the migrated table %#', async (table) => {
+  it.each([users, tasks, outbox, processedEvents, notificationPreferences, notifications, webhooks, webhookDeliveries, emailDeliveries, eventRetries] as PgTable[])('Drizzle columns match the migrated table %#', async (table) => {
     const name = getTableName(table);
     const rows = await database.raw.query<{ column_name: string; is_nullable: string }>(
       `select column_name, is_nullable from information_schema.columns where table_schema = 'public' and table_name = $1`,

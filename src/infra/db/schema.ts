@@ -134,6 +134,24 @@ export const outbox = pgTable('outbox', {
   attempts: integer('attempts').notNull().default(0),
 });
 
+/** migrations/0004_event_retries.sql: the in-process bus's retries and dead letters. */
+export const eventRetries = pgTable(
+  'event_retries',
+  {
+    consumer: text('consumer').notNull(),
+    eventId: uuid('event_id').notNull(),
+    type: text('type').notNull(),
+    payload: jsonb('payload').$type<TaskEvent>().notNull(),
+    attempts: integer('attempts').notNull(),
+    nextAttemptAt: ts('next_attempt_at').notNull(),
+    lastError: text('last_error').notNull(),
+    reason: text('reason', { enum: ['failed', 'poison'] }).notNull().default('failed'),
+    deadAt: ts('dead_at'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.consumer, t.eventId] })],
+);
+
 export const schema = { users, tasks, outbox };
 export type UserRow = typeof users.$inferSelect;
 export type TaskRow = typeof tasks.$inferSelect;

@@ -3,6 +3,7 @@
 // (rabbitmq.ts, with AMQP_URL) and in process (below, the embedded default).
 import type { TaskEvent, TaskEventHandler, TaskEventType } from '../../shared/events.js';
 import { isPoisonMessage } from '../../shared/poison.js';
+import type { EventRetries } from './retries.js';
 
 export interface SubscribeOptions {
   /** Routing keys to receive (RabbitMQ topic patterns); every task event by default. */
@@ -59,58 +60,117 @@ export function topicMatches(pattern: string, key: string): boolean {
   return re.test(key);
 }
 
+/** Where the in-process bus keeps failed deliveries (EventRetries, on the database). */
+export type RetryStore = Pick<EventRetries, 'recordFailure' | 'claimDue' | 'succeeded'>;
+
+export interface InProcessBusOptions {
+  retries: RetryStore;
+  log?: BusLogger | undefined;
+  recorder?: ConsumeRecorder | undefined;
+  /** Deliveries of one event to one consumer before it is dead-lettered (EVENTS_DELIVERY_LIMIT). */
+  deliveryLimit?: number;
+  /** Backoff of the n-th retry: a random delay up to min(maxBackoffMs, retryBaseMs * 2^(n-1)). */
+  retryBaseMs?: number;
+  maxBackoffMs?: number;
+  /** How often the retry loop looks for due retries. */
+  retryPollMs?: number;
+}
+
+const LEASE_MS = 60_000;
+const RETRY_BATCH = 50;
+
 /**
  * Embedded mode (no AMQP_URL): the relay hands each batch from the outbox to the handlers
  * registered in this process, in order, and marks it published once they have run. A handler
- * that throws is retried once at once; a poison event, or a second failure, is logged and
- * counted as dead (the in-process dead-letter queue) so that one bad event cannot stall the
- * outbox. A crash before the batch is marked published delivers it again (at least once).
+ * that throws does not hold up the others: its failure is stored in event_retries (before the
+ * batch counts as published, so a crash cannot lose it) and a retry loop runs it again with
+ * exponential backoff and full jitter, up to the delivery limit; then it is a dead letter in the
+ * same table (`task-api dead-letters`). A poison event is a dead letter at once. A crash before
+ * the batch is marked published delivers it again (at least once), as with RabbitMQ.
  */
 export class InProcessEventBus implements EventBus {
   readonly kind = 'in-process' as const;
-  private readonly handlers: { name: string; handler: TaskEventHandler; types: string[] }[] = [];
-  /** Events a handler gave up on, by consumer name (tests, logs). */
-  readonly dead: { consumer: string; eventId: string; error: string }[] = [];
+  private readonly handlers = new Map<string, { handler: TaskEventHandler; types: string[] }>();
+  private readonly limit: number;
+  private timer: NodeJS.Timeout | undefined;
+  private retrying: Promise<void> | undefined;
+  private closed = false;
 
-  constructor(
-    private readonly log?: BusLogger,
-    private readonly recorder?: ConsumeRecorder,
-  ) {}
-
-  subscribe(name: string, handler: TaskEventHandler, options: SubscribeOptions = {}): void {
-    this.handlers.push({ name, handler, types: options.types ?? ['#'] });
-    this.recorder?.subscribed?.(name);
+  constructor(private readonly opts: InProcessBusOptions) {
+    this.limit = opts.deliveryLimit ?? 5;
   }
 
-  async start(): Promise<void> {}
+  subscribe(name: string, handler: TaskEventHandler, options: SubscribeOptions = {}): void {
+    this.handlers.set(name, { handler, types: options.types ?? ['#'] });
+    this.opts.recorder?.subscribed?.(name);
+  }
+
+  async start(): Promise<void> {
+    this.closed = false;
+    this.schedule();
+  }
 
   async publish(events: TaskEvent[]): Promise<void> {
     for (const event of events) {
-      for (const h of this.handlers) {
+      for (const [name, h] of this.handlers) {
         if (!h.types.some((t) => topicMatches(t, event.type))) continue;
-        await this.deliver(h.name, h.handler, event);
+        await this.deliver(name, h.handler, event, 0);
       }
     }
   }
 
-  private async deliver(name: string, handler: TaskEventHandler, event: TaskEvent): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await handler(event);
-        this.recorder?.consumed(name);
-        return;
-      } catch (err) {
-        if (!isPoisonMessage(err) && attempt < 2) {
-          this.recorder?.failed(name);
-          continue;
-        }
-        this.recorder?.deadLettered(name);
-        this.dead.push({ consumer: name, eventId: event.id, error: errText(err) });
-        this.log?.error({ consumer: name, eventId: event.id, type: event.type, err: errText(err) }, 'event handler failed; event dropped');
-        return;
+  /** Runs the retries due now (the loop calls it; tests may too). Returns how many ran. */
+  async retryDue(): Promise<number> {
+    const due = await this.opts.retries.claimDue(RETRY_BATCH, new Date(Date.now() + LEASE_MS));
+    for (const r of due) {
+      const h = this.handlers.get(r.consumer);
+      if (!h) continue; // not subscribed in this process: its lease runs out for one that is
+      await this.deliver(r.consumer, h.handler, r.event, r.attempts);
+    }
+    return due.length;
+  }
+
+  /** One delivery; `before` deliveries happened already. Throws only when the failure could not be stored. */
+  private async deliver(name: string, handler: TaskEventHandler, event: TaskEvent, before: number): Promise<void> {
+    const attempts = before + 1;
+    try {
+      await handler(event);
+      this.opts.recorder?.consumed(name);
+      if (before > 0) await this.opts.retries.succeeded(name, event.id);
+      return;
+    } catch (err) {
+      const poison = isPoisonMessage(err);
+      const dead = poison || attempts >= this.limit;
+      const context = { consumer: name, eventId: event.id, type: event.type, attempts, err: errText(err) };
+      if (dead) {
+        await this.opts.retries.recordFailure(name, event, attempts, errText(err), { dead: poison ? 'poison' : 'failed' });
+        this.opts.recorder?.deadLettered(name);
+        this.opts.log?.error(context, poison ? 'event rejected as poison; dead-lettered' : 'event handler failed past the delivery limit; dead-lettered');
+      } else {
+        const cap = Math.min(this.opts.maxBackoffMs ?? 30_000, (this.opts.retryBaseMs ?? 200) * 2 ** (attempts - 1));
+        await this.opts.retries.recordFailure(name, event, attempts, errText(err), { at: new Date(Date.now() + Math.random() * cap) });
+        this.opts.recorder?.failed(name);
+        this.opts.log?.warn(context, 'event handler failed; retry scheduled');
       }
     }
   }
 
-  async close(): Promise<void> {}
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.retrying = this.retryDue().then(
+        () => undefined,
+        (err: unknown) => this.opts.log?.warn({ err: errText(err) }, 'event retries: claiming failed'),
+      );
+      void this.retrying.then(() => this.schedule());
+    }, this.opts.retryPollMs ?? 500);
+    this.timer.unref();
+  }
+
+  /** Stops the retry loop, after the round in flight (its leases end; nothing is lost). */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.retrying;
+  }
 }

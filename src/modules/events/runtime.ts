@@ -9,10 +9,13 @@ import { consumerModules, type RegisterConsumers } from './consumers.js';
 import { OutboxRepository } from './outbox.js';
 import { RabbitMqEventBus } from './rabbitmq.js';
 import { OutboxRelay } from './relay.js';
+import { EventRetries } from './retries.js';
 
-export function createEventBus(config: Config, log: FastifyBaseLogger, recorder?: ConsumeRecorder): EventBus {
-  const { amqpUrl, exchange } = config.events;
-  return amqpUrl ? new RabbitMqEventBus({ url: amqpUrl, exchange, log, recorder, deliveryLimit: config.events.deliveryLimit }) : new InProcessEventBus(log, recorder);
+export function createEventBus(config: Config, database: Database, log: FastifyBaseLogger, recorder?: ConsumeRecorder): EventBus {
+  const { amqpUrl, exchange, deliveryLimit } = config.events;
+  return amqpUrl
+    ? new RabbitMqEventBus({ url: amqpUrl, exchange, log, recorder, deliveryLimit })
+    : new InProcessEventBus({ retries: new EventRetries(database.db), log, recorder, deliveryLimit });
 }
 
 export interface EventsRuntimeOptions {
@@ -39,7 +42,7 @@ export interface EventsRuntime {
 
 export async function startEvents(opts: EventsRuntimeOptions): Promise<EventsRuntime> {
   const { config, database, log } = opts;
-  const bus = opts.bus ?? createEventBus(config, log, opts.metrics?.consumers);
+  const bus = opts.bus ?? createEventBus(config, database, log, opts.metrics?.consumers);
   const outbox = new OutboxRepository(database.db);
   const stops: (() => Promise<void>)[] = [];
   for (const register of opts.consumers ?? consumerModules) {
