@@ -31,6 +31,7 @@ import { TasksService } from './modules/tasks/service.js';
 import { UsersRepository } from './modules/users/repository.js';
 import { usersRoutes } from './modules/users/routes.js';
 import { UsersService } from './modules/users/service.js';
+import { ALL_MODULES, type ModuleName } from './modules/selection.js';
 import type { Metrics } from './observability/metrics.js';
 import { VERSION } from './version.js';
 
@@ -53,6 +54,8 @@ export interface AppDeps {
   metrics?: Metrics | undefined;
   /** Told after a task write committed its event to the outbox (wakes the relay; optional). */
   eventsWritten?: () => void;
+  /** The feature modules whose routes this process serves (default: all of them). */
+  modules?: ReadonlySet<ModuleName>;
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -115,10 +118,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const health = deps.health ?? { draining: false };
   const checks: HealthCheck[] = [{ name: 'database', critical: true, check: () => deps.database.ping() }, ...(deps.healthChecks ?? [])];
   healthRoutes(app, { checks, state: health });
-  jwksRoute(app, { keys: deps.keys });
-  authRoutes(app, { auth });
-  usersRoutes(app, { users });
-  tasksRoutes(app, { tasks });
-  notificationsRoutes(app, { notifications, webhooks });
+  const modules = deps.modules ?? ALL_MODULES;
+  if (modules.has('auth')) {
+    jwksRoute(app, { keys: deps.keys });
+    authRoutes(app, { auth });
+  }
+  if (modules.has('users')) usersRoutes(app, { users });
+  if (modules.has('tasks')) tasksRoutes(app, { tasks });
+  if (modules.has('notifications')) notificationsRoutes(app, { notifications, webhooks });
   return app;
 }

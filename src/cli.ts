@@ -4,9 +4,11 @@
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { Database } from './infra/db/database.js';
+import { parseModules, type ModuleName } from './modules/selection.js';
 
 const USAGE = `usage: task-api <command>
-  serve                     start the HTTP API (default)
+  serve [--modules LIST]    start the HTTP API (default); LIST picks modules from
+                            auth,users,tasks,notifications (all by default)
   worker                    run the outbox relay and the event consumers, without HTTP
   migrate                   apply database migrations
   create-admin <email>      create or promote an admin; password from ADMIN_PASSWORD or stdin
@@ -48,17 +50,38 @@ async function flushTraces(stopTracing: (() => Promise<void>) | undefined, log: 
   }
 }
 
+/** `serve [--modules a,b]`: the feature modules to run (all when the flag is absent). */
+function modulesOf(args: string[]): ReadonlySet<ModuleName> | undefined {
+  const rest = [...args];
+  let modules: ReadonlySet<ModuleName> | undefined;
+  while (rest.length > 0) {
+    const arg = rest.shift()!;
+    const inline = /^--modules=(.*)$/.exec(arg);
+    if (inline) modules = parseModules(inline[1]!);
+    else if (arg === '--modules') modules = parseModules(rest.shift() ?? '');
+    else throw new Error(`serve: unknown argument "${arg}"`);
+  }
+  return modules;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command = 'serve', ...args] = argv;
   const config = loadConfig();
   switch (command) {
     case 'serve': {
+      try {
+        modulesOf(args); // a bad flag stops the process before anything starts
+      } catch (err) {
+        console.error(err instanceof Error ? err.message : err);
+        console.error(USAGE);
+        return 2;
+      }
       // OTEL_EXPORTER_OTLP_ENDPOINT unset: the tracing SDK is never loaded.
       const stopTracing = config.tracing.endpoint
         ? await (await import('./observability/tracing.js')).startTracing(config)
         : undefined;
       const { serve } = await import('./server.js');
-      const server = await serve(config);
+      const server = await serve(config, { modules: modulesOf(args) });
       const stop = (signal: string) => {
         server.app.log.info({ signal }, 'shutdown requested');
         server

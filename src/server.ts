@@ -6,7 +6,9 @@ import type { HealthState } from './http/health.js';
 import { openInfrastructure } from './infrastructure.js';
 import { startMetricsServer } from './observability/metrics-server.js';
 import { ensureAdmin } from './operations/admin.js';
+import { consumerModules } from './modules/events/consumers.js';
 import { startEvents } from './modules/events/runtime.js';
+import { ALL_MODULES, type ModuleName } from './modules/selection.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -17,18 +19,39 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-export async function serve(config: Config): Promise<RunningServer> {
+export interface ServeOptions {
+  /** The feature modules to run (`--modules`); all by default. */
+  modules?: ReadonlySet<ModuleName>;
+}
+
+export async function serve(config: Config, opts: ServeOptions = {}): Promise<RunningServer> {
+  const modules = opts.modules ?? ALL_MODULES;
   const health: HealthState = { draining: false };
   const { default: pino } = await import('pino');
   const bootLog = pino({ level: config.logLevel, base: { service: 'task-api', environment: config.env } });
   const infra = await openInfrastructure(config, bootLog);
   // Task writes wake the relay once it runs (it polls anyway).
   const relayWake = { nudge: (): void => undefined };
-  const app = await buildApp({ config, ...infra, health, eventsWritten: () => relayWake.nudge() });
+  const app = await buildApp({ config, ...infra, health, modules, eventsWritten: () => relayWake.nudge() });
   if (config.admin) await ensureAdmin(infra.database, config.admin, app.log);
-  // The outbox relay (unless OUTBOX_RELAY_ENABLED=false) and the consumers: see src/modules/events.
-  const events = await startEvents({ config, database: infra.database, log: app.log, metrics: infra.metrics });
+  // The consumers run where the notifications module does. The relay publishes where the tasks
+  // module writes (RabbitMQ); the in-process bus delivers only to consumers in its own process, so
+  // there it runs beside them, and a tasks-only process leaves its events in the outbox for them.
+  // OUTBOX_RELAY_ENABLED=false turns it off (a `task-api worker` relays instead).
+  const relay = config.events.relayEnabled && (config.events.amqpUrl ? modules.has('tasks') : modules.has('notifications'));
+  if (modules.has('tasks') && !relay && !config.events.amqpUrl && config.events.relayEnabled) {
+    app.log.info('task events stay in the outbox until a process with the notifications module, or task-api worker, relays them');
+  }
+  const events = await startEvents({
+    config,
+    database: infra.database,
+    log: app.log,
+    metrics: infra.metrics,
+    relay,
+    consumers: modules.has('notifications') ? consumerModules : [],
+  });
   relayWake.nudge = () => events.nudge();
+  app.log.info({ modules: [...modules] }, 'modules');
   const url = await app.listen({ host: config.http.host, port: config.http.port });
   const metricsServer = infra.metrics
     ? await startMetricsServer(infra.metrics.registry, { ...config.metrics, onError: (err) => app.log.error({ err }, 'metrics collection failed') })

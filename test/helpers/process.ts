@@ -41,12 +41,13 @@ export function runCli(args: string[], env: Record<string, string>, input?: stri
   });
 }
 
-export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
+/** `task-api serve [args]` with env on free ports. */
+export async function startServer(env: Record<string, string>, args: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
   // Never the default 9464: test processes run side by side.
   let metricsPort = await freePort();
   while (metricsPort === port) metricsPort = await freePort();
-  const proc = spawn(process.execPath, ['dist/cli.js', 'serve'], {
+  const proc = spawn(process.execPath, ['dist/cli.js', 'serve', ...args], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',

@@ -107,7 +107,8 @@ export class InProcessEventBus implements EventBus {
 
   async start(): Promise<void> {
     this.closed = false;
-    this.schedule();
+    // A process without consumers (an auth or tasks service) has no retries of its own to run.
+    if (this.handlers.size > 0) this.schedule();
   }
 
   async publish(events: TaskEvent[]): Promise<void> {
@@ -121,11 +122,10 @@ export class InProcessEventBus implements EventBus {
 
   /** Runs the retries due now (the loop calls it; tests may too). Returns how many ran. */
   async retryDue(): Promise<number> {
-    const due = await this.opts.retries.claimDue(RETRY_BATCH, new Date(Date.now() + LEASE_MS));
+    const due = await this.opts.retries.claimDue([...this.handlers.keys()], RETRY_BATCH, new Date(Date.now() + LEASE_MS));
     for (const r of due) {
       const h = this.handlers.get(r.consumer);
-      if (!h) continue; // not subscribed in this process: its lease runs out for one that is
-      await this.deliver(r.consumer, h.handler, r.event, r.attempts);
+      if (h) await this.deliver(r.consumer, h.handler, r.event, r.attempts);
     }
     return due.length;
   }

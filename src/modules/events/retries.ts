@@ -2,7 +2,7 @@
 // dead letters (migrations/0004_event_retries.sql). Rows are claimed with a lease (FOR UPDATE
 // SKIP LOCKED, then next_attempt_at moved to the lease's end), so processes sharing one PostgreSQL
 // never run the same retry at once, and one that dies mid-retry leaves the row to the next lease.
-import { and, asc, eq, isNotNull, isNull, lte, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, isNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../../infra/db/database.js';
 import { eventRetries } from '../../infra/db/schema.js';
 import type { TaskEvent } from '../../shared/events.js';
@@ -68,13 +68,17 @@ export class EventRetries {
       });
   }
 
-  /** Claims up to `limit` due retries, leasing each until `leaseUntil` (its next_attempt_at moves on). */
-  async claimDue(limit: number, leaseUntil: Date): Promise<DueRetry[]> {
+  /**
+   * Claims up to `limit` due retries of these consumers (the ones this process runs), leasing
+   * each until `leaseUntil` (its next_attempt_at moves on).
+   */
+  async claimDue(consumers: string[], limit: number, leaseUntil: Date): Promise<DueRetry[]> {
+    if (consumers.length === 0) return [];
     return this.db.transaction(async (tx) => {
       const due = await tx
         .select({ consumer: eventRetries.consumer, eventId: eventRetries.eventId, payload: eventRetries.payload, attempts: eventRetries.attempts })
         .from(eventRetries)
-        .where(and(isNull(eventRetries.deadAt), lte(eventRetries.nextAttemptAt, sql`now()`)))
+        .where(and(isNull(eventRetries.deadAt), inArray(eventRetries.consumer, consumers), lte(eventRetries.nextAttemptAt, sql`now()`)))
         .orderBy(asc(eventRetries.nextAttemptAt))
         .limit(limit)
         .for('update', { skipLocked: true });

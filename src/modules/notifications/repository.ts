@@ -308,4 +308,44 @@ export class NotificationsRepository {
       .set({ ...outcome, sentAt: outcome.status === 'succeeded' ? new Date() : null })
       .where(eq(emailDeliveries.id, id));
   }
+
+  // ---- pruning (DELIVERY_RETENTION_DAYS)
+
+  /**
+   * Deletes up to `limit` webhook deliveries that succeeded or failed and were created more than
+   * `retentionDays` ago; returns how many. Pending rows are never deleted. The age is counted
+   * from created_at: a failed attempt records no finish time, and an attempt is made within
+   * WEBHOOK_BACKOFF_MAX_MS (plus its lease) of its row's creation. Rows another pruner holds are
+   * skipped (SKIP LOCKED). The statuses are literals, as in the predicate of
+   * webhook_deliveries_finished_idx (migration 0005), so that every plan can use that index.
+   */
+  async pruneWebhookDeliveries(retentionDays: number, limit: number): Promise<number> {
+    const old = this.db
+      .select({ id: webhookDeliveries.id })
+      .from(webhookDeliveries)
+      .where(
+        and(
+          sql`${webhookDeliveries.status} in ('succeeded', 'failed')`,
+          lt(webhookDeliveries.createdAt, sql`now() - make_interval(days => ${retentionDays})`),
+        ),
+      )
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    const rows = await this.db.delete(webhookDeliveries).where(inArray(webhookDeliveries.id, old)).returning({ id: webhookDeliveries.id });
+    return rows.length;
+  }
+
+  /** As pruneWebhookDeliveries, for emails that were sent or given up on (email_deliveries_finished_idx). */
+  async pruneEmailDeliveries(retentionDays: number, limit: number): Promise<number> {
+    const old = this.db
+      .select({ id: emailDeliveries.id })
+      .from(emailDeliveries)
+      .where(
+        and(sql`${emailDeliveries.status} in ('succeeded', 'failed')`, lt(emailDeliveries.createdAt, sql`now() - make_interval(days => ${retentionDays})`)),
+      )
+      .limit(limit)
+      .for('update', { skipLocked: true });
+    const rows = await this.db.delete(emailDeliveries).where(inArray(emailDeliveries.id, old)).returning({ id: emailDeliveries.id });
+    return rows.length;
+  }
 }

@@ -1,7 +1,8 @@
 // The delivery worker: a loop that claims due webhook deliveries and email jobs (FOR UPDATE SKIP
 // LOCKED, then a lease), sends them, and records each attempt. Any number of instances can run
 // it side by side. Failures are retried with exponential backoff and full jitter up to
-// WEBHOOK_MAX_ATTEMPTS.
+// WEBHOOK_MAX_ATTEMPTS. Every PRUNE_EVERY_MS the loop also deletes finished deliveries and emails
+// older than DELIVERY_RETENTION_DAYS (prune()), in bounded batches.
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
@@ -17,6 +18,11 @@ type WebhookConfig = Config['notifications']['webhooks'];
 const BATCH = 20;
 const LEASE_MARGIN_MS = 30_000;
 const MAX_ERROR_LENGTH = 500;
+/** How often the loop prunes finished deliveries (each instance; SKIP LOCKED keeps them apart). */
+export const PRUNE_EVERY_MS = 5 * 60_000;
+/** Rows one prune statement deletes at most, and statements per table in one round. */
+export const PRUNE_BATCH = 1000;
+export const PRUNE_STATEMENTS = 5;
 
 /** Full jitter: a random delay between 0 and min(cap, base * 2^(attempt-1)). */
 export function backoffMs(attempt: number, baseMs: number, maxMs: number): number {
@@ -83,9 +89,20 @@ export async function createMailer(smtpUrl: string, from: string): Promise<Maile
   };
 }
 
+export interface PruneResult {
+  webhookDeliveries: number;
+  emailDeliveries: number;
+}
+
 export interface DeliveryWorker {
   /** One pass: claims and sends what is due; returns how many items it handled. */
   runOnce(): Promise<number>;
+  /**
+   * One prune round: deletes webhook deliveries and emails that succeeded or failed, created more
+   * than DELIVERY_RETENTION_DAYS ago, at most PRUNE_STATEMENTS statements of PRUNE_BATCH rows per
+   * table (what is left goes in the next round). Pending rows are never deleted. Logs the counts.
+   */
+  prune(): Promise<PruneResult>;
   /** Stops the loop and waits for the pass in progress (bounded by the HTTP timeout). */
   stop(): Promise<void>;
 }
@@ -96,6 +113,8 @@ export interface DeliveryWorkerDeps {
   log: FastifyBaseLogger;
   /** Pause between passes when nothing was due. */
   pollIntervalMs?: number;
+  /** Pause between prune rounds (PRUNE_EVERY_MS); the first pass prunes at once. */
+  pruneEveryMs?: number;
 }
 
 export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
@@ -160,8 +179,32 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     return claimed.length + (await sendEmails());
   }
 
+  const retentionDays = deps.config.notifications.deliveryRetentionDays;
+  /** Up to PRUNE_STATEMENTS batches, stopping at the first that is not full. */
+  async function pruneTable(deleteBatch: (limit: number) => Promise<number>): Promise<number> {
+    let total = 0;
+    for (let i = 0; i < PRUNE_STATEMENTS; i++) {
+      const n = await deleteBatch(PRUNE_BATCH);
+      total += n;
+      if (n < PRUNE_BATCH) break;
+    }
+    return total;
+  }
+
+  async function prune(): Promise<PruneResult> {
+    const result = {
+      webhookDeliveries: await pruneTable((limit) => repo.pruneWebhookDeliveries(retentionDays, limit)),
+      emailDeliveries: await pruneTable((limit) => repo.pruneEmailDeliveries(retentionDays, limit)),
+    };
+    if (result.webhookDeliveries + result.emailDeliveries > 0) {
+      log.info({ pruned: result, retentionDays }, 'notifications: finished deliveries pruned');
+    }
+    return result;
+  }
+
   return {
     runOnce,
+    prune,
     async stop() {
       if (mailer) (await mailer).close();
     },
@@ -172,6 +215,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
 export function startDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const worker = createDeliveryWorker(deps);
   const pollMs = deps.pollIntervalMs ?? 1000;
+  const pruneEveryMs = deps.pruneEveryMs ?? PRUNE_EVERY_MS;
+  let lastPrune = 0;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
@@ -187,6 +232,14 @@ export function startDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     } catch (err) {
       deps.log.error({ err }, 'delivery worker pass failed');
     }
+    if (!stopped && Date.now() - lastPrune >= pruneEveryMs) {
+      lastPrune = Date.now();
+      try {
+        await worker.prune();
+      } catch (err) {
+        deps.log.warn({ err }, 'delivery worker: pruning finished deliveries failed');
+      }
+    }
     if (!stopped) timer = setTimeout(schedule, pollMs);
   };
   function schedule() {
@@ -195,6 +248,7 @@ export function startDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   schedule();
   return {
     runOnce: () => worker.runOnce(),
+    prune: () => worker.prune(),
     async stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
