@@ -226,6 +226,13 @@ describe('Prometheus scrapes task-api with deploy/monitoring', () => {
         'process_cpu_seconds_total',
         'nodejs_eventloop_lag_seconds',
         'nodejs_heap_size_used_bytes',
+        'outbox_pending',
+        'outbox_oldest_pending_age_seconds',
+        'events_published_total',
+        'events_publish_failures_total',
+        'events_consumed_total',
+        'events_consume_failures_total',
+        'events_dead_lettered_total',
         'up',
       ]) {
         expect(names.has(name), `${name} is not scraped`).toBe(true);

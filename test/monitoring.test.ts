@@ -36,6 +36,14 @@ const KNOWN_METRICS = new Set([
   'rate_limit_rejections_total',
   'auth_failures_total',
   'refresh_token_reuse_total',
+  // the event side (outbox relay and consumers)
+  'outbox_pending',
+  'outbox_oldest_pending_age_seconds',
+  'events_published_total',
+  'events_publish_failures_total',
+  'events_consumed_total',
+  'events_consume_failures_total',
+  'events_dead_lettered_total',
   // prom-client 15 default metrics
   'process_cpu_user_seconds_total',
   'process_cpu_system_seconds_total',
@@ -193,6 +201,15 @@ describe('alerts.yml', () => {
     expect(alerts.map((a) => a.name)).toEqual(
       expect.arrayContaining(['TaskApiHighErrorRatio', 'TaskApiHighLatencyP99', 'TaskApiInstanceDown', 'TaskApiDbPoolWaiting', 'TaskApiEventLoopLag', 'TaskApiHighMemory']),
     );
+    expect(alerts.map((a) => a.name)).toEqual(
+      expect.arrayContaining([
+        'TaskApiOutboxBacklog',
+        'TaskApiEventPublishFailing',
+        'TaskApiEventsDeadLettered',
+        'TaskApiEventConsumeFailureRatio',
+        'TaskApiEventConsumerStalled',
+      ]),
+    );
     for (const a of alerts) {
       expect(a.body, a.name).toMatch(/^\s+severity: (critical|warning)$/m);
       expect(a.body, a.name).toMatch(/^\s+summary: \S/m);
@@ -303,7 +320,7 @@ describe('Grafana dashboard grafana/task-api.json', () => {
     }
   });
 
-  it('shows request rate, error ratio, p50/p95/p99 by route, pool, query p99, cache, limits, auth and process', () => {
+  it('shows request rate, error ratio, p50/p95/p99 by route, pool, query p99, cache, limits, auth, process and events', () => {
     const used = new Set(exprs.flatMap((e) => metricNames(e.expr)));
     for (const m of [
       'http_request_duration_seconds_count',
@@ -318,6 +335,13 @@ describe('Grafana dashboard grafana/task-api.json', () => {
       'process_resident_memory_bytes',
       'process_cpu_seconds_total',
       'nodejs_eventloop_lag_seconds',
+      'outbox_pending',
+      'outbox_oldest_pending_age_seconds',
+      'events_published_total',
+      'events_publish_failures_total',
+      'events_consumed_total',
+      'events_consume_failures_total',
+      'events_dead_lettered_total',
     ]) {
       expect(used.has(m), `no panel shows ${m}`).toBe(true);
     }
@@ -327,5 +351,30 @@ describe('Grafana dashboard grafana/task-api.json', () => {
     }
     expect(all).toContain('histogram_quantile(0.99, sum by (le, operation) (rate(db_query_duration_seconds_bucket{');
     expect(all).toMatch(/status_code=~"5\.\."/);
+    // The published rate by type, the consumer counters by consumer.
+    expect(all).toContain('sum by (type) (rate(events_published_total{');
+    for (const c of ['events_consumed_total', 'events_consume_failures_total', 'events_dead_lettered_total']) {
+      expect(all).toContain(`sum by (consumer) (rate(${c}{`);
+    }
+  });
+
+  it('has an Events row whose panels lie below it, and no two panels overlap', () => {
+    const top = dashboard.panels ?? [];
+    const row = top.find((p) => p.type === 'row' && p.title === 'Events');
+    expect(row, 'no row "Events"').toBeDefined();
+    const rowIndex = top.indexOf(row!);
+    const next = top.findIndex((p, i) => i > rowIndex && p.type === 'row');
+    const inRow = top.slice(rowIndex + 1, next < 0 ? undefined : next);
+    expect(inRow.length).toBeGreaterThanOrEqual(4);
+    for (const p of inRow) expect(p.gridPos!.y, p.title).toBeGreaterThan(row!.gridPos!.y);
+    const boxes = allPanels(top).filter((p) => p.gridPos);
+    for (const [i, a] of boxes.entries()) {
+      for (const b of boxes.slice(i + 1)) {
+        const A = a.gridPos!;
+        const B = b.gridPos!;
+        const overlap = A.x < B.x + B.w && B.x < A.x + A.w && A.y < B.y + B.h && B.y < A.y + A.h;
+        expect(overlap, `${a.title} overlaps ${b.title}`).toBe(false);
+      }
+    }
   });
 });
