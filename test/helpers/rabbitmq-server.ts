@@ -20,6 +20,14 @@ export interface OwnRabbit {
   start(): Promise<void>;
   /** SIGTERM to the node (a clean broker stop); waits until it has exited. */
   stop(): Promise<void>;
+  /** The node's OS process id (the Erlang VM, from its pid file); undefined when not started. */
+  pid(): Promise<number | undefined>;
+  /**
+   * SIGKILL to the node (a crash: no clean shutdown, nothing flushed beyond what it had synced);
+   * waits until it has exited and its port is closed. start() brings it back on the same data
+   * directory, so durable queues and their persisted messages survive.
+   */
+  kill(): Promise<void>;
   /** Stops the node if running and removes its directory. */
   destroy(): Promise<void>;
   output(): string;
@@ -79,6 +87,25 @@ export async function ownRabbit(): Promise<OwnRabbit> {
       return false;
     }
   };
+  /** Sends `signal` to the node (or, before it wrote its pid file, to the script) and waits until both are gone. */
+  const signalNode = async (signal: NodeJS.Signals) => {
+    const pid = await nodePid();
+    const p = proc;
+    if (pid !== undefined && alive(pid)) process.kill(pid, signal);
+    else if (p && p.exitCode === null) p.kill(signal);
+    for (let i = 0; i < 600; i++) {
+      const nodeGone = pid === undefined || !alive(pid);
+      const shellGone = !p || p.exitCode !== null || p.signalCode !== null;
+      if (nodeGone && shellGone && !(await portOpen(port))) {
+        out = '';
+        // A killed node leaves its pid file behind: never signal that pid again (it may be reused).
+        await rm(pidFile, { force: true });
+        return;
+      }
+      await new Promise((r) => setTimeout(r, signal === 'SIGKILL' ? 20 : 100));
+    }
+    throw new Error(`rabbitmq-server did not exit within 60 s of ${signal}`);
+  };
   const self: OwnRabbit = {
     url: `amqp://guest:guest@127.0.0.1:${port}`,
     nodename,
@@ -96,20 +123,11 @@ export async function ownRabbit(): Promise<OwnRabbit> {
       throw new Error(`rabbitmq-server did not start within 60 s:\n${out.slice(-3000)}`);
     },
     async stop() {
-      const pid = await nodePid();
-      const p = proc;
-      if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGTERM');
-      else if (p && p.exitCode === null) p.kill('SIGTERM');
-      for (let i = 0; i < 600; i++) {
-        const nodeGone = pid === undefined || !alive(pid);
-        const shellGone = !p || p.exitCode !== null || p.signalCode !== null;
-        if (nodeGone && shellGone && !(await portOpen(port))) {
-          out = '';
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error('rabbitmq-server did not stop within 60 s');
+      await signalNode('SIGTERM');
+    },
+    pid: nodePid,
+    async kill() {
+      await signalNode('SIGKILL');
     },
     async destroy() {
       await self.stop().catch(() => undefined);
