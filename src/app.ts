@@ -1,7 +1,6 @@
 // Builds the HTTP application from already-opened infrastructure. Used by the server, the
 // tests (through app.inject) and the OpenAPI generator alike.
 import { randomUUID } from 'node:crypto';
-import helmet from '@fastify/helmet';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
@@ -13,6 +12,7 @@ import { problemPlugin, sendFrameworkProblem } from './http/problem.js';
 import { requestLogPlugin } from './http/request-log.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
 import { responseCachePlugin } from './http/response-cache.js';
+import { securityHeadersPlugin } from './http/security-headers.js';
 import { validatorCompiler } from './http/validation.js';
 import type { Database } from './infra/db/database.js';
 import type { ResponseCacheStore } from './infra/cache/types.js';
@@ -85,11 +85,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(requestLogPlugin);
   await app.register(problemPlugin);
-  await app.register(helmet, {
-    global: true,
-    hsts: config.env === 'production',
-    contentSecurityPolicy: { directives: { upgradeInsecureRequests: null } },
-  });
+  await app.register(securityHeadersPlugin, { production: config.env === 'production' });
   const access = new AccessTokens(deps.keys, {
     issuer: config.jwt.issuer,
     audience: config.jwt.audience,
