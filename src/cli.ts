@@ -13,7 +13,7 @@ const USAGE = `usage: task-api <command>
   migrate                   apply database migrations
   create-admin <email>      create or promote an admin; password from ADMIN_PASSWORD or stdin
   openapi                   print the OpenAPI document
-  seed --users N --tasks-per-user M [--seed S] [--prefix P] [--password PW]
+  seed --users N --tasks-per-user M [--seed S] [--prefix P] [--password PW] [--concurrency C]
                             fill the database with generated users and tasks (benchmarks, demos)
   dead-letters list|replay <consumer> [limit]
                             show, or move back to the consumer's queue, its dead-lettered events`;

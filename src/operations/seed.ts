@@ -6,8 +6,11 @@
 // CHUNK_ROWS rows that each write whole users, run on --concurrency connections. tasks is
 // PARTITION BY HASH (user_id): users are grouped by the partition their id hashes to
 // (satisfies_hash_partition, with each partition's own modulus and remainder read from the
-// catalogue), and each chunk inserts straight into that partition table, skipping the parent's
-// per-row tuple routing and keeping every statement inside one partition's indexes.
+// catalogue), and each chunk inserts straight into that partition table, keeping every statement
+// inside one partition's indexes. The gain over routing through the parent is small, since a row
+// inserted into a partition still has its partition constraint (the same hash) checked: on 1M
+// tasks (1,000 users x 1,000, 2 connections, 2 vCPUs) 27.2 s direct against 26.3 s via the parent
+// on a quiet machine, 51-55 s against 67-79 s on a loaded one; direct is kept.
 //
 // Deterministic: the chunk plan depends only on (users, tasks per user, prefix, seed, the
 // partitioning), never on --concurrency, and each chunk calls setseed() with a value derived from
