@@ -12,9 +12,10 @@ describe('event configuration', () => {
       pollMs: 200,
       batchSize: 100,
       retentionHours: 24,
+      deliveryLimit: 5,
     });
-    const c = loadConfig({ AMQP_URL: 'amqp://u:p@mq:5672/v', AMQP_EXCHANGE: 'x', OUTBOX_RELAY_ENABLED: 'false', OUTBOX_POLL_MS: '50', OUTBOX_BATCH: '10', OUTBOX_RETENTION_HOURS: '1' });
-    expect(c.events).toEqual({ amqpUrl: 'amqp://u:p@mq:5672/v', exchange: 'x', relayEnabled: false, pollMs: 50, batchSize: 10, retentionHours: 1 });
+    const c = loadConfig({ AMQP_URL: 'amqp://u:p@mq:5672/v', AMQP_EXCHANGE: 'x', OUTBOX_RELAY_ENABLED: 'false', OUTBOX_POLL_MS: '50', OUTBOX_BATCH: '10', OUTBOX_RETENTION_HOURS: '1', EVENTS_DELIVERY_LIMIT: '3' });
+    expect(c.events).toEqual({ amqpUrl: 'amqp://u:p@mq:5672/v', exchange: 'x', relayEnabled: false, pollMs: 50, batchSize: 10, retentionHours: 1, deliveryLimit: 3 });
   });
 
   it('a bad value stops start-up naming the variable', () => {
@@ -24,6 +25,7 @@ describe('event configuration', () => {
       ['OUTBOX_BATCH', '0'],
       ['OUTBOX_RETENTION_HOURS', 'x'],
       ['OUTBOX_RELAY_ENABLED', 'maybe'],
+      ['EVENTS_DELIVERY_LIMIT', '0'],
     ] as const) {
       expect(() => loadConfig({ [name]: value }), name).toThrow(ConfigError);
       try {

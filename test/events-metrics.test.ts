@@ -145,8 +145,8 @@ describe('consumer metrics on RabbitMQ', () => {
 });
 
 describe('consumer metrics on the in-process bus', () => {
-  it('counts consumed, the retried failure and the dropped event', async () => {
-    const t = await createTestApp({ embedded: true, env: { OUTBOX_POLL_MS: '20' } });
+  it('counts consumed, the retried failures and the dead-lettered event', async () => {
+    const t = await createTestApp({ embedded: true, env: { OUTBOX_POLL_MS: '20', EVENTS_DELIVERY_LIMIT: '3' } });
     const metrics = new Metrics();
     const failedOnce = new Set<string>();
     const events = await startEvents({
@@ -171,8 +171,9 @@ describe('consumer metrics on the in-process bus', () => {
       const s = await register(t.app);
       const req = as(t.app, s.accessToken);
       for (const title of ['one', 'flaky', 'broken']) await req({ method: 'POST', url: '/v1/tasks', payload: { title } });
-      // one and flaky consumed; flaky failed once, broken twice (retried once, then dropped).
-      expect(await waitForCounters(metrics, 'local', [2, 2, 1])).toEqual([2, 2, 1]);
+      // one and flaky consumed; flaky failed once; broken failed twice, and its third delivery
+      // (the limit) dead-lettered it.
+      expect(await waitForCounters(metrics, 'local', [2, 3, 1])).toEqual([2, 3, 1]);
     } finally {
       await events.stop();
       await t.close();
