@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 
 export interface RedisOptions {
@@ -16,4 +17,23 @@ export function createRedis(opts: RedisOptions): Redis {
     commandTimeout: 1000,
     lazyConnect: false,
   });
+}
+
+export type LuaScript = (...keysThenArgs: (string | number)[]) => Promise<unknown>;
+
+/**
+ * A Lua script called by its SHA1 (EVALSHA): the body crosses the wire, and is hashed by Redis,
+ * only when the server does not know it yet (NOSCRIPT after a restart or SCRIPT FLUSH). Keys get
+ * the connection's keyPrefix like any other command's.
+ */
+export function luaScript(redis: Redis, lua: string, numberOfKeys: number): LuaScript {
+  const sha = createHash('sha1').update(lua).digest('hex');
+  return async (...keysThenArgs) => {
+    try {
+      return await redis.evalsha(sha, numberOfKeys, ...keysThenArgs);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return redis.eval(lua, numberOfKeys, ...keysThenArgs);
+    }
+  };
 }

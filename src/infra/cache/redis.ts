@@ -5,6 +5,7 @@
 import { randomInt } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
+import { luaScript, type LuaScript } from '../redis.js';
 import type { CachedResponse, Lookup, ResponseCacheStore } from './types.js';
 
 const EPOCH_KEY = 'cache:epoch';
@@ -43,6 +44,8 @@ export class RedisResponseCache implements ResponseCacheStore {
   private suspect = false;
   private repairing: Promise<void> | undefined;
   private connectedBefore = false;
+  private readonly lookupScript: LuaScript;
+  private readonly bumpScript: LuaScript;
 
   constructor(
     private readonly redis: Redis,
@@ -50,6 +53,8 @@ export class RedisResponseCache implements ResponseCacheStore {
     private readonly log: Pick<FastifyBaseLogger, 'warn' | 'info'>,
   ) {
     this.prefix = redis.options.keyPrefix ?? '';
+    this.lookupScript = luaScript(redis, LOOKUP, 2);
+    this.bumpScript = luaScript(redis, BUMP, 1);
     // After any reconnect the server may be a restarted one restored from an older snapshot,
     // holding entries newer writes should have retired: retire everything.
     redis.on('ready', () => {
@@ -72,7 +77,7 @@ export class RedisResponseCache implements ResponseCacheStore {
       if (this.suspect) return null;
     }
     try {
-      const [storeKey, raw] = (await this.redis.eval(LOOKUP, 2, EPOCH_KEY, genKey(userId), seed(), this.genTtlMs, this.prefix, `${userId}:${key}`)) as [
+      const [storeKey, raw] = (await this.lookupScript(EPOCH_KEY, genKey(userId), seed(), this.genTtlMs, this.prefix, `${userId}:${key}`)) as [
         string,
         string | null,
       ];
@@ -95,7 +100,7 @@ export class RedisResponseCache implements ResponseCacheStore {
   async invalidateUser(userId: string): Promise<void> {
     try {
       if (this.redis.status !== 'ready') throw new Error(`redis is ${this.redis.status}`);
-      await this.redis.eval(BUMP, 1, genKey(userId), seed(), this.genTtlMs);
+      await this.bumpScript(genKey(userId), seed(), this.genTtlMs);
     } catch (err) {
       // The write is committed and must not fail; the cache must not serve what it replaced.
       this.suspect = true;
@@ -107,7 +112,7 @@ export class RedisResponseCache implements ResponseCacheStore {
     this.repairing ??= (async () => {
       try {
         if (this.redis.status !== 'ready') return;
-        await this.redis.eval(BUMP, 1, EPOCH_KEY, seed(), EPOCH_TTL_MS);
+        await this.bumpScript(EPOCH_KEY, seed(), EPOCH_TTL_MS);
         this.suspect = false;
         this.log.info('response cache epoch advanced: every older entry retired');
       } catch {

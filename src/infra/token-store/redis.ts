@@ -1,6 +1,7 @@
 // Redis refresh-token store. Each operation is one Lua script, so two instances refreshing the
 // same token at once cannot both win.
 import type { Redis } from 'ioredis';
+import { luaScript, type LuaScript } from '../redis.js';
 import type { RefreshTokenStore, RotateResult, TokenOwner } from './types.js';
 
 // Keys (under the client's keyPrefix): rt:<hash> -> hash {u, f, g, s}; rtf:<family> -> revoked
@@ -44,16 +45,24 @@ export class RedisTokenStore implements RefreshTokenStore {
   readonly kind = 'redis';
   private readonly prefix: string;
 
+  private readonly scripts: Record<'issue' | 'rotate' | 'revokeFamily' | 'revokeUser', LuaScript>;
+
   constructor(private readonly redis: Redis) {
     this.prefix = redis.options.keyPrefix ?? '';
+    this.scripts = {
+      issue: luaScript(redis, ISSUE, 1),
+      rotate: luaScript(redis, ROTATE, 2),
+      revokeFamily: luaScript(redis, REVOKE_FAMILY, 1),
+      revokeUser: luaScript(redis, REVOKE_USER, 1),
+    };
   }
 
   async issue(hash: string, owner: TokenOwner, ttlSeconds: number): Promise<void> {
-    await this.redis.eval(ISSUE, 1, `rt:${hash}`, ttlSeconds * 1000, this.prefix, owner.userId, owner.familyId);
+    await this.scripts.issue(`rt:${hash}`, ttlSeconds * 1000, this.prefix, owner.userId, owner.familyId);
   }
 
   async rotate(oldHash: string, newHash: string, ttlSeconds: number): Promise<RotateResult> {
-    const r = (await this.redis.eval(ROTATE, 2, `rt:${oldHash}`, `rt:${newHash}`, ttlSeconds * 1000, this.prefix)) as string[];
+    const r = (await this.scripts.rotate(`rt:${oldHash}`, `rt:${newHash}`, ttlSeconds * 1000, this.prefix)) as string[];
     const [status, userId, familyId] = r;
     if (status === 'unknown') return { ok: false, reason: 'unknown' };
     const owner = { userId: userId!, familyId: familyId! };
@@ -63,12 +72,12 @@ export class RedisTokenStore implements RefreshTokenStore {
   }
 
   async revokeFamily(hash: string, ttlSeconds: number): Promise<TokenOwner | null> {
-    const r = (await this.redis.eval(REVOKE_FAMILY, 1, `rt:${hash}`, ttlSeconds * 1000, this.prefix)) as string[] | null;
+    const r = (await this.scripts.revokeFamily(`rt:${hash}`, ttlSeconds * 1000, this.prefix)) as string[] | null;
     return r ? { userId: r[0]!, familyId: r[1]! } : null;
   }
 
   async revokeUser(userId: string, ttlSeconds: number): Promise<void> {
-    await this.redis.eval(REVOKE_USER, 1, `rtg:${userId}`, ttlSeconds * 1000);
+    await this.scripts.revokeUser(`rtg:${userId}`, ttlSeconds * 1000);
   }
 
   async close(): Promise<void> {
