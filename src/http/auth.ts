@@ -65,8 +65,8 @@ export const authPlugin = fp(
         request.authFailure = forbidden('Admin role required');
       }
     });
-    app.addHook('preParsing', async (request) => {
-      if (request.authFailure) throw request.authFailure;
+    app.addHook('preParsing', (request, _reply, _payload, done) => {
+      done(request.authFailure ?? undefined);
     });
   },
   { name: 'auth' },

@@ -18,8 +18,9 @@ export const metricsPlugin = fp(
     app.decorate('metrics', metrics);
     // Read at scrape time: the cache and rate-limit plugins decorate the app with their counters.
     metrics.readAppStats(() => ({ cacheStats: app.cacheStats, rateLimitStats: app.rateLimitStats }));
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       metrics.observeRequest(request.method, request.routeOptions.url ?? UNMATCHED_ROUTE, reply.statusCode, reply.elapsedTime / 1000);
+      done();
     });
   },
   { name: 'metrics' },

@@ -12,7 +12,7 @@ declare module 'fastify' {
 
 export const requestLogPlugin = fp(
   (app: FastifyInstance) => {
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       // reqId is already bound to request.log.
       const line = {
         method: request.method,
@@ -22,6 +22,7 @@ export const requestLogPlugin = fp(
       };
       if (reply.statusCode >= 500) request.log.error({ ...line, err: request.failure }, 'request failed');
       else request.log.info(line, 'request');
+      done();
     });
   },
   { name: 'request-log' },

@@ -109,8 +109,9 @@ export const responseCachePlugin = fp(
     });
 
     // A request that ends without reaching onSend (aborted) must not leave waiters hanging.
-    app.addHook('onResponse', async (request) => {
+    app.addHook('onResponse', (request, _reply, done) => {
       if (request.cacheFlight) finish(request, request.cacheFlight, null);
+      done();
     });
 
     function finish(request: FastifyRequest, flight: Flight, entry: CachedResponse | null): void {
