@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../src/node-flags.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -47,7 +48,7 @@ export async function startServer(env: Record<string, string>, args: string[] = 
   // Never the default 9464: test processes run side by side.
   let metricsPort = await freePort();
   while (metricsPort === port) metricsPort = await freePort();
-  const proc = spawn(process.execPath, ['dist/cli.js', 'serve', ...args], {
+  const proc = spawn(process.execPath, [...NODE_FLAGS, 'dist/cli.js', 'serve', ...args], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
