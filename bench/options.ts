@@ -1,0 +1,86 @@
+// Command-line flags of the bench.
+import path from 'node:path';
+import { ROOT } from './procs.js';
+
+export interface Options {
+  quick: boolean;
+  scale: boolean;
+  /** Only the scale measurements (no ceilings, no API rows). */
+  scaleOnly: boolean;
+  scaleMax: number;
+  durationS: number;
+  connections: number;
+  runs: number;
+  users: number;
+  tasksPerUser: number;
+  outDir: string;
+  databaseUrl: string;
+  redisUrl: string;
+  poolMax: number;
+  metricsOff: boolean;
+  pgbench: boolean;
+}
+
+export const USAGE = `usage: node build/bench/run.js [options]
+  --quick              CI smoke run: 1 repetition, ~2 s rows, small seed, no scale, no metrics-off instance
+  --duration S         seconds per row (default 10; quick 2)
+  --connections C      concurrent connections / in-flight operations (default 50)
+  --runs R             repetitions; each ratio is the median (default 3; quick 1)
+  --users N            seeded users (default 500; quick 100)
+  --tasks-per-user M   seeded tasks per user (default 2000; quick 1000)
+  --out DIR            results directory (default bench/results)
+  --scale              also measure list p99 at 10k / 1M / 10M tasks and page 500 vs page 1
+  --scale-max N        cap the scale steps at N total tasks (e.g. 1000000)
+  --scale-only         only the --scale measurements
+  --no-pgbench         skip the pgbench reference row
+env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/task_api_bench; dropped and
+     created at start), BENCH_REDIS_URL (default redis://127.0.0.1:6379), DATABASE_POOL_MAX (10)`;
+
+export class UsageError extends Error {}
+
+export function parseOptions(argv: string[]): Options {
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
+    if (!m) throw new UsageError(`unexpected argument ${a}`);
+    const name = m[1]!;
+    const boolean = ['quick', 'scale', 'scale-only', 'no-pgbench', 'help'].includes(name);
+    if (boolean) flags.set(name, true);
+    else {
+      const v = m[2] ?? argv[++i];
+      if (v === undefined) throw new UsageError(`--${name} needs a value`);
+      flags.set(name, v);
+    }
+  }
+  const known = ['quick', 'scale', 'scale-only', 'scale-max', 'duration', 'connections', 'runs', 'users', 'tasks-per-user', 'out', 'no-pgbench', 'help'];
+  for (const k of flags.keys()) if (!known.includes(k)) throw new UsageError(`unknown flag --${k}`);
+  if (flags.has('help')) throw new UsageError('');
+  const num = (name: string, dflt: number, min: number, max: number): number => {
+    const v = flags.get(name);
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (typeof v !== 'string' || !Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number from ${min} to ${max}`);
+    return n;
+  };
+  const quick = flags.has('quick');
+  const pool = Number(process.env.DATABASE_POOL_MAX ?? '10');
+  const out = flags.get('out');
+  return {
+    quick,
+    scale: (flags.has('scale') || flags.has('scale-only')) && !quick,
+    scaleOnly: flags.has('scale-only') && !quick,
+    scaleMax: num('scale-max', 10_000_000, 10_000, 100_000_000),
+    durationS: num('duration', quick ? 2 : 10, 1, 600),
+    connections: Math.round(num('connections', 50, 1, 1000)),
+    runs: Math.round(num('runs', quick ? 1 : 3, 1, 20)),
+    users: Math.round(num('users', quick ? 100 : 500, 2, 100_000)),
+    tasksPerUser: Math.round(num('tasks-per-user', quick ? 1000 : 2000, 40, 100_000)),
+    outDir: path.resolve(typeof out === 'string' ? out : path.join(ROOT, 'bench', 'results')),
+    databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/task_api_bench',
+    redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    poolMax: Number.isInteger(pool) && pool >= 1 ? pool : 10,
+    metricsOff: !quick,
+    pgbench: !flags.has('no-pgbench'),
+  };
+}

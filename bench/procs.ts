@@ -1,0 +1,136 @@
+// Child processes of the bench: every one is registered here and killed by its pid on exit,
+// error or SIGINT. Also: free ports, waiting for a URL, and resident-memory sampling.
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (build/bench/procs.js -> ../..). */
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+const children = new Set<ChildProcess>();
+
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Kills every child still running, each by its own pid. */
+export function killAll(signal: NodeJS.Signals = 'SIGKILL'): void {
+  for (const c of children) {
+    if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
+      try {
+        process.kill(c.pid, signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
+  children.clear();
+}
+
+let installed = false;
+export function installExitHandlers(): void {
+  if (installed) return;
+  installed = true;
+  process.once('exit', () => killAll());
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.error(`\nbench: ${sig}, stopping children`);
+      killAll();
+      process.exit(1);
+    });
+  }
+}
+
+export function spawnTracked(cmd: string, args: string[], opts: SpawnOptions): ChildProcess {
+  return track(spawn(cmd, args, { cwd: ROOT, ...opts }));
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (bounded by timeoutMs), collecting its output. */
+export function runToEnd(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number, onStderr?: (s: string) => void): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawnTracked(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      onStderr?.(d.toString());
+    });
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      reject(new Error(`${cmd} ${args.join(' ')}: no exit within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls url until it answers 2xx, the child exits, or timeoutMs passes. */
+export async function waitForUrl(url: string, child: ChildProcess, timeoutMs: number, output: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ${url} answered:\n${output()}`);
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms:\n${output()}`);
+}
+
+/** VmRSS of a process in MB, or NaN when it cannot be read. */
+export function rssMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Samples VmRSS every intervalMs until stopped; returns the maximum seen. */
+export function sampleRss(pid: number | undefined, intervalMs = 100): () => number {
+  if (pid === undefined) return () => NaN;
+  let max = rssMb(pid);
+  const timer = setInterval(() => {
+    const v = rssMb(pid);
+    if (!Number.isNaN(v)) max = Number.isNaN(max) ? v : Math.max(max, v);
+  }, intervalMs);
+  return () => {
+    clearInterval(timer);
+    const v = rssMb(pid);
+    return Number.isNaN(v) ? max : Math.max(max, v);
+  };
+}

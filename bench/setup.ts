@@ -1,0 +1,225 @@
+// The system under test: its own PostgreSQL database (dropped and created at start), seeded with
+// the CLI's seed command, Redis under a per-run key prefix, and the production build as a child.
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
+import postgres from 'postgres';
+import { NODE_FLAGS } from '../src/node-flags.js';
+import { freePort, runToEnd, spawnTracked, waitForUrl } from './procs.js';
+
+export function databaseName(url: string): string {
+  const name = new URL(url).pathname.replace(/^\//, '');
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`bench database name must be [a-z_][a-z0-9_]*: ${name}`);
+  return name;
+}
+
+function adminUrl(url: string): string {
+  const u = new URL(url);
+  u.pathname = '/postgres';
+  return u.toString();
+}
+
+export async function recreateDatabase(url: string): Promise<void> {
+  const name = databaseName(url);
+  const admin = postgres(adminUrl(url), { max: 1, onnotice: () => undefined });
+  try {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}
+
+const cliEnv = (databaseUrl: string): NodeJS.ProcessEnv => ({ PATH: process.env.PATH ?? '', DATABASE_URL: databaseUrl, NODE_ENV: 'production', LOG_LEVEL: 'warn' });
+
+export async function migrate(databaseUrl: string): Promise<void> {
+  const r = await runToEnd(process.execPath, ['dist/cli.js', 'migrate'], cliEnv(databaseUrl), 120_000);
+  if (r.code !== 0) throw new Error(`migrate failed (${r.code}):\n${r.stderr}${r.stdout}`);
+}
+
+export interface SeedOutcome {
+  users: number;
+  tasks: number;
+  seconds: number;
+}
+
+/** `task-api seed`; its progress goes to our stderr, its JSON line is returned. */
+export async function seed(databaseUrl: string, users: number, tasksPerUser: number, prefix: string, timeoutMs: number): Promise<SeedOutcome> {
+  const args = ['dist/cli.js', 'seed', '--users', String(users), '--tasks-per-user', String(tasksPerUser), '--prefix', prefix];
+  const r = await runToEnd(process.execPath, args, cliEnv(databaseUrl), timeoutMs, (s) => {
+    for (const line of s.split(/[\r\n]+/)) if (line.trim()) process.stderr.write(`  [seed ${prefix}] ${line.trim()}\n`);
+  });
+  if (r.code !== 0) throw new Error(`seed failed (${r.code}):\n${r.stderr}${r.stdout}`);
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (!line) throw new Error(`seed printed no JSON line:\n${r.stdout}`);
+  return JSON.parse(line) as SeedOutcome;
+}
+
+export const SEED_PASSWORD = 'seed-password-1';
+export const seededEmail = (prefix: string, n: number) => `${prefix}-${n}@example.com`;
+
+export interface ApiInstance {
+  url: string;
+  metricsUrl: string | undefined;
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+  /** SIGSTOP / SIGCONT: an instance not being measured does no background work (its outbox relay polls). */
+  pause(): void;
+  resume(): void;
+  stop(): Promise<void>;
+}
+
+export interface ApiSettings {
+  databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  poolMax: number;
+  jwtPrivateKey: string;
+  metrics: boolean;
+  cache: boolean;
+}
+
+/** One signing key for every instance of the run, so tokens from one verify on the others. */
+export const newSigningKey = () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
+// Rate limiting stays on (its Redis round trip per request is measured) with quotas no run reaches.
+const HIGH_LIMITS = {
+  RATE_LIMIT_ENABLED: 'true',
+  RATE_LIMIT_POINTS: '1000000',
+  RATE_LIMIT_DURATION: '1',
+  RATE_LIMIT_BLOCK_DURATION: '0',
+  RATE_LIMIT_POLICIES: JSON.stringify({
+    'auth-ip': { points: 1_000_000, duration: 1, blockDuration: 0 },
+    'login-account': { points: 1_000_000, duration: 1, blockDuration: 0 },
+  }),
+};
+
+export async function startApi(s: ApiSettings): Promise<ApiInstance> {
+  const port = await freePort();
+  let metricsPort = await freePort();
+  while (metricsPort === port) metricsPort = await freePort();
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'task-api-bench-'));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH ?? '',
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    METRICS_HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    METRICS_ENABLED: String(s.metrics),
+    CACHE_ENABLED: String(s.cache),
+    DATA_DIR: dataDir,
+    SHUTDOWN_DRAIN_MS: '0',
+    MIGRATE_ON_START: 'true',
+    DATABASE_URL: s.databaseUrl,
+    DATABASE_POOL_MAX: String(s.poolMax),
+    REDIS_URL: s.redisUrl,
+    REDIS_KEY_PREFIX: s.redisPrefix,
+    JWT_PRIVATE_KEY: s.jwtPrivateKey,
+    // A full run outlasts the default 15 minutes; tokens are minted once, at login.
+    JWT_ACCESS_TTL_SECONDS: '86400',
+    ...HIGH_LIMITS,
+  };
+  const child = spawnTracked(process.execPath, [...NODE_FLAGS, 'dist/cli.js', 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const keep = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const url = `http://127.0.0.1:${port}`;
+  await waitForUrl(`${url}/health`, child, 60_000, () => out);
+  const exited = new Promise<void>((resolve) => {
+    if (child.exitCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+  return {
+    url,
+    metricsUrl: s.metrics ? `http://127.0.0.1:${metricsPort}/metrics` : undefined,
+    child,
+    pid: child.pid!,
+    output: () => out,
+    pause() {
+      if (child.exitCode === null) process.kill(child.pid!, 'SIGSTOP');
+    },
+    resume() {
+      if (child.exitCode === null) process.kill(child.pid!, 'SIGCONT');
+    },
+    async stop() {
+      if (child.exitCode === null && child.pid !== undefined) {
+        process.kill(child.pid, 'SIGCONT');
+        process.kill(child.pid, 'SIGTERM');
+      }
+      const timer = setTimeout(() => {
+        if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      }, 10_000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Session {
+  userId: string;
+  token: string;
+}
+
+/** Logs seeded users 1..n in through POST /v1/auth/login, a few at a time. */
+export async function login(apiUrl: string, prefix: string, n: number, parallel = 8): Promise<Session[]> {
+  const out: Session[] = new Array<Session>(n);
+  let next = 1;
+  const worker = async () => {
+    for (let i = next++; i <= n; i = next++) {
+      const res = await fetch(`${apiUrl}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: seededEmail(prefix, i), password: SEED_PASSWORD }),
+      });
+      const body = (await res.json()) as { user?: { id: string }; accessToken?: string };
+      if (res.status !== 200 || !body.user || !body.accessToken) throw new Error(`login of ${seededEmail(prefix, i)}: ${res.status} ${JSON.stringify(body)}`);
+      out[i - 1] = { userId: body.user.id, token: body.accessToken };
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return out;
+}
+
+export function redisClient(url: string): Redis {
+  return new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+}
+
+/** Deletes every key under prefix + pattern (SCAN, bounded). Returns how many. */
+export async function deleteKeys(redis: Redis, pattern: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  for (let i = 0; i < 1_000_000; i++) {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    if (keys.length > 0) deleted += await redis.unlink(...keys);
+    cursor = next;
+    if (cursor === '0') break;
+  }
+  return deleted;
+}
+
+/** Polls the outbox until nothing is pending or timeoutMs passes; returns the seconds waited. */
+export async function drainOutbox(databaseUrl: string, timeoutMs: number): Promise<number> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => undefined });
+  const t0 = Date.now();
+  try {
+    while (Date.now() - t0 < timeoutMs) {
+      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from outbox where published_at is null`;
+      if (!row || row.n === 0) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+  return (Date.now() - t0) / 1000;
+}
