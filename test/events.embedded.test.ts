@@ -170,6 +170,37 @@ describe.each([
   });
 });
 
+describe('in-process delivery order', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  it("one user's events arrive in order; another user's do not wait behind them", async () => {
+    const bus = new InProcessEventBus({ retries: new EventRetries(t.database.db), log: silent });
+    const seen: string[] = [];
+    let releaseFirst!: () => void;
+    const firstHeld = new Promise<void>((r) => (releaseFirst = r));
+    bus.subscribe('order', async (e: TaskEvent) => {
+      const title = e.data.task.title;
+      // a1 is held until b1 has been handled: a sequential bus would never get there.
+      if (title === 'a1') await Promise.race([firstHeld, new Promise((r) => setTimeout(r, 10_000))]);
+      if (title === 'b1') releaseFirst();
+      seen.push(title);
+    });
+    await createTasks(t, ['a1', 'a2', 'a3']);
+    await createTasks(t, ['b1', 'b2']);
+    await relayFor(t.database, bus).drain();
+    expect(seen.indexOf('b1')).toBeLessThan(seen.indexOf('a1'));
+    expect(seen.filter((x) => x.startsWith('a'))).toEqual(['a1', 'a2', 'a3']);
+    expect(seen.filter((x) => x.startsWith('b'))).toEqual(['b1', 'b2']);
+    await bus.close();
+  });
+});
+
 describe('the schedule survives the process', () => {
   let t: TestApp;
   beforeAll(async () => {

@@ -77,6 +77,8 @@ export interface InProcessBusOptions {
 }
 
 const LEASE_MS = 60_000;
+/** Users whose events are delivered side by side within one batch. */
+const DELIVERY_CONCURRENCY = 8;
 const RETRY_BATCH = 50;
 
 /**
@@ -111,13 +113,32 @@ export class InProcessEventBus implements EventBus {
     if (this.handlers.size > 0) this.schedule();
   }
 
+  /**
+   * Delivers a batch: one user's events in order, different users' side by side (at most
+   * DELIVERY_CONCURRENCY at once), as a RabbitMQ consumer with a prefetch handles several messages
+   * at a time. Resolves when every delivery ran or had its failure stored; rejects (the batch stays
+   * pending) when a failure could not be stored.
+   */
   async publish(events: TaskEvent[]): Promise<void> {
-    for (const event of events) {
-      for (const [name, h] of this.handlers) {
-        if (!h.types.some((t) => topicMatches(t, event.type))) continue;
-        await this.deliver(name, h.handler, event, 0);
-      }
+    const byUser = new Map<string, TaskEvent[]>();
+    for (const e of events) {
+      const list = byUser.get(e.userId);
+      if (list) list.push(e);
+      else byUser.set(e.userId, [e]);
     }
+    const queues = [...byUser.values()];
+    const lane = async () => {
+      for (let queue = queues.shift(); queue; queue = queues.shift()) {
+        for (const event of queue) {
+          for (const [name, h] of this.handlers) {
+            if (h.types.some((t) => topicMatches(t, event.type))) await this.deliver(name, h.handler, event, 0);
+          }
+        }
+      }
+    };
+    const results = await Promise.allSettled(Array.from({ length: Math.min(DELIVERY_CONCURRENCY, queues.length) }, lane));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** Runs the retries due now (the loop calls it; tests may too). Returns how many ran. */
