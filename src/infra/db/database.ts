@@ -57,7 +57,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     connection: { application_name: 'task-api' },
   });
   // SQL spans are always observed: without a registered tracing SDK they stop at their first check.
-  const client = observeClient(pool, [counter, sqlSpanObserver, ...(opts.observers ?? [])]);
+  const client = observeClient(pool, [counter, sqlSpanObserver, ...(opts.observers ?? [])], opts.prepare);
   type Client = typeof client;
   const rawOf = (c: Client | TransactionSql): RawSql => ({
     query: async <T>(text: string, params: unknown[] = []) =>

@@ -35,19 +35,27 @@ function observed<Q>(query: Q, text: string, observers: readonly QueryObserver[]
 
 type AnySql = Sql | TransactionSql;
 
-/** A view of the client (or a transaction) whose statements are reported to the observers. */
-export function observeClient<S extends AnySql>(client: S, observers: readonly QueryObserver[]): S {
-  if (observers.length === 0) return client;
+/**
+ * A view of the client (or a transaction) whose statements are reported to the observers.
+ * `prepare` replaces the per-statement `prepare` option Drizzle passes: Drizzle sends
+ * `prepare: false` for every statement it has not been given a name for, which would turn off
+ * server-side prepared statements whatever DATABASE_PREPARE says.
+ */
+export function observeClient<S extends AnySql>(client: S, observers: readonly QueryObserver[], prepare?: boolean): S {
+  if (observers.length === 0 && prepare === undefined) return client;
   return new Proxy(client, {
     get(target, prop, receiver) {
       if (prop === 'unsafe') {
-        return (text: string, ...rest: unknown[]) =>
-          observed((target.unsafe as (...a: unknown[]) => unknown)(text, ...rest), text, observers);
+        return (text: string, params?: unknown[], options?: Record<string, unknown>) => {
+          const opts = prepare === undefined ? options : { ...options, prepare };
+          const query = (target.unsafe as (...a: unknown[]) => unknown)(text, params, opts);
+          return observers.length === 0 ? query : observed(query, text, observers);
+        };
       }
       if (prop === 'begin') {
         return (...args: unknown[]) => {
           const fn = args[args.length - 1] as (tx: TransactionSql) => unknown;
-          const wrapped = (tx: TransactionSql) => fn(observeClient(tx, observers));
+          const wrapped = (tx: TransactionSql) => fn(observeClient(tx, observers, prepare));
           return ((target as Sql).begin as (...a: unknown[]) => unknown)(...args.slice(0, -1), wrapped);
         };
       }
