@@ -122,11 +122,16 @@ async function main(o: Options): Promise<number> {
         progress,
       );
 
-      const rssAll = [...rows.rows.values()].filter((r) => r.kind === 'api').flatMap((r) => r.runs.map((x) => x.maxRssMb ?? NaN));
-      const rssFigure = 'max RSS of one instance under load (MB)';
-      rows.define(rssFigure, 'figure', { bar: { op: '<', value: 150, label: 'resident memory of one instance under load' } });
-      rows.ratio(rssFigure, Math.max(...rssAll.filter((x) => Number.isFinite(x))));
+      // The bar is the mixed load's (the "one instance under the mixed load"); the largest
+      // figure of any row is reported beside it.
+      const finiteMax = (xs: (number | null | undefined)[]) => Math.max(...xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)));
       const mixed = rows.rows.get(ROW.mixed)!;
+      const rssFigure = 'max RSS under the mixed load (MB)';
+      rows.define(rssFigure, 'figure', { bar: { op: '<', value: 150, label: 'resident memory of one instance under load' } });
+      rows.ratio(rssFigure, finiteMax(mixed.runs.map((x) => x.maxRssMb)));
+      const rssAnyFigure = 'max RSS in any row (MB)';
+      rows.define(rssAnyFigure, 'figure');
+      rows.ratio(rssAnyFigure, finiteMax([...rows.rows.values()].filter((r) => r.kind === 'api').flatMap((r) => r.runs.map((x) => x.maxRssMb))));
       const mixedFigure = 'error rate, mixed load';
       rows.define(mixedFigure, 'figure', { bar: { op: '==', value: 0, label: 'error rate under the mixed load scenario' } });
       rows.ratio(mixedFigure, mixed.runs.reduce((a, r) => a + r.errors, 0) / Math.max(1, mixed.runs.reduce((a, r) => a + r.requests, 0)));
