@@ -29,13 +29,22 @@ if not gen then
   gen = redis.call('GET', KEYS[2])
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
-local key = 'cache:e:' .. epoch .. ':' .. gen .. ':' .. ARGV[4]
+local key = 'cache:r:' .. epoch .. ':' .. gen .. ':' .. ARGV[4]
 return {key, redis.call('GET', ARGV[3] .. key)}`;
 
 const BUMP = `
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('INCR', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[1]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`;
+
+// An entry is stored as `<etag>\n<body>` (an ETag holds no newline): read back with one indexOf
+// instead of parsing a JSON document around a body that is itself JSON. Entries live under
+// `cache:r:` (the JSON-wrapped ones of earlier versions were under `cache:e:` and are never read).
+const encodeEntry = (e: CachedResponse) => `${e.etag}\n${e.body}`;
+function decodeEntry(raw: string): CachedResponse | null {
+  const nl = raw.indexOf('\n');
+  return nl < 0 ? null : { etag: raw.slice(0, nl), body: raw.slice(nl + 1) };
+}
 
 export class RedisResponseCache implements ResponseCacheStore {
   readonly kind = 'redis';
@@ -81,7 +90,7 @@ export class RedisResponseCache implements ResponseCacheStore {
         string,
         string | null,
       ];
-      return { storeKey, entry: raw ? (JSON.parse(raw) as CachedResponse) : null };
+      return { storeKey, entry: raw ? decodeEntry(raw) : null };
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'response cache lookup failed; reading from the database');
       return null;
@@ -91,7 +100,7 @@ export class RedisResponseCache implements ResponseCacheStore {
   async store(storeKey: string, entry: CachedResponse, ttlSeconds: number): Promise<void> {
     if (this.redis.status !== 'ready' || this.suspect) return;
     try {
-      await this.redis.set(storeKey, JSON.stringify(entry), 'EX', ttlSeconds);
+      await this.redis.set(storeKey, encodeEntry(entry), 'EX', ttlSeconds);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'response cache store failed');
     }
