@@ -63,10 +63,15 @@ async function main(o: Options): Promise<number> {
       const seeded = await seed(o.databaseUrl, o.users, o.tasksPerUser, 'bench', 3600_000);
       progress(`seeded ${seeded.tasks} tasks in ${seeded.seconds} s`);
 
-      const api = await startApi({ ...settings, metrics: true, cache: true });
+      const api = await startApi({ ...settings, metrics: true, cache: true, relay: false });
       instances.push(api);
-      const apiNoMetrics = o.metricsOff ? await startApi({ ...settings, metrics: false, cache: true }) : undefined;
+      const apiNoMetrics = o.metricsOff ? await startApi({ ...settings, metrics: false, cache: true, relay: false }) : undefined;
       if (apiNoMetrics) instances.push(apiNoMetrics);
+      // The relay and the consumers, as `task-api worker`: paused while rows are measured, run
+      // between them to publish what the write rows wrote.
+      const worker = await startApi({ ...settings, metrics: true, cache: true, relay: true, command: 'worker' });
+      instances.push(worker);
+      worker.pause();
       progress(`API pid ${api.pid} at ${api.url}${apiNoMetrics ? `, metrics-off pid ${apiNoMetrics.pid}` : ''}; logging ${o.users} users in`);
       const sessions = await login(api.url, 'bench', o.users);
       const pools = await buildPools(o.databaseUrl, sessions);
@@ -115,8 +120,13 @@ async function main(o: Options): Promise<number> {
           poolMax: o.poolMax,
           runs: o.runs,
           drainOutbox: async () => {
-            const waited = await drainOutbox(o.databaseUrl, 60_000);
-            if (waited > 1) progress(`outbox drained in ${waited.toFixed(1)} s`);
+            worker.resume();
+            try {
+              const waited = await drainOutbox(o.databaseUrl, 60_000);
+              if (waited > 1) progress(`outbox drained by the worker in ${waited.toFixed(1)} s`);
+            } finally {
+              worker.pause();
+            }
           },
         },
         progress,

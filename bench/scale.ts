@@ -16,14 +16,14 @@ export const scaleRow = (total: number) => `scale: list page 1 @ ${total >= 1e6 
 export const SCALE_FIGURE = (top: number) => `list p99 @ ${top >= 1e6 ? `${top / 1e6}M` : `${top / 1e3}k`} vs @ 10k`;
 export const DEEP = { page1: 'scale: page 1 (deep user)', page500: `scale: page ${DEEP_PAGE} (cursor)`, figure: `page ${DEEP_PAGE} p99 vs page 1` };
 
-export async function runScale(o: Options, settings: Omit<ApiSettings, 'cache' | 'metrics'>, rows: Rows, progress: (m: string) => void): Promise<void> {
+export async function runScale(o: Options, settings: Omit<ApiSettings, 'cache' | 'metrics' | 'relay'>, rows: Rows, progress: (m: string) => void): Promise<void> {
   const steps = [10_000, 1_000_000, 10_000_000].filter((t) => t === 10_000 || t <= o.scaleMax);
   progress(`scale: steps ${steps.join(', ')} total tasks (database ${settings.databaseUrl} recreated)`);
   await recreateDatabase(settings.databaseUrl);
   await migrate(settings.databaseUrl);
   await seed(settings.databaseUrl, MEASURED_USERS, TASKS_PER_USER, 'scale', 600_000);
   let total = MEASURED_USERS * TASKS_PER_USER;
-  const api = await startApi({ ...settings, cache: false, metrics: true });
+  const api = await startApi({ ...settings, cache: false, metrics: true, relay: false });
   try {
     const users: Session[] = await login(api.url, 'scale', MEASURED_USERS);
     const base = { url: api.url, pid: api.pid, durationS: o.durationS, connections: o.connections };

@@ -81,6 +81,14 @@ export interface ApiSettings {
   jwtPrivateKey: string;
   metrics: boolean;
   cache: boolean;
+  /**
+   * Run the outbox relay (and the in-process consumers) in this process. The measured API runs
+   * without it, as a scaled deployment does (OUTBOX_RELAY_ENABLED=false beside `task-api
+   * worker`): the bar for create is the write's own cost (row + outbox + invalidation).
+   */
+  relay: boolean;
+  /** `serve` (default) or `worker` (no HTTP: the relay and the consumers). */
+  command?: 'serve' | 'worker';
 }
 
 /** One signing key for every instance of the run, so tokens from one verify on the others. */
@@ -123,9 +131,11 @@ export async function startApi(s: ApiSettings): Promise<ApiInstance> {
     JWT_PRIVATE_KEY: s.jwtPrivateKey,
     // A full run outlasts the default 15 minutes; tokens are minted once, at login.
     JWT_ACCESS_TTL_SECONDS: '86400',
+    OUTBOX_RELAY_ENABLED: String(s.relay),
     ...HIGH_LIMITS,
   };
-  const child = spawnTracked(process.execPath, [...NODE_FLAGS, 'dist/cli.js', 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = s.command ?? 'serve';
+  const child = spawnTracked(process.execPath, [...NODE_FLAGS, 'dist/cli.js', command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
@@ -134,7 +144,8 @@ export async function startApi(s: ApiSettings): Promise<ApiInstance> {
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   const url = `http://127.0.0.1:${port}`;
-  await waitForUrl(`${url}/health`, child, 60_000, () => out);
+  // The worker has no HTTP: its metrics port answers once it runs.
+  await waitForUrl(command === 'serve' ? `${url}/health` : `http://127.0.0.1:${metricsPort}/metrics`, child, 60_000, () => out);
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null) resolve();
     else child.once('exit', () => resolve());
