@@ -1,6 +1,6 @@
 // The only code that reads or writes the outbox table. Writers append in their own transaction
 // (the change and its event commit or roll back together); the relay claims, marks and prunes.
-import { and, asc, eq, inArray, isNotNull, isNull, lt, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, isNull, lt, sql, type WithSubquery } from 'drizzle-orm';
 import type { Db } from '../../infra/db/database.js';
 import { outbox } from '../../infra/db/schema.js';
 import type { TaskEvent } from '../../shared/events.js';
@@ -21,18 +21,29 @@ export interface OutboxStats {
   oldestPendingAgeSeconds: number;
 }
 
+const outboxRow = (aggregate: string, event: TaskEvent) => ({
+  id: event.id,
+  aggregate,
+  aggregateId: event.taskId,
+  userId: event.userId,
+  type: event.type,
+  payload: event,
+  traceContext: event.traceContext ?? null,
+  createdAt: new Date(event.occurredAt),
+});
+
 /** Inserts the event; call it inside the transaction that makes the change. */
 export async function appendEvent(tx: Tx, aggregate: string, event: TaskEvent): Promise<void> {
-  await tx.insert(outbox).values({
-    id: event.id,
-    aggregate,
-    aggregateId: event.taskId,
-    userId: event.userId,
-    type: event.type,
-    payload: event,
-    traceContext: event.traceContext ?? null,
-    createdAt: new Date(event.occurredAt),
-  });
+  await tx.insert(outbox).values(outboxRow(aggregate, event));
+}
+
+/**
+ * Makes the change (a data-modifying WITH query) and inserts its event in one statement: one
+ * round trip instead of BEGIN, change, event, COMMIT, and just as atomic (a statement commits or
+ * fails whole; PostgreSQL runs a WITH insert exactly once even though nothing reads its result).
+ */
+export async function appendEventWith(db: Db, change: WithSubquery, aggregate: string, event: TaskEvent): Promise<void> {
+  await db.with(change).insert(outbox).values(outboxRow(aggregate, event));
 }
 
 export class OutboxRepository {

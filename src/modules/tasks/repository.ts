@@ -4,7 +4,7 @@ import { and, arrayContains, asc, desc, eq, inArray, isNotNull, sql, type SQL } 
 import type { Db } from '../../infra/db/database.js';
 import { taskPriority, tasks, users, type TaskRow } from '../../infra/db/schema.js';
 import { UUID_RE } from '../../shared/ids.js';
-import { appendEvent } from '../events/outbox.js';
+import { appendEvent, appendEventWith } from '../events/outbox.js';
 import { taskEvent } from './events.js';
 
 export type Task = Omit<TaskRow, 'userId'>;
@@ -130,17 +130,17 @@ export class TasksRepository {
       .prepare(DRIVER_DECIDES);
   }
 
-  /** Inserts the task and its task.created event in one transaction. */
+  /**
+   * Inserts the task and its task.created event in one statement. Every column of the new row is
+   * known here (the defaults are version 1 and no completion unless done), so the event is built
+   * before the write and the row needs no reading back.
+   */
   async insert(userId: string, t: NewTask): Promise<Task> {
     const now = new Date();
-    return this.db.transaction(async (tx) => {
-      const [row] = await tx
-        .insert(tasks)
-        .values({ ...t, userId, createdAt: now, updatedAt: now, completedAt: t.status === 'done' ? now : null })
-        .returning(taskColumns);
-      await appendEvent(tx, 'task', taskEvent('task.created', userId, row!, now));
-      return row!;
-    });
+    const task: Task = { ...t, createdAt: now, updatedAt: now, completedAt: t.status === 'done' ? now : null, version: 1 };
+    const inserted = this.db.$with('inserted').as(this.db.insert(tasks).values({ ...task, userId }).returning({ id: tasks.id }));
+    await appendEventWith(this.db, inserted, 'task', taskEvent('task.created', userId, task, now));
+    return task;
   }
 
   async get(userId: string, id: string): Promise<Task | undefined> {
