@@ -132,7 +132,7 @@ async function main(o: Options): Promise<number> {
         progress,
       );
 
-      // The bar is the mixed load's (the "one instance under the mixed load"); the largest
+      // The bar is read under the mixed load ("one instance under the mixed load"); the largest
       // figure of any row is reported beside it.
       const finiteMax = (xs: (number | null | undefined)[]) => Math.max(...xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)));
       const mixed = rows.rows.get(ROW.mixed)!;
