@@ -64,9 +64,18 @@ export function observeClient<S extends AnySql>(client: S, observers: readonly Q
   });
 }
 
-/** The statement's kind and main table, e.g. "select tasks": a bounded label for metrics. */
+/**
+ * The statement's kind and main table, e.g. "select tasks": a bounded label for metrics. A WITH
+ * statement that changes data is named after its first change ("insert tasks" for a task written
+ * together with its outbox event).
+ */
 export function operationOf(text: string): string {
-  const verb = /^\s*(\w+)/.exec(text)?.[1]?.toLowerCase() ?? 'unknown';
+  let verb = /^\s*(\w+)/.exec(text)?.[1]?.toLowerCase() ?? 'unknown';
+  if (verb === 'with') {
+    const change = /\b(insert\s+into|update|delete\s+from)\s+"?([a-z_][a-z0-9_]*)"?/i.exec(text);
+    if (change) return `${change[1]!.split(/\s+/)[0]!.toLowerCase()} ${change[2]!.toLowerCase()}`;
+    verb = 'select';
+  }
   const table = /\b(?:from|into|update)\s+"?([a-z_][a-z0-9_]*)"?/i.exec(text)?.[1]?.toLowerCase();
   return table ? `${verb} ${table}` : verb;
 }
