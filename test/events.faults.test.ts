@@ -8,8 +8,6 @@
 //     node is back on the same data directory every event arrives.
 // The relay's delivery is at least once: duplicates are allowed, but only of rows that were in
 // flight when the fault hit; each test reports how many it saw.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { connect, type ConsumeMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OutboxRepository } from '../src/modules/events/outbox.js';
@@ -17,12 +15,11 @@ import { RabbitMqEventBus } from '../src/modules/events/rabbitmq.js';
 import { OutboxRelay } from '../src/modules/events/relay.js';
 import type { TaskEvent } from '../src/shared/events.js';
 import { as, createTestApp, register, testPrivateKey, type TestApp } from './helpers/app.js';
-import { testExchange } from './helpers/amqp.js';
-import { freePort } from './helpers/process.js';
+import { deleteExchange, testExchange } from './helpers/amqp.js';
+import { startWorker, type CliProcess } from './helpers/process.js';
 import { ownRabbit, rabbitmqAvailable, type OwnRabbit } from './helpers/rabbitmq-server.js';
 import { REDIS_URL } from './setup/services.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 interface OutboxState {
@@ -98,59 +95,8 @@ async function queueOf(url: string, exchange: string, queue: string) {
   };
 }
 
-async function dropQueue(url: string, exchange: string, queues: string[]) {
-  const conn = await connect(url);
-  conn.on('error', () => undefined);
-  try {
-    const ch = await conn.createChannel();
-    for (const q of queues) await ch.deleteQueue(q);
-    await ch.deleteExchange(exchange);
-  } finally {
-    await conn.close().catch(() => undefined);
-  }
-}
-
-interface Worker {
-  pid: number;
-  output: () => string;
-  logs: () => Record<string, unknown>[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  running: () => boolean;
-}
-
-async function startWorker(env: Record<string, string>): Promise<Worker> {
-  const proc = spawn(process.execPath, ['dist/cli.js', 'worker'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'info',
-      METRICS_HOST: '127.0.0.1',
-      METRICS_PORT: String(await freePort()),
-      ...env,
-    },
-  });
-  let out = '';
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return {
-    pid: proc.pid!,
-    output: () => out,
-    logs: () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-    exited,
-    running: () => proc.exitCode === null && proc.signalCode === null,
-  };
-}
-
 /** Waits for the worker's exit, at most `ms`; a worker still running then is SIGKILLed (and the wait reports it). */
-async function exitWithin(w: Worker, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number; hung: boolean }> {
+async function exitWithin(w: CliProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number; hung: boolean }> {
   const started = Date.now();
   let timer: NodeJS.Timeout | undefined;
   const hung = await Promise.race([w.exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms)))]);
@@ -182,7 +128,7 @@ describe.skipIf(!rabbitmqAvailable())('relay faults', () => {
     const q = await queueOf(rabbit.url, exchange, queue);
     cleanups.push(async () => {
       await q.close();
-      await dropQueue(rabbit.url, exchange, [queue, `${exchange}.notifications`, `${exchange}.notifications.dead`]);
+      await deleteExchange(exchange, rabbit.url, [queue, `${exchange}.notifications`, `${exchange}.notifications.dead`]);
     });
     const t0 = Date.now();
     await createTasks(t, EVENTS);
@@ -289,7 +235,7 @@ describe.skipIf(!rabbitmqAvailable())('relay faults', () => {
     // Declared before anything is published and read only at the end: a durable queue, so what
     // the broker confirmed before the kill is still there after the restart.
     await (await queueOf(rabbit.url, exchange, queue)).close();
-    cleanups.push(() => dropQueue(rabbit.url, exchange, [queue]));
+    cleanups.push(() => deleteExchange(exchange, rabbit.url, [queue]));
     await createTasks(t, EVENTS);
     expect(await pendingCount(t)).toBe(EVENTS);
 

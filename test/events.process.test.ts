@@ -1,16 +1,13 @@
 // The built CLI with RabbitMQ: `serve` relays the events of its writes (and exports the outbox
 // metrics); `worker` publishes what is pending with no HTTP at all; both stop cleanly on SIGTERM.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testPrivateKey } from './helpers/app.js';
 import { deleteExchange, readExchange, testExchange } from './helpers/amqp.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { freePort, jsonRequest, startServer } from './helpers/process.js';
+import { jsonRequest, startServer, startWorker } from './helpers/process.js';
 import { AMQP_URL } from './helpers/amqp.js';
 import { REDIS_URL } from './setup/services.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 describe('events in the built CLI', () => {
   let db: TestDatabase;
@@ -72,23 +69,16 @@ describe('events in the built CLI', () => {
       expect(await server.kill('SIGTERM')).toBe(0);
     }
     expect(reader.messages).toHaveLength(0);
-    const worker = spawn(process.execPath, ['dist/cli.js', 'worker'], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'info', METRICS_HOST: '127.0.0.1', METRICS_PORT: String(await freePort()), ...env },
-    });
-    let out = '';
-    worker.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    worker.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => worker.on('exit', (code) => resolve(code)));
+    const worker = await startWorker(env);
     try {
       await reader.waitFor(3, 600);
-      expect(reader.messages.map((m) => String(m.properties.type)), out).toEqual(['task.created', 'task.created', 'task.created']);
+      expect(reader.messages.map((m) => String(m.properties.type)), worker.output()).toEqual(['task.created', 'task.created', 'task.created']);
     } finally {
-      worker.kill('SIGTERM');
-      expect(await exited, out).toBe(0);
+      worker.proc.kill('SIGTERM');
+      expect((await worker.exited).code, worker.output()).toBe(0);
       await reader.close();
     }
-    expect(out).toMatch(/"msg":"events started"/);
-    expect(out).toMatch(/"msg":"stopped"/);
+    expect(worker.output()).toMatch(/"msg":"events started"/);
+    expect(worker.output()).toMatch(/"msg":"stopped"/);
   });
 });

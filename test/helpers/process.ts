@@ -42,33 +42,66 @@ export function runCli(args: string[], env: Record<string, string>, input?: stri
   });
 }
 
+/** A running `task-api <command>`: its combined output, parsed JSON log lines, and exit. */
+export interface CliProcess {
+  proc: ChildProcess;
+  pid: number;
+  output: () => string;
+  logs: () => Record<string, unknown>[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  running: () => boolean;
+}
+
+/** Spawns the built CLI with the server's node flags, production settings and env on top. */
+function spawnCli(args: string[], env: Record<string, string>): CliProcess {
+  const proc = spawn(process.execPath, [...NODE_FLAGS, 'dist/cli.js', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'info', ...env },
+  });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    proc,
+    pid: proc.pid!,
+    output: () => out,
+    logs: () =>
+      out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    exited,
+    running: () => proc.exitCode === null && proc.signalCode === null,
+  };
+}
+
+/** `task-api worker` with env, its metrics on a free loopback port. */
+export async function startWorker(env: Record<string, string>): Promise<CliProcess> {
+  return spawnCli(['worker'], { METRICS_HOST: '127.0.0.1', METRICS_PORT: String(await freePort()), ...env });
+}
+
 /** `task-api serve [args]` with env on free ports. */
 export async function startServer(env: Record<string, string>, args: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
   // Never the default 9464: test processes run side by side.
   let metricsPort = await freePort();
   while (metricsPort === port) metricsPort = await freePort();
-  const proc = spawn(process.execPath, [...NODE_FLAGS, 'dist/cli.js', 'serve', ...args], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'info',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      METRICS_HOST: '127.0.0.1',
-      METRICS_PORT: String(metricsPort),
-      ...env,
-    },
+  const cli = spawnCli(['serve', ...args], {
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    METRICS_HOST: '127.0.0.1',
+    METRICS_PORT: String(metricsPort),
+    ...env,
   });
-  let out = '';
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const { proc } = cli;
+  const exited = cli.exited.then((e) => e.code);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${out}`);
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${cli.output()}`);
     try {
       const res = await fetch(`${url}/health/live`);
       if (res.ok) break;
@@ -77,7 +110,7 @@ export async function startServer(env: Record<string, string>, args: string[] = 
     }
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
-      throw new Error(`server did not start within 60 s:\n${out}`);
+      throw new Error(`server did not start within 60 s:\n${cli.output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -85,12 +118,8 @@ export async function startServer(env: Record<string, string>, args: string[] = 
     url,
     metricsUrl: `http://127.0.0.1:${env.METRICS_PORT ?? metricsPort}/metrics`,
     proc,
-    output: () => out,
-    logs: () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    output: cli.output,
+    logs: cli.logs,
     exited,
     async kill(signal: NodeJS.Signals = 'SIGTERM') {
       if (proc.exitCode === null) proc.kill(signal);
