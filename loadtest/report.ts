@@ -1,6 +1,7 @@
 // The end of a run: the JSON document (--out) and the summary table with every threshold.
-import { describePhases, expectedArrivals, type Phase } from './arrivals.js';
+import { describePhases, expectedArrivals } from './arrivals.js';
 import type { RunOutcome } from './runner.js';
+import type { Options } from './options.js';
 import type { Recorder, StepReport } from './stats.js';
 import type { MetricSource, ThresholdResult } from './thresholds.js';
 
@@ -15,16 +16,7 @@ export interface ReportInput {
   startedAt: Date;
   finishedAt: Date;
   target: Target;
-  options: {
-    phases: Phase[];
-    maxVus: number;
-    graceSeconds: number;
-    thinkMs: number;
-    timeoutMs: number;
-    tasksPerUser: number;
-    refreshRatio: number;
-    smoke: boolean;
-  };
+  options: Pick<Options, 'phases' | 'maxVus' | 'graceSeconds' | 'thinkMs' | 'timeoutMs' | 'tasksPerUser' | 'refreshRatio' | 'smoke'>;
   outcome: RunOutcome;
   recorder: Recorder;
 }
