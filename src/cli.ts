@@ -69,8 +69,9 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig();
   switch (command) {
     case 'serve': {
+      let modules: ReadonlySet<ModuleName> | undefined;
       try {
-        modulesOf(args); // a bad flag stops the process before anything starts
+        modules = modulesOf(args); // a bad flag stops the process before anything starts
       } catch (err) {
         console.error(err instanceof Error ? err.message : err);
         console.error(USAGE);
@@ -81,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
         ? await (await import('./observability/tracing.js')).startTracing(config)
         : undefined;
       const { serve } = await import('./server.js');
-      const server = await serve(config, { modules: modulesOf(args) });
+      const server = await serve(config, { modules });
       const stop = (signal: string) => {
         server.app.log.info({ signal }, 'shutdown requested');
         server

@@ -119,24 +119,11 @@ export class EventRetries {
   /** Gives up to `limit` of a consumer's dead letters a fresh set of attempts, due now. */
   async replay(consumer: string, limit: number): Promise<DeadLetterRow[]> {
     const letters = await this.dead(consumer, limit);
-    for (const l of letters) {
-      await this.db
-        .update(eventRetries)
-        .set({ deadAt: null, attempts: 1, reason: 'failed', nextAttemptAt: sql`now()` })
-        .where(and(eq(eventRetries.consumer, consumer), eq(eventRetries.eventId, l.eventId), isNotNull(eventRetries.deadAt)));
-    }
+    if (letters.length === 0) return letters;
+    await this.db
+      .update(eventRetries)
+      .set({ deadAt: null, attempts: 1, reason: 'failed', nextAttemptAt: sql`now()` })
+      .where(and(eq(eventRetries.consumer, consumer), inArray(eventRetries.eventId, letters.map((l) => l.eventId)), isNotNull(eventRetries.deadAt)));
     return letters;
-  }
-
-  /** Live retries and dead letters, by consumer (metrics). */
-  async counts(): Promise<{ consumer: string; retrying: number; dead: number }[]> {
-    return this.db
-      .select({
-        consumer: eventRetries.consumer,
-        retrying: sql<number>`(count(*) filter (where ${eventRetries.deadAt} is null))::int`,
-        dead: sql<number>`(count(*) filter (where ${eventRetries.deadAt} is not null))::int`,
-      })
-      .from(eventRetries)
-      .groupBy(eventRetries.consumer);
   }
 }

@@ -107,11 +107,6 @@ const taskColumns = {
 export type UpdateOutcome = { kind: 'updated'; task: Task } | { kind: 'not-found' } | { kind: 'version-mismatch' };
 
 const placeholder = (name: string) => sql.placeholder(name);
-/**
- * No statement name: whether PostgreSQL prepares the statement follows DATABASE_PREPARE (see
- * src/infra/db/observe.ts); Drizzle builds the query once either way.
- */
-const DRIVER_DECIDES = undefined as unknown as string;
 
 /** A list query without filters: the shape most requests have, built once per sort and direction. */
 type PlainListShape = `${TaskSort}:${'asc' | 'desc'}:${'first' | 'after'}`;
@@ -119,6 +114,8 @@ type PlainListShape = `${TaskSort}:${'asc' | 'desc'}:${'first' | 'after'}`;
 export class TasksRepository {
   // Building a query with Drizzle costs about 50 µs of CPU, as much as PostgreSQL spends running
   // it; the hottest reads are built once, with placeholders, and only their values change.
+  // Their names mean nothing to PostgreSQL: whether it prepares them follows DATABASE_PREPARE
+  // (src/infra/db/observe.ts).
   private readonly getQuery;
   private readonly plainLists = new Map<PlainListShape, { execute(values: Record<string, unknown>): Promise<Task[]> }>();
 
@@ -127,7 +124,7 @@ export class TasksRepository {
       .select(taskColumns)
       .from(tasks)
       .where(and(eq(tasks.userId, placeholder('userId')), eq(tasks.id, placeholder('id'))))
-      .prepare(DRIVER_DECIDES);
+      .prepare('tasks_get');
   }
 
   /**
@@ -222,7 +219,7 @@ export class TasksRepository {
         .where(and(eq(tasks.userId, placeholder('userId')), cursor))
         .orderBy(...keys.map((k) => (descending ? desc(k.expr) : asc(k.expr))))
         .limit(placeholder('limit'))
-        .prepare(DRIVER_DECIDES);
+        .prepare(`tasks_list_${shape}`);
       this.plainLists.set(shape, query);
     }
     return query;
