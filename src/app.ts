@@ -19,19 +19,7 @@ import type { ResponseCacheStore } from './infra/cache/types.js';
 import { loggerOptions, requestIdFrom } from './observability/logging.js';
 import type { RefreshTokenStore } from './infra/token-store/types.js';
 import type { KeyRing } from './modules/auth/keys.js';
-import { authRoutes, jwksRoute } from './modules/auth/routes.js';
-import { AuthService } from './modules/auth/service.js';
-import { AccessTokens } from './modules/auth/tokens.js';
-import { NotificationsRepository } from './modules/notifications/repository.js';
-import { notificationsRoutes } from './modules/notifications/routes.js';
-import { NotificationsService, WebhooksService } from './modules/notifications/service.js';
-import { TasksRepository } from './modules/tasks/repository.js';
-import { tasksRoutes } from './modules/tasks/routes.js';
-import { TasksService } from './modules/tasks/service.js';
-import { UsersRepository } from './modules/users/repository.js';
-import { usersRoutes } from './modules/users/routes.js';
-import { UsersService } from './modules/users/service.js';
-import { ALL_MODULES, type ModuleName } from './modules/selection.js';
+import { ALL_MODULES, buildModules, platformOf, type ModuleName, type Modules } from './modules/registry.js';
 import type { Metrics } from './observability/metrics.js';
 import { VERSION } from './version.js';
 
@@ -56,6 +44,13 @@ export interface AppDeps {
   eventsWritten?: () => void;
   /** The feature modules whose routes this process serves (default: all of them). */
   modules?: ReadonlySet<ModuleName>;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every feature module, built for this process (serve runs the selected ones' consumers). */
+    modules: Modules;
+  }
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -87,41 +82,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(requestLogPlugin);
   await app.register(problemPlugin);
   await app.register(securityHeadersPlugin, { production: config.env === 'production' });
-  const access = new AccessTokens(deps.keys, {
-    issuer: config.jwt.issuer,
-    audience: config.jwt.audience,
-    accessTtlSeconds: config.jwt.accessTtlSeconds,
-  });
-  await app.register(authPlugin, { tokens: access, recorder: deps.metrics?.auth });
+  const modules = buildModules(platformOf({ ...deps, authRecorder: deps.metrics?.auth }, app.log));
+  app.decorate('modules', modules);
+  await app.register(authPlugin, { tokens: modules.apis.auth.tokens, recorder: deps.metrics?.auth });
   await app.register(rateLimitPlugin, { config: config.rateLimit, redis: deps.redis });
   await app.register(responseCachePlugin, { store: deps.cache, ttlSeconds: config.cache.ttlSeconds });
   if (deps.metrics) await app.register(metricsPlugin, { metrics: deps.metrics });
   await registerOpenApi(app, VERSION);
 
-  const usersRepo = new UsersRepository(deps.database.db);
-  const auth = new AuthService(usersRepo, deps.tokenStore, access, config.jwt.refreshTtlSeconds, app.log, deps.metrics?.auth);
-  // After a write to a user's data, their cached responses are retired.
-  const dataChanged = (userId: string) => deps.cache?.invalidateUser(userId) ?? Promise.resolve();
-  const users = new UsersService(usersRepo, (userId) => auth.revokeAll(userId), dataChanged);
-  const tasksChanged = (userId: string) => {
-    deps.eventsWritten?.();
-    return dataChanged(userId);
-  };
-  const tasks = new TasksService(new TasksRepository(deps.database.db), tasksChanged);
-  const notificationsRepo = new NotificationsRepository(deps.database.db);
-  const notifications = new NotificationsService(notificationsRepo);
-  const webhooks = new WebhooksService(notificationsRepo, { allowPrivateTargets: config.notifications.webhooks.allowPrivateTargets });
-
   const health = deps.health ?? { draining: false };
   const checks: HealthCheck[] = [{ name: 'database', critical: true, check: () => deps.database.ping() }, ...(deps.healthChecks ?? [])];
   healthRoutes(app, { checks, state: health });
-  const modules = deps.modules ?? ALL_MODULES;
-  if (modules.has('auth')) {
-    jwksRoute(app, { keys: deps.keys });
-    authRoutes(app, { auth });
-  }
-  if (modules.has('users')) usersRoutes(app, { users });
-  if (modules.has('tasks')) tasksRoutes(app, { tasks });
-  if (modules.has('notifications')) notificationsRoutes(app, { notifications, webhooks });
+  modules.routes(app, deps.modules ?? ALL_MODULES);
   return app;
 }

@@ -4,7 +4,7 @@
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { Database } from './infra/db/database.js';
-import { parseModules, type ModuleName } from './modules/selection.js';
+import { parseModules, type ModuleName } from './modules/registry.js';
 
 const USAGE = `usage: task-api <command>
   serve [--modules LIST]    start the HTTP API (default); LIST picks modules from
@@ -50,6 +50,36 @@ async function flushTraces(stopTracing: (() => Promise<void>) | undefined, log: 
   }
 }
 
+/** OTEL_EXPORTER_OTLP_ENDPOINT unset: the tracing SDK is never loaded. */
+async function startTracingIfConfigured(config: Config): Promise<(() => Promise<void>) | undefined> {
+  return config.tracing.endpoint ? (await import('./observability/tracing.js')).startTracing(config) : undefined;
+}
+
+interface Running {
+  log: { info(obj: object, msg: string): void; error(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  shutdown(): Promise<void>;
+}
+
+/** Keeps a long-running command (serve, worker) up until SIGTERM or SIGINT, then drains and exits. */
+function runUntilSignal(running: Running, stopTracing: (() => Promise<void>) | undefined): number {
+  const stop = (signal: string) => {
+    running.log.info({ signal }, 'shutdown requested');
+    running
+      .shutdown()
+      .then(() => flushTraces(stopTracing, running.log))
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          running.log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return -1; // keep running
+}
+
 /** `serve [--modules a,b]`: the feature modules to run (all when the flag is absent). */
 function modulesOf(args: string[]): ReadonlySet<ModuleName> | undefined {
   const rest = [...args];
@@ -77,51 +107,15 @@ async function main(argv: string[]): Promise<number> {
         console.error(USAGE);
         return 2;
       }
-      // OTEL_EXPORTER_OTLP_ENDPOINT unset: the tracing SDK is never loaded.
-      const stopTracing = config.tracing.endpoint
-        ? await (await import('./observability/tracing.js')).startTracing(config)
-        : undefined;
+      const stopTracing = await startTracingIfConfigured(config);
       const { serve } = await import('./server.js');
       const server = await serve(config, { modules });
-      const stop = (signal: string) => {
-        server.app.log.info({ signal }, 'shutdown requested');
-        server
-          .shutdown()
-          .then(() => flushTraces(stopTracing, server.app.log))
-          .then(
-            () => process.exit(0),
-            (err: unknown) => {
-              server.app.log.error({ err }, 'shutdown failed');
-              process.exit(1);
-            },
-          );
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-      return -1; // keep running
+      return runUntilSignal({ log: server.app.log, shutdown: () => server.shutdown() }, stopTracing);
     }
     case 'worker': {
-      const stopTracing = config.tracing.endpoint
-        ? await (await import('./observability/tracing.js')).startTracing(config)
-        : undefined;
+      const stopTracing = await startTracingIfConfigured(config);
       const { work } = await import('./worker.js');
-      const worker = await work(config);
-      const stop = (signal: string) => {
-        worker.log.info({ signal }, 'shutdown requested');
-        worker
-          .shutdown()
-          .then(() => flushTraces(stopTracing, worker.log))
-          .then(
-            () => process.exit(0),
-            (err: unknown) => {
-              worker.log.error({ err }, 'shutdown failed');
-              process.exit(1);
-            },
-          );
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-      return -1; // keep running
+      return runUntilSignal(await work(config), stopTracing);
     }
     case 'migrate': {
       const { migrate } = await import('./infra/db/migrate.js');
@@ -158,7 +152,7 @@ async function main(argv: string[]): Promise<number> {
       }
       if (!config.events.amqpUrl) {
         // The in-process bus keeps its dead letters in the database (event_retries).
-        const { EventRetries } = await import('./modules/events/retries.js');
+        const { EventRetries } = await import('./events/retries.js');
         const letters = await withDatabase(config, async (db) => {
           const retries = new EventRetries(db.db);
           return action === 'list' ? retries.dead(consumer, limit) : retries.replay(consumer, limit);
@@ -169,7 +163,7 @@ async function main(argv: string[]): Promise<number> {
         console.log(`${action === 'list' ? 'dead letters' : 'replayed'}: ${letters.length}`);
         return 0;
       }
-      const dl = await import('./modules/events/dead-letters.js');
+      const dl = await import('./events/dead-letters.js');
       const run = action === 'list' ? dl.listDeadLetters : dl.replayDeadLetters;
       const letters = await run(config.events.amqpUrl, config.events.exchange, consumer, limit);
       for (const l of letters) console.log(JSON.stringify({ messageId: l.messageId, type: l.type, reason: l.reason, deaths: l.deaths }));

@@ -15,6 +15,7 @@ import { RedisTokenStore } from './infra/token-store/redis.js';
 import type { RefreshTokenStore } from './infra/token-store/types.js';
 import { loadKeyRing, type KeyRing } from './modules/auth/keys.js';
 import { Metrics } from './observability/metrics.js';
+import { sqlSpanObserver } from './observability/trace-context.js';
 
 export interface Infrastructure {
   database: Database;
@@ -30,8 +31,9 @@ export interface Infrastructure {
 
 export async function openInfrastructure(config: Config, log: FastifyBaseLogger): Promise<Infrastructure> {
   const metrics = config.metrics.enabled ? new Metrics() : undefined;
-  // Statement observers see postgres.js only (PGlite is one in-process connection, no pool).
-  const observers = metrics && config.database.url ? [metrics.databaseObserver(config.database.poolMax)] : [];
+  // Statement observers see postgres.js only (PGlite is one in-process connection, no pool). SQL
+  // spans are always observed: without a registered tracing SDK they stop at their first check.
+  const observers = config.database.url ? [sqlSpanObserver, ...(metrics ? [metrics.databaseObserver(config.database.poolMax)] : [])] : [];
   const database = await openDatabase({ ...config.database, dataDir: config.dataDir, observers });
   if (database.kind === 'pglite') {
     log.warn({ dataDir: config.dataDir }, 'DATABASE_URL is not set: using the embedded PostgreSQL (PGlite), fine for one instance only');

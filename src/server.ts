@@ -6,9 +6,8 @@ import type { HealthState } from './http/health.js';
 import { openInfrastructure } from './infrastructure.js';
 import { startMetricsServer } from './observability/metrics-server.js';
 import { ensureAdmin } from './operations/admin.js';
-import { consumerModules } from './modules/events/consumers.js';
-import { startEvents } from './modules/events/runtime.js';
-import { ALL_MODULES, type ModuleName } from './modules/selection.js';
+import { startEvents } from './events/runtime.js';
+import { ALL_MODULES, type ModuleName } from './modules/registry.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -48,7 +47,7 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<Ru
     log: app.log,
     metrics: infra.metrics,
     relay,
-    consumers: modules.has('notifications') ? consumerModules : [],
+    consumers: app.modules.consumers(modules),
   });
   relayWake.nudge = () => events.nudge();
   app.log.info({ modules: [...modules] }, 'modules');

@@ -2,7 +2,8 @@
 // served on METRICS_PORT as in `serve`.
 import type { Config } from './config.js';
 import { openInfrastructure } from './infrastructure.js';
-import { startEvents, type EventsRuntime } from './modules/events/runtime.js';
+import { startEvents, type EventsRuntime } from './events/runtime.js';
+import { ALL_MODULES, buildModules, platformOf } from './modules/registry.js';
 import { startMetricsServer } from './observability/metrics-server.js';
 
 export interface RunningWorker {
@@ -17,7 +18,9 @@ export async function work(config: Config): Promise<RunningWorker> {
   const { loggerOptions } = await import('./observability/logging.js');
   const log = pino(loggerOptions(config)).child({ role: 'worker' });
   const infra = await openInfrastructure(config, log);
-  const events = await startEvents({ config, database: infra.database, log, metrics: infra.metrics });
+  // Every module's consumers, built as `serve` builds them.
+  const modules = buildModules(platformOf({ config, ...infra }, log));
+  const events = await startEvents({ config, database: infra.database, log, metrics: infra.metrics, consumers: modules.consumers(ALL_MODULES) });
   const metricsServer = infra.metrics
     ? await startMetricsServer(infra.metrics.registry, { ...config.metrics, onError: (err) => log.error({ err }, 'metrics collection failed') })
     : undefined;

@@ -1,9 +1,9 @@
 // The operator's dead-letter command, as an operator runs it: the built CLI against the real
 // broker, listing a poison event and replaying it into its consumer's queue once fixed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RabbitMqEventBus } from '../src/modules/events/rabbitmq.js';
-import { OutboxRelay } from '../src/modules/events/relay.js';
-import { OutboxRepository } from '../src/modules/events/outbox.js';
+import { RabbitMqEventBus } from '../src/events/rabbitmq.js';
+import { OutboxRelay } from '../src/events/relay.js';
+import { OutboxRepository } from '../src/events/outbox.js';
 import type { TaskEvent } from '../src/shared/events.js';
 import { PoisonMessageError } from '../src/shared/poison.js';
 import { as, createTestApp, register, type TestApp } from './helpers/app.js';

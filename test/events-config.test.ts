@@ -1,7 +1,7 @@
 // Event settings: validated like every other variable; the AMQP connection always has a heartbeat.
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { withHeartbeat } from '../src/modules/events/rabbitmq.js';
+import { withHeartbeat } from '../src/events/rabbitmq.js';
 
 describe('event configuration', () => {
   it('defaults: in-process bus, relay on, 200 ms poll, batches of 100, 24 h retention', () => {

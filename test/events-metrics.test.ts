@@ -4,10 +4,10 @@
 import { connect } from 'amqplib';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { OutboxRepository } from '../src/modules/events/outbox.js';
-import { RabbitMqEventBus } from '../src/modules/events/rabbitmq.js';
-import { OutboxRelay } from '../src/modules/events/relay.js';
-import { startEvents } from '../src/modules/events/runtime.js';
+import { OutboxRepository } from '../src/events/outbox.js';
+import { RabbitMqEventBus } from '../src/events/rabbitmq.js';
+import { OutboxRelay } from '../src/events/relay.js';
+import { startEvents } from '../src/events/runtime.js';
 import { Metrics } from '../src/observability/metrics.js';
 import type { Database } from '../src/infra/db/database.js';
 import { PoisonMessageError } from '../src/shared/poison.js';

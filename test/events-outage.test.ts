@@ -3,7 +3,7 @@
 // (test/helpers/rabbitmq-server.ts) is stopped and started again; the shared broker is untouched.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { startEvents, type EventsRuntime } from '../src/modules/events/runtime.js';
+import { startEvents, type EventsRuntime } from '../src/events/runtime.js';
 import { as, createTestApp, register, type TestApp } from './helpers/app.js';
 import { readExchange, testExchange, type Reader } from './helpers/amqp.js';
 import { ownRabbit, rabbitmqAvailable, type OwnRabbit } from './helpers/rabbitmq-server.js';

@@ -5,10 +5,11 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/infra/db/database.js';
-import { InProcessEventBus, type ConsumeRecorder } from '../src/modules/events/bus.js';
-import { OutboxRepository } from '../src/modules/events/outbox.js';
-import { OutboxRelay } from '../src/modules/events/relay.js';
-import { EventRetries } from '../src/modules/events/retries.js';
+import { InProcessEventBus } from '../src/events/bus.js';
+import type { ConsumeRecorder } from '../src/observability/recorders.js';
+import { OutboxRepository } from '../src/events/outbox.js';
+import { OutboxRelay } from '../src/events/relay.js';
+import { EventRetries } from '../src/events/retries.js';
 import type { TaskEvent } from '../src/shared/events.js';
 import { PoisonMessageError } from '../src/shared/poison.js';
 import { as, createTestApp, register, type TestApp } from './helpers/app.js';

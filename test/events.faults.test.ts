@@ -10,9 +10,9 @@
 // flight when the fault hit; each test reports how many it saw.
 import { connect, type ConsumeMessage } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OutboxRepository } from '../src/modules/events/outbox.js';
-import { RabbitMqEventBus } from '../src/modules/events/rabbitmq.js';
-import { OutboxRelay } from '../src/modules/events/relay.js';
+import { OutboxRepository } from '../src/events/outbox.js';
+import { RabbitMqEventBus } from '../src/events/rabbitmq.js';
+import { OutboxRelay } from '../src/events/relay.js';
 import type { TaskEvent } from '../src/shared/events.js';
 import { as, createTestApp, register, testPrivateKey, type TestApp } from './helpers/app.js';
 import { deleteExchange, testExchange } from './helpers/amqp.js';

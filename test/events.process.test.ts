@@ -27,7 +27,7 @@ describe('events in the built CLI', () => {
     };
   });
   afterAll(async () => {
-    // serve and worker also start the registered consumers (src/modules/events/consumers.ts):
+    // serve and worker also start the registered consumers (src/events/consumers.ts):
     // their queues and dead-letter exchange are named after this test's exchange.
     const consumerQueues = ['notifications'].flatMap((n) => [`${exchange}.${n}`, `${exchange}.${n}.dead`]);
     await deleteExchange(exchange, AMQP_URL, consumerQueues).catch(() => undefined);

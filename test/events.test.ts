@@ -3,10 +3,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { openDatabase, type Database } from '../src/infra/db/database.js';
-import { OutboxRepository } from '../src/modules/events/outbox.js';
-import { RabbitMqEventBus } from '../src/modules/events/rabbitmq.js';
-import { OutboxRelay } from '../src/modules/events/relay.js';
-import { startEvents } from '../src/modules/events/runtime.js';
+import { OutboxRepository } from '../src/events/outbox.js';
+import { RabbitMqEventBus } from '../src/events/rabbitmq.js';
+import { OutboxRelay } from '../src/events/relay.js';
+import { startEvents } from '../src/events/runtime.js';
 import type { TaskEvent } from '../src/shared/events.js';
 import { PoisonMessageError } from '../src/shared/poison.js';
 import { as, createTestApp, register, type TestApp } from './helpers/app.js';

@@ -2,10 +2,9 @@
 // through the outbox, the relay and the in-process bus, and becomes one in-app notification.
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerNotifications } from '../src/modules/notifications/register.js';
-import { startEvents, type EventsRuntime } from '../src/modules/events/runtime.js';
-import { InProcessEventBus } from '../src/modules/events/bus.js';
-import { EventRetries } from '../src/modules/events/retries.js';
+import { startEvents, type EventsRuntime } from '../src/events/runtime.js';
+import { InProcessEventBus } from '../src/events/bus.js';
+import { EventRetries } from '../src/events/retries.js';
 import { as, createTestApp, register, type TestApp } from './helpers/app.js';
 import type { PageBody, TaskBody } from './helpers/bodies.js';
 
@@ -16,7 +15,7 @@ let bus: InProcessEventBus;
 beforeAll(async () => {
   t = await createTestApp();
   bus = new InProcessEventBus({ retries: new EventRetries(t.database.db) });
-  events = await startEvents({ config: t.config, database: t.database, log: pino({ level: 'silent' }), bus, consumers: [registerNotifications], relay: true });
+  events = await startEvents({ config: t.config, database: t.database, log: pino({ level: 'silent' }), bus, consumers: t.app.modules.consumers(new Set(['notifications'])), relay: true });
 });
 afterAll(async () => {
   await events.stop();

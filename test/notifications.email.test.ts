@@ -2,7 +2,8 @@
 import { pino } from 'pino';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDeliveryWorker, createNotificationsConsumer } from '../src/modules/notifications/index.js';
+import { createNotificationsConsumer } from '../src/modules/notifications/handler.js';
+import { createDeliveryWorker } from '../src/modules/notifications/worker.js';
 import { as, createTestApp, register, type TestApp } from './helpers/app.js';
 import { taskEvent } from './helpers/events.js';
 import { freePort } from './helpers/process.js';
@@ -50,7 +51,7 @@ describe('email notifications', () => {
   it('sends the email for a task event over SMTP when the user wants email, retrying a refusal', async () => {
     const s = await register(t.app);
     await as(t.app, s.accessToken)({ method: 'PATCH', url: '/v1/users/me/notification-preferences', payload: { email: true } });
-    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config });
+    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf });
     const event = taskEvent(s.user.id, 'task.completed', 'Quarterly report');
     await handle(event);
     await handle(event); // redelivery: still one email
@@ -80,7 +81,7 @@ describe('email notifications', () => {
 
   it('sends nothing to a user who has not asked for email (the default)', async () => {
     const s = await register(t.app);
-    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config });
+    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf });
     const event = taskEvent(s.user.id);
     await handle(event);
     const rows = await t.database.raw.query('select 1 from email_deliveries where event_id = $1', [event.id]);

@@ -5,8 +5,8 @@
 import type { Socket } from 'node:net';
 import { connect, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RabbitMqEventBus } from '../src/modules/events/rabbitmq.js';
-import { createNotificationsConsumer, NOTIFICATIONS_CONSUMER } from '../src/modules/notifications/index.js';
+import { RabbitMqEventBus } from '../src/events/rabbitmq.js';
+import { CONSUMER as NOTIFICATIONS_CONSUMER, createNotificationsConsumer } from '../src/modules/notifications/handler.js';
 import type { TaskEvent, TaskEventHandler } from '../src/shared/events.js';
 import { createTestApp, register, type TestApp } from './helpers/app.js';
 import { AMQP_URL, deleteExchange, silentLog, testExchange } from './helpers/amqp.js';
@@ -17,7 +17,7 @@ let handle: TaskEventHandler;
 
 beforeAll(async () => {
   t = await createTestApp();
-  handle = createNotificationsConsumer({ database: t.database, config: t.config }).handle;
+  handle = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf }).handle;
 });
 afterAll(() => t.close());
 

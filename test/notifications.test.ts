@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNotificationsConsumer } from '../src/modules/notifications/index.js';
+import { createNotificationsConsumer } from '../src/modules/notifications/handler.js';
 import type { TaskEventHandler } from '../src/shared/events.js';
 import { isPoisonMessage, PoisonMessageError } from '../src/shared/poison.js';
 import { as, createTestApp, register, type SessionBody, type TestApp } from './helpers/app.js';
@@ -24,7 +24,7 @@ let bob: SessionBody;
 
 beforeAll(async () => {
   t = await createTestApp();
-  handle = createNotificationsConsumer({ database: t.database, config: t.config }).handle;
+  handle = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf }).handle;
   alice = await register(t.app);
   bob = await register(t.app);
 });
@@ -194,7 +194,7 @@ describe('on the embedded database (PGlite)', () => {
     const e = await createTestApp({ embedded: true });
     try {
       const s = await register(e.app);
-      const embeddedHandle = createNotificationsConsumer({ database: e.database, config: e.config }).handle;
+      const embeddedHandle = createNotificationsConsumer({ database: e.database, config: e.config, recipientOf: e.app.modules.apis.users.emailOf }).handle;
       const event = taskEvent(s.user.id, 'task.deleted', 'Gone task');
       await embeddedHandle(event);
       await embeddedHandle(event);

@@ -7,18 +7,10 @@ import postgres from 'postgres';
 import { openDatabase, type Database } from '../src/infra/db/database.js';
 import { migrate } from '../src/infra/db/migrate.js';
 import { ADMIN_DATABASE_URL, databaseUrl } from './setup/services.js';
-import {
-  emailDeliveries,
-  eventRetries,
-  notificationPreferences,
-  notifications,
-  outbox,
-  processedEvents,
-  tasks,
-  users,
-  webhookDeliveries,
-  webhooks,
-} from '../src/infra/db/schema.js';
+import { eventRetries, outbox } from '../src/events/tables.js';
+import { emailDeliveries, notificationPreferences, notifications, processedEvents, webhookDeliveries, webhooks } from '../src/modules/notifications/tables.js';
+import { tasks } from '../src/modules/tasks/table.js';
+import { users } from '../src/modules/users/table.js';
 import { readdirSync } from 'node:fs';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 

@@ -1,7 +1,7 @@
 // GET /v1/tasks against the real PostgreSQL: every sort order walked page by page, every filter,
 // tenant isolation, and the query's validation (limit, sort, filters, cursors).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tasks as tasksTable } from '../src/infra/db/schema.js';
+import { tasks as tasksTable } from '../src/modules/tasks/table.js';
 import type { CreateTaskInput } from '../src/modules/tasks/schemas.js';
 import { uuidv7 } from '../src/shared/ids.js';
 import { as, createTestApp, register, type SessionBody, type TestApp } from './helpers/app.js';

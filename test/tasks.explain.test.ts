@@ -13,8 +13,10 @@ import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Db } from '../src/infra/db/database.js';
-import { schema } from '../src/infra/db/schema.js';
-import { keysetOf, TasksRepository, type Keyset, type Task, type TaskFilter, type TaskSort } from '../src/modules/tasks/repository.js';
+import { keysetOf, type Keyset } from '../src/modules/tasks/keyset.js';
+import type { Task, TaskFilter } from '../src/modules/tasks/model.js';
+import { TasksRepository } from '../src/modules/tasks/repository.js';
+import type { TaskSort } from '../src/modules/tasks/sorts.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 
 const LARGE = process.env.TEST_LARGE !== '0';
@@ -152,7 +154,7 @@ describe.skipIf(!LARGE)('task list query plans on 1,000,000 tasks', { timeout: 1
         captured.push({ query, params: [...(parameters as unknown[])] });
       },
     });
-    const db: Db = drizzle(client, { schema });
+    const db: Db = drizzle(client);
     repo = new TasksRepository(db);
 
     const started = Date.now();
@@ -394,18 +396,18 @@ describe.skipIf(!LARGE)('task list query plans on 1,000,000 tasks', { timeout: 1
 
   describe("admin's list with owners", () => {
     it('all users, newest first, reads each partition by index (merge, no sort)', async () => {
-      await checkShape({ name: 'admin listWithOwners', run: () => repo.listWithOwners(LIMIT), plainSort: true, oneUser: false });
-      const first = await repo.listWithOwners(LIMIT);
+      await checkShape({ name: 'admin listAll', run: () => repo.listAll(LIMIT), plainSort: true, oneUser: false });
+      const first = await repo.listAll(LIMIT);
       await checkShape({
-        name: 'admin listWithOwners, cursor page 2',
-        run: () => repo.listWithOwners(LIMIT, undefined, keysetOf('createdAt', first[PAGE - 1]!)),
+        name: 'admin listAll, cursor page 2',
+        run: () => repo.listAll(LIMIT, undefined, keysetOf('createdAt', first[PAGE - 1]!)),
         plainSort: true,
         oneUser: false,
       });
     });
 
     it('one user, newest first, reads that user’s index range', async () => {
-      await checkShape({ name: 'admin listWithOwners userId', run: () => repo.listWithOwners(LIMIT, typicalUser), plainSort: true, oneUser: true });
+      await checkShape({ name: 'admin listAll userId', run: () => repo.listAll(LIMIT, typicalUser), plainSort: true, oneUser: true });
     });
   });
 
@@ -462,10 +464,10 @@ describe.skipIf(!LARGE)('task list query plans on 1,000,000 tasks', { timeout: 1
       }
     }
 
-    it('admin listWithOwners (all users)', async () => {
-      const page = (limit: number, after?: Keyset) => repo.listWithOwners(limit, undefined, after);
+    it('admin listAll (all users)', async () => {
+      const page = (limit: number, after?: Keyset) => repo.listAll(limit, undefined, after);
       const before = await page((DEEP_PAGE - 1) * PAGE);
-      await compare('admin listWithOwners', page, keysetOf('createdAt', before[before.length - 1]!), false);
+      await compare('admin listAll', page, keysetOf('createdAt', before[before.length - 1]!), false);
     });
   });
 });

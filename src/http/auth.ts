@@ -5,12 +5,16 @@
 // request, so a flood of bad tokens is limited by IP like any other anonymous traffic.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { noAuthRecorder, type AuthRecorder } from '../modules/auth/recorder.js';
-import type { AccessTokens } from '../modules/auth/tokens.js';
+import { noAuthRecorder, type AuthRecorder } from '../observability/recorders.js';
 import type { Actor } from '../shared/actor.js';
 import { forbidden, unauthorized, type AppError } from '../shared/errors.js';
 
 export type AuthLevel = 'public' | 'user' | 'admin';
+
+/** Checks an access token locally and says whose it is; throws a 401 AppError when it does not verify. */
+export interface AccessTokenVerifier {
+  verify(token: string): Promise<Actor>;
+}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -32,7 +36,7 @@ export function actorOf(request: FastifyRequest): Actor {
 export const authLevelOf = (config: { auth?: AuthLevel } | undefined): AuthLevel => config?.auth ?? 'user';
 
 export const authPlugin = fp(
-  (app: FastifyInstance, opts: { tokens: AccessTokens; recorder?: AuthRecorder | undefined }) => {
+  (app: FastifyInstance, opts: { tokens: AccessTokenVerifier; recorder?: AuthRecorder | undefined }) => {
     const recorder = opts.recorder ?? noAuthRecorder;
     app.decorateRequest('actor', null);
     app.addHook('onRoute', (route) => {

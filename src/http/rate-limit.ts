@@ -17,8 +17,9 @@ import fp from 'fastify-plugin';
 import type { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { RATE_LIMIT_POLICY_NAMES, type Config, type RateLimitPolicy, type RateLimitPolicyName } from '../config.js';
-import { normaliseEmail } from '../modules/auth/service.js';
+import { normaliseEmail } from '../shared/email.js';
 import { tooManyRequests } from '../shared/errors.js';
+import type { RateLimitStats } from '../observability/recorders.js';
 import { problems } from './responses.js';
 
 /** Policies a route can add to 'default'. */
@@ -32,12 +33,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     rateLimitStats: RateLimitStats;
   }
-}
-
-/** In-process counters (the metrics work turns them into Prometheus counters). */
-export interface RateLimitStats {
-  /** Requests answered 429, by the policy that refused them. */
-  rejected: Record<RateLimitPolicyName, number>;
 }
 
 /** Never limited: probes and the API docs (/metrics has a port of its own). Matched on the route pattern. */

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { CachedResponse, ResponseCacheStore } from '../infra/cache/types.js';
+import type { CacheStats } from '../observability/recorders.js';
 import { ifNoneMatchHits } from './conditional.js';
 
 declare module 'fastify' {
@@ -18,11 +19,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     cacheStats: CacheStats;
   }
-}
-
-export interface CacheStats {
-  hits: number;
-  misses: number;
 }
 
 interface Flight {

@@ -7,11 +7,8 @@
 // URLs), and document the name in the README's Observability section.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { RATE_LIMIT_POLICY_NAMES } from '../config.js';
-import type { RateLimitStats } from '../http/rate-limit.js';
-import type { CacheStats } from '../http/response-cache.js';
 import { operationOf, type QueryObserver } from '../infra/db/observe.js';
-import { AUTH_FAILURE_REASONS, type AuthFailureReason, type AuthRecorder } from '../modules/auth/recorder.js';
-import type { ConsumeRecorder } from '../modules/events/bus.js';
+import { AUTH_FAILURE_REASONS, type AuthFailureReason, type AuthRecorder, type CacheStats, type ConsumeRecorder, type RateLimitStats, type RelayRecorder } from './recorders.js';
 import { TASK_EVENT_TYPES } from '../shared/events.js';
 
 /** Seconds; a fast API: sub-millisecond to seconds. Used for HTTP and database durations. */
@@ -36,7 +33,7 @@ export class Metrics {
   /** Handed to the auth hook and AuthService (which know nothing of prom-client). */
   readonly auth: AuthRecorder;
   /** Handed to the outbox relay: events_published_total{type}, events_publish_failures_total. */
-  readonly events: { published(type: string, count: number): void; publishFailure(): void };
+  readonly events: RelayRecorder;
   /**
    * Handed to the event bus (startEvents): events_consumed_total, events_consume_failures_total
    * and events_dead_lettered_total, by consumer (subscription name).

@@ -1,8 +1,8 @@
 // The first admin: from ADMIN_EMAIL/ADMIN_PASSWORD at start, or `task-api create-admin`.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Database } from '../infra/db/database.js';
-import { hashPassword } from '../modules/auth/passwords.js';
-import { normaliseEmail } from '../modules/auth/service.js';
+import { hashPassword } from '../infra/passwords.js';
+import { normaliseEmail } from '../shared/email.js';
 import { UsersRepository } from '../modules/users/repository.js';
 import { uuidv7 } from '../shared/ids.js';
 

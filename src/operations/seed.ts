@@ -238,7 +238,7 @@ export interface SeedResult {
 export async function seed(database: Database, opts: SeedOptions, log: (line: string) => void = () => undefined): Promise<SeedResult> {
   const started = Date.now();
   const concurrency = database.kind === 'pglite' ? 1 : opts.concurrency;
-  const { hashPassword } = await import('../modules/auth/passwords.js');
+  const { hashPassword } = await import('../infra/passwords.js');
   const passwordHash = await hashPassword(opts.password);
 
   const [users] = await database.raw.query<{ n: number }>(INSERT_USERS, [opts.prefix, String(opts.seed), opts.users, passwordHash]);

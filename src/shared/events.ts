@@ -1,44 +1,78 @@
-// The task event contract, shared by the publishing side (outbox, relay, broker) and the
-// consumers (notifications). Versioned: a consumer ignores nothing silently — an event whose
-// schemaVersion it does not know goes to the dead-letter queue.
+// The task event contract, shared by the publishing side (tasks module, outbox, relay, broker) and
+// the consumers (notifications). One TypeBox schema gives both the static type the producer builds
+// and the check a consumer runs on what arrives. Versioned: a consumer ignores nothing silently —
+// an event whose schemaVersion it does not know is poison (dead-lettered, not retried).
+import { Type, type Static } from 'typebox';
+import { Value } from 'typebox/value';
+import { UUID_PATTERN } from './ids.js';
+import { PoisonMessageError } from './poison.js';
+import { TASK_PRIORITIES, TASK_STATUSES } from './task-model.js';
 
 export const EVENT_SCHEMA_VERSION = 1 as const;
 
 export const TASK_EVENT_TYPES = ['task.created', 'task.updated', 'task.completed', 'task.deleted'] as const;
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
-/** The task as it stands after the change (for task.deleted: as it stood when deleted). */
-export interface TaskSnapshot {
-  id: string;
-  title: string;
-  description: string | null;
-  status: 'todo' | 'in_progress' | 'done';
-  priority: 'low' | 'medium' | 'high' | 'urgent';
-  dueAt: string | null;
-  tags: string[];
-  createdAt: string;
-  updatedAt: string;
-  completedAt: string | null;
-  version: number;
-}
+const Uuid = Type.String({ pattern: UUID_PATTERN });
+/** RFC 3339 as the producer writes it (toISOString). */
+const Instant = Type.String({ minLength: 1 });
+const OrNull = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
-export interface TaskEvent {
+/** The task as it stands after the change (for task.deleted: as it stood when deleted). */
+export const TaskSnapshotSchema = Type.Object({
+  id: Uuid,
+  title: Type.String(),
+  description: OrNull(Type.String()),
+  status: Type.Enum(TASK_STATUSES),
+  priority: Type.Enum(TASK_PRIORITIES),
+  dueAt: OrNull(Instant),
+  tags: Type.Array(Type.String()),
+  createdAt: Instant,
+  updatedAt: Instant,
+  completedAt: OrNull(Instant),
+  version: Type.Integer(),
+});
+export type TaskSnapshot = Static<typeof TaskSnapshotSchema>;
+
+/**
+ * Version 1. Unknown extra properties are tolerated (additive changes do not bump the version);
+ * missing or mistyped ones make the event poison.
+ */
+export const TaskEventSchema = Type.Object({
   /** UUIDv7; also the AMQP messageId, and the consumers' idempotency key. */
-  id: string;
-  type: TaskEventType;
-  schemaVersion: typeof EVENT_SCHEMA_VERSION;
-  /** RFC 3339, when the change was committed. */
-  occurredAt: string;
-  userId: string;
-  taskId: string;
-  data: {
-    task: TaskSnapshot;
+  id: Uuid,
+  type: Type.Enum(TASK_EVENT_TYPES),
+  schemaVersion: Type.Literal(EVENT_SCHEMA_VERSION),
+  /** When the change was committed. */
+  occurredAt: Instant,
+  userId: Uuid,
+  taskId: Uuid,
+  data: Type.Object({
+    task: TaskSnapshotSchema,
     /** For task.updated and task.completed: the fields the write changed. */
-    changes?: string[];
-  };
+    changes: Type.Optional(Type.Array(Type.String())),
+  }),
   /** W3C trace context of the request that made the change, when tracing is on. */
-  traceContext?: { traceparent: string; tracestate?: string };
-}
+  traceContext: Type.Optional(Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) })),
+});
+export type TaskEvent = Static<typeof TaskEventSchema>;
 
 /** A consumer's effect for one event. Must be idempotent by event id (processed_events). */
 export type TaskEventHandler = (event: TaskEvent) => Promise<void>;
+
+/** Checks an incoming message against the contract; PoisonMessageError when no retry could help. */
+export function parseTaskEvent(message: unknown): TaskEvent {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+    throw new PoisonMessageError('task event is not an object', 'malformed');
+  }
+  const version = (message as { schemaVersion?: unknown }).schemaVersion;
+  if (version !== EVENT_SCHEMA_VERSION) {
+    throw new PoisonMessageError(`unknown task event schemaVersion ${JSON.stringify(version)}`, 'unknown-schema-version');
+  }
+  if (!Value.Check(TaskEventSchema, message)) {
+    const first = Value.Errors(TaskEventSchema, message)[0];
+    throw new PoisonMessageError(`malformed task event: ${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'}`, 'malformed');
+  }
+  if (Number.isNaN(Date.parse(message.occurredAt))) throw new PoisonMessageError('malformed task event: /occurredAt is not a date', 'malformed');
+  return message;
+}

@@ -3,11 +3,10 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { ParameterOrJSON, TransactionSql } from 'postgres';
-import { sqlSpanObserver } from '../../observability/trace-context.js';
 import { observeClient, type QueryObserver } from './observe.js';
-import { schema } from './schema.js';
 
-export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** Drizzle over either driver. Tables are defined by the code that owns them (modules, events). */
+export type Db = PgDatabase<PgQueryResultHKT>;
 
 /** Plain SQL access, used by migrations and operational commands only. */
 export interface RawSql {
@@ -34,7 +33,7 @@ export interface DatabaseOptions {
   prepare: boolean;
   /** Directory for the embedded database; ':memory:' keeps it in memory. */
   dataDir: string;
-  /** Told about every statement (PostgreSQL only): metrics, traces. */
+  /** Told about every statement (PostgreSQL only): the entry point passes metrics and trace spans. */
   observers?: QueryObserver[];
 }
 
@@ -56,8 +55,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
     onnotice: () => undefined,
     connection: { application_name: 'task-api' },
   });
-  // SQL spans are always observed: without a registered tracing SDK they stop at their first check.
-  const client = observeClient(pool, [counter, sqlSpanObserver, ...(opts.observers ?? [])], opts.prepare);
+  const client = observeClient(pool, [counter, ...(opts.observers ?? [])], opts.prepare);
   type Client = typeof client;
   const rawOf = (c: Client | TransactionSql): RawSql => ({
     query: async <T>(text: string, params: unknown[] = []) =>
@@ -68,7 +66,7 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   });
   return {
     kind: 'postgres',
-    db: drizzle(client, { schema }) as unknown as Db,
+    db: drizzle(client) as unknown as Db,
     raw: rawOf(client),
     queryCount: () => queries,
     rawTransaction: async <T>(fn: (raw: RawSql) => Promise<T>) =>
@@ -98,7 +96,7 @@ async function openPglite(dataDir: string): Promise<Database> {
   });
   return {
     kind: 'pglite',
-    db: drizzle(pg, { schema }) as unknown as Db,
+    db: drizzle(pg) as unknown as Db,
     raw: rawOf(pg),
     queryCount: () => 0,
     rawTransaction: async <T>(fn: (raw: RawSql) => Promise<T>) => pg.transaction((tx) => fn(rawOf(tx))),

@@ -4,10 +4,11 @@ import type { RefreshTokenStore } from '../../infra/token-store/types.js';
 import { isUniqueViolation } from '../../shared/db-errors.js';
 import { AppError, conflict, serviceUnavailable, unauthorized } from '../../shared/errors.js';
 import { uuidv7 } from '../../shared/ids.js';
-import type { User, UsersRepository } from '../users/repository.js';
-import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from './passwords.js';
-import { noAuthRecorder, type AuthRecorder } from './recorder.js';
+import type { Accounts, User } from '../users/contract.js';
+import { burnPasswordCheck, hashPassword, needsRehash, verifyPassword } from '../../infra/passwords.js';
+import { noAuthRecorder, type AuthRecorder } from '../../observability/recorders.js';
 import { hashRefreshToken, newRefreshToken, type AccessTokens } from './tokens.js';
+import { normaliseEmail } from '../../shared/email.js';
 
 export interface Credentials {
   email: string;
@@ -22,14 +23,12 @@ export interface Session {
   expiresIn: number;
 }
 
-export const normaliseEmail = (email: string) => email.trim().toLowerCase();
-
 const invalidCredentials = () => unauthorized('Email or password is incorrect', 'invalid-credentials');
 const invalidRefresh = () => unauthorized('The refresh token is invalid, expired or revoked', 'invalid-refresh-token');
 
 export class AuthService {
   constructor(
-    private readonly users: UsersRepository,
+    private readonly users: Accounts,
     private readonly store: RefreshTokenStore,
     private readonly access: AccessTokens,
     private readonly refreshTtlSeconds: number,

@@ -1,60 +1,14 @@
 // The consumer entry point: handle(event) is a TaskEventHandler (src/shared/events.ts). Each event
 // takes effect once, however often it is delivered: its id goes into processed_events in the same
 // transaction as its effects (in-app notification, webhook deliveries, email job).
-import { Type } from 'typebox';
-import { Value } from 'typebox/value';
-import { EVENT_SCHEMA_VERSION, TASK_EVENT_TYPES, type TaskEvent, type TaskEventHandler } from '../../shared/events.js';
+import { parseTaskEvent, type TaskEvent, type TaskEventHandler } from '../../shared/events.js';
 import { uuidv7 } from '../../shared/ids.js';
-import { PoisonMessageError } from '../../shared/poison.js';
 import { messageOf } from './messages.js';
-import type { NotificationsRepository } from './repository.js';
+import type { Config } from '../../config.js';
+import type { Database } from '../../infra/db/database.js';
+import { NotificationsRepository } from './repository.js';
 
 export const CONSUMER = 'notifications';
-
-const Uuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' });
-const Instant = Type.String({ minLength: 1 });
-const TaskSnapshotSchema = Type.Object({
-  id: Uuid,
-  title: Type.String(),
-  description: Type.Union([Type.String(), Type.Null()]),
-  status: Type.Enum(['todo', 'in_progress', 'done']),
-  priority: Type.Enum(['low', 'medium', 'high', 'urgent']),
-  dueAt: Type.Union([Instant, Type.Null()]),
-  tags: Type.Array(Type.String()),
-  createdAt: Instant,
-  updatedAt: Instant,
-  completedAt: Type.Union([Instant, Type.Null()]),
-  version: Type.Integer(),
-});
-// Version 1 as the contract declares it. Unknown extra properties are tolerated (additive
-// changes do not bump the version); missing or mistyped ones make the event poison.
-const TaskEventV1 = Type.Object({
-  id: Uuid,
-  type: Type.Enum(TASK_EVENT_TYPES),
-  schemaVersion: Type.Literal(EVENT_SCHEMA_VERSION),
-  occurredAt: Instant,
-  userId: Uuid,
-  taskId: Uuid,
-  data: Type.Object({ task: TaskSnapshotSchema, changes: Type.Optional(Type.Array(Type.String())) }),
-  traceContext: Type.Optional(Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) })),
-});
-
-/** Checks an incoming message against the contract; PoisonMessageError when no retry could help. */
-export function parseTaskEvent(message: unknown): TaskEvent {
-  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-    throw new PoisonMessageError('task event is not an object', 'malformed');
-  }
-  const version = (message as { schemaVersion?: unknown }).schemaVersion;
-  if (version !== EVENT_SCHEMA_VERSION) {
-    throw new PoisonMessageError(`unknown task event schemaVersion ${JSON.stringify(version)}`, 'unknown-schema-version');
-  }
-  if (!Value.Check(TaskEventV1, message)) {
-    const first = Value.Errors(TaskEventV1, message)[0];
-    throw new PoisonMessageError(`malformed task event: ${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'}`, 'malformed');
-  }
-  if (Number.isNaN(Date.parse(message.occurredAt))) throw new PoisonMessageError('malformed task event: /occurredAt is not a date', 'malformed');
-  return message;
-}
 
 export interface HandlerDeps {
   repo: NotificationsRepository;
@@ -102,4 +56,24 @@ export function createNotificationsHandler(deps: HandlerDeps): TaskEventHandler 
       }
     });
   };
+}
+
+export interface NotificationsConsumer {
+  /** The consumer's name (its processed_events key and, by convention, its queue's name). */
+  name: typeof CONSUMER;
+  handle: TaskEventHandler;
+}
+
+/** The consumer to subscribe to the event bus. */
+export function createNotificationsConsumer(deps: {
+  database: Database;
+  config: Config;
+  recipientOf: HandlerDeps['recipientOf'];
+}): NotificationsConsumer {
+  const handle = createNotificationsHandler({
+    repo: new NotificationsRepository(deps.database.db),
+    recipientOf: deps.recipientOf,
+    emailEnabled: deps.config.notifications.smtpUrl !== undefined,
+  });
+  return { name: CONSUMER, handle };
 }

@@ -1,30 +1,28 @@
-// The notifications module's entry points:
-// - createNotificationsConsumer(): the TaskEventHandler to register with the event bus;
-// - notificationsRoutes (wired in app.ts): in-app notifications, preferences, webhooks;
-// - startDeliveryWorker(): the loop that sends webhook deliveries and emails (serve runs it).
-import type { Config } from '../../config.js';
-import type { Database } from '../../infra/db/database.js';
-import type { TaskEventHandler } from '../../shared/events.js';
-import { UsersRepository } from '../users/repository.js';
-import { CONSUMER, createNotificationsHandler } from './handler.js';
+// The notifications module: consumes task events (idempotently, via processed_events) into in-app
+// notifications, webhook deliveries and emails; serves notifications, preferences and webhooks;
+// runs the delivery worker beside its consumer.
+import { defineModule } from '../module.js';
+import { createNotificationsConsumer } from './handler.js';
 import { NotificationsRepository } from './repository.js';
+import { notificationsRoutes } from './routes.js';
+import { NotificationsService, WebhooksService } from './service.js';
+import { startDeliveryWorker } from './worker.js';
 
-export { CONSUMER as NOTIFICATIONS_CONSUMER, parseTaskEvent } from './handler.js';
-export { PoisonMessageError, isPoisonMessage } from '../../shared/poison.js';
-export { startDeliveryWorker, createDeliveryWorker, type DeliveryWorker } from './worker.js';
-
-export interface NotificationsConsumer {
-  /** The consumer's name (its processed_events key and, by convention, its queue's name). */
-  name: typeof CONSUMER;
-  handle: TaskEventHandler;
-}
-
-export function createNotificationsConsumer(deps: { database: Database; config: Config }): NotificationsConsumer {
-  const users = new UsersRepository(deps.database.db);
-  const handle = createNotificationsHandler({
-    repo: new NotificationsRepository(deps.database.db),
-    recipientOf: async (userId) => (await users.findById(userId))?.email,
-    emailEnabled: deps.config.notifications.smtpUrl !== undefined,
-  });
-  return { name: CONSUMER, handle };
-}
+export const notificationsModule = defineModule<'notifications', 'database' | 'config' | 'log', 'users'>({
+  name: 'notifications',
+  build({ database, config, log }, apis) {
+    const repo = new NotificationsRepository(database.db);
+    const notifications = new NotificationsService(repo);
+    const webhooks = new WebhooksService(repo, { allowPrivateTargets: config.notifications.webhooks.allowPrivateTargets });
+    return {
+      api: {},
+      routes: (app) => notificationsRoutes(app, { notifications, webhooks }),
+      consumers(bus) {
+        const consumer = createNotificationsConsumer({ database, config, recipientOf: (userId) => apis.users.emailOf(userId) });
+        bus.subscribe(consumer.name, consumer.handle);
+        const worker = startDeliveryWorker({ database, config, log });
+        return () => worker.stop();
+      },
+    };
+  },
+});

@@ -13,7 +13,7 @@ import {
   type NotificationRow,
   type WebhookDeliveryRow,
   type WebhookRow,
-} from '../../infra/db/schema.js';
+} from './tables.js';
 
 export type Notification = Omit<NotificationRow, 'userId'>;
 export type Webhook = Omit<WebhookRow, 'secret'>;

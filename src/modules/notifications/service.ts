@@ -2,24 +2,15 @@
 // or delivery is indistinguishable from a missing one.
 import { randomBytes } from 'node:crypto';
 import type { Actor } from '../../shared/actor.js';
-import { decodeCursor, encodeCursor, pageOf, type Page } from '../../shared/cursor.js';
+import { decodeIdCursor, encodeIdCursor, pageOf, type Page } from '../../shared/cursor.js';
 import { badRequest, notFound } from '../../shared/errors.js';
-import { UUID_RE, uuidv7 } from '../../shared/ids.js';
+import { uuidv7 } from '../../shared/ids.js';
 import type { NotificationsRepository, Notification, Preferences, Webhook, WebhookDelivery } from './repository.js';
 import type { CreateWebhookInput, ListInput, ListNotificationsInput, UpdatePreferencesInput, UpdateWebhookInput } from './schemas.js';
 import { resolveTarget, TargetRefused } from './targets.js';
 
-const byId =
-  (tag: string) =>
-  (last: { id: string }): string =>
-    encodeCursor(tag, [last.id]);
-
-function afterOf(cursor: string | undefined, tag: string): string | undefined {
-  if (cursor === undefined) return undefined;
-  const [id] = decodeCursor(cursor, tag, 1);
-  if (!id || !UUID_RE.test(id)) throw badRequest('cursor is invalid', [{ in: 'query', field: 'cursor', message: 'not a cursor returned by this API' }]);
-  return id;
-}
+const byId = (tag: string) => (last: { id: string }) => encodeIdCursor(tag, last);
+const afterOf = (cursor: string | undefined, tag: string) => (cursor === undefined ? undefined : decodeIdCursor(cursor, tag));
 
 export class NotificationsService {
   constructor(private readonly repo: NotificationsRepository) {}

@@ -3,7 +3,7 @@
 import { context, propagation } from '@opentelemetry/api';
 import { EVENT_SCHEMA_VERSION, type TaskEvent, type TaskEventType, type TaskSnapshot } from '../../shared/events.js';
 import { uuidv7 } from '../../shared/ids.js';
-import type { Task } from './repository.js';
+import type { Task } from './model.js';
 
 const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 

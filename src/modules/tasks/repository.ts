@@ -2,93 +2,14 @@
 // so it stays inside one hash partition and one index range.
 import { and, arrayContains, asc, desc, eq, inArray, isNotNull, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../infra/db/database.js';
-import { taskPriority, tasks, users, type TaskRow } from '../../infra/db/schema.js';
-import { UUID_RE } from '../../shared/ids.js';
-import { appendEvent, appendEventWith } from '../events/outbox.js';
+import { appendEvent, appendEventWith } from '../../events/outbox.js';
 import { taskEvent } from './events.js';
-
-export type Task = Omit<TaskRow, 'userId'>;
-export type Status = TaskRow['status'];
-export type Priority = TaskRow['priority'];
-export type TaskSort = 'createdAt' | 'dueAt' | 'priority' | 'updatedAt';
-
-export interface NewTask {
-  id: string;
-  title: string;
-  description: string | null;
-  status: Status;
-  priority: Priority;
-  dueAt: Date | null;
-  tags: string[];
-}
-export type TaskChanges = Partial<Omit<NewTask, 'id'>>;
-
-export interface TaskFilter {
-  statuses?: Status[];
-  priorities?: Priority[];
-  tag?: string;
-  dueBefore?: Date;
-  dueAfter?: Date;
-  q?: string;
-}
-
-/** A position in a sort order: the sort keys' values of the last row seen, as text. */
-export interface Keyset {
-  values: string[];
-}
-
-interface SortKey {
-  expr: SQL;
-  pgType: string;
-  value: (t: Task) => string;
-}
+import { keysetCondition, type Keyset } from './keyset.js';
+import type { NewTask, Status, Task, TaskChanges, TaskFilter } from './model.js';
+import { dueKey, SORT_KEYS, type TaskSort } from './sorts.js';
+import { tasks } from './table.js';
 
 const iso = (d: Date) => d.toISOString();
-const dueKey = sql`coalesce(${tasks.dueAt}, 'infinity'::timestamptz)`;
-
-// Each sort matches one index in migrations/0001_init.sql, ending in id so that keys are unique.
-const SORT_KEYS: Record<TaskSort, SortKey[]> = {
-  createdAt: [
-    { expr: sql`${tasks.createdAt}`, pgType: 'timestamptz', value: (t) => iso(t.createdAt) },
-    { expr: sql`${tasks.id}`, pgType: 'uuid', value: (t) => t.id },
-  ],
-  updatedAt: [
-    { expr: sql`${tasks.updatedAt}`, pgType: 'timestamptz', value: (t) => iso(t.updatedAt) },
-    { expr: sql`${tasks.id}`, pgType: 'uuid', value: (t) => t.id },
-  ],
-  dueAt: [
-    { expr: dueKey, pgType: 'timestamptz', value: (t) => (t.dueAt ? iso(t.dueAt) : 'infinity') },
-    { expr: sql`${tasks.id}`, pgType: 'uuid', value: (t) => t.id },
-  ],
-  priority: [
-    { expr: sql`${tasks.priority}`, pgType: 'task_priority', value: (t) => t.priority },
-    { expr: sql`${tasks.createdAt}`, pgType: 'timestamptz', value: (t) => iso(t.createdAt) },
-    { expr: sql`${tasks.id}`, pgType: 'uuid', value: (t) => t.id },
-  ],
-};
-
-export const sortArity = (sort: TaskSort) => SORT_KEYS[sort].length;
-
-/** Exactly what iso() writes, for an instant PostgreSQL accepts (Date.parse takes 2024-02-30). */
-function isIsoInstant(v: string): boolean {
-  const d = new Date(v);
-  const year = d.getUTCFullYear();
-  return year >= 1 && year <= 9999 && d.toISOString() === v;
-}
-
-const VALID_KEY: Record<string, (v: string) => boolean> = {
-  timestamptz: (v) => v === 'infinity' || isIsoInstant(v),
-  uuid: (v) => UUID_RE.test(v),
-  task_priority: (v) => (taskPriority.enumValues as readonly string[]).includes(v),
-};
-
-/** Checks decoded cursor values before they reach SQL casts; null when any is malformed. */
-export function parseKeyset(sort: TaskSort, values: string[]): Keyset | null {
-  const keys = SORT_KEYS[sort];
-  if (values.length !== keys.length) return null;
-  return keys.every((k, i) => VALID_KEY[k.pgType]!(values[i]!)) ? { values } : null;
-}
-export const keysetOf = (sort: TaskSort, t: Task): Keyset => ({ values: SORT_KEYS[sort].map((k) => k.value(t)) });
 
 const taskColumns = {
   id: tasks.id,
@@ -225,13 +146,12 @@ export class TasksRepository {
     return query;
   }
 
-  /** Tasks of every user (or one), newest first, each with its owner from the same query. */
-  async listWithOwners(limit: number, userId?: string, after?: Keyset) {
+  /** Tasks of every user (or one), newest first, with the id of the user each belongs to. */
+  async listAll(limit: number, userId?: string, after?: Keyset): Promise<(Task & { userId: string })[]> {
     const keys = SORT_KEYS.createdAt;
     return this.db
-      .select({ ...taskColumns, owner: { id: users.id, email: users.email, role: users.role } })
+      .select({ ...taskColumns, userId: tasks.userId })
       .from(tasks)
-      .innerJoin(users, eq(users.id, tasks.userId))
       .where(and(userId ? eq(tasks.userId, userId) : undefined, after ? keysetCondition(keys, after.values, true) : undefined))
       .orderBy(desc(tasks.createdAt), desc(tasks.id))
       .limit(limit);
@@ -265,18 +185,4 @@ export class TasksRepository {
       .where(and(eq(tasks.userId, userId), eq(tasks.id, id)));
     return rows.length > 0;
   }
-}
-
-/** (k1, k2, ...) > (v1, v2, ...) as one row comparison, which a b-tree index range can serve. */
-/** The row comparison after a cursor; `values` are the keys' values (or placeholders for them). */
-function keysetCondition(keys: SortKey[], values: unknown[], descending: boolean): SQL {
-  const lhs = sql.join(
-    keys.map((k) => k.expr),
-    sql`, `,
-  );
-  const rhs = sql.join(
-    keys.map((k, i) => sql`${values[i]}::${sql.raw(k.pgType)}`),
-    sql`, `,
-  );
-  return descending ? sql`(${lhs}) < (${rhs})` : sql`(${lhs}) > (${rhs})`;
 }

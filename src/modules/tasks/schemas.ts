@@ -1,12 +1,11 @@
 import { Type, type Static } from 'typebox';
 import { DateTime } from '../../http/datetime.js';
+import { ROLES } from '../../shared/actor.js';
+import { TASK_PRIORITIES, TASK_STATUSES } from '../../shared/task-model.js';
+import { DEFAULT_SORT, SORT_PARAMS } from './sorts.js';
 
-export const STATUSES = ['todo', 'in_progress', 'done'] as const;
-export const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
-export const SORTS = ['createdAt', '-createdAt', 'dueAt', '-dueAt', 'priority', '-priority', 'updatedAt', '-updatedAt'] as const;
-
-const Status = Type.Enum(STATUSES);
-const Priority = Type.Enum(PRIORITIES);
+const Status = Type.Enum(TASK_STATUSES);
+const Priority = Type.Enum(TASK_PRIORITIES);
 const Title = Type.String({ minLength: 1, maxLength: 200, pattern: '\\S', description: 'Not blank' });
 const Description = Type.Union([Type.String({ maxLength: 10000 }), Type.Null()]);
 const DueAt = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
@@ -60,13 +59,13 @@ export const ListTasksQuery = Type.Object(
   {
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
-    status: Type.Optional(Type.String({ pattern: commaList(STATUSES), description: 'Comma-separated statuses' })),
-    priority: Type.Optional(Type.String({ pattern: commaList(PRIORITIES), description: 'Comma-separated priorities' })),
+    status: Type.Optional(Type.String({ pattern: commaList(TASK_STATUSES), description: 'Comma-separated statuses' })),
+    priority: Type.Optional(Type.String({ pattern: commaList(TASK_PRIORITIES), description: 'Comma-separated priorities' })),
     tag: Type.Optional(Type.String({ minLength: 1, maxLength: 50, description: 'Only tasks carrying this tag' })),
     dueBefore: Type.Optional(Type.String({ format: 'date-time', description: 'dueAt < dueBefore' })),
     dueAfter: Type.Optional(Type.String({ format: 'date-time', description: 'dueAt >= dueAfter' })),
     q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Full-text search in title and description' })),
-    sort: Type.Optional(Type.Enum(SORTS, { default: '-createdAt' })),
+    sort: Type.Optional(Type.Enum(SORT_PARAMS, { default: DEFAULT_SORT })),
   },
   { additionalProperties: false },
 );
@@ -78,7 +77,7 @@ export const TaskPage = Type.Object(
 );
 
 export const TaskOwner = Type.Object(
-  { id: Type.String({ format: 'uuid' }), email: Type.String(), role: Type.Enum(['user', 'admin']) },
+  { id: Type.String({ format: 'uuid' }), email: Type.String(), role: Type.Enum(ROLES) },
   { additionalProperties: false },
 );
 

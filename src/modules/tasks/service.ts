@@ -3,23 +3,16 @@
 import type { Actor } from '../../shared/actor.js';
 import { decodeCursor, encodeCursor, pageOf, type Page } from '../../shared/cursor.js';
 import { isForeignKeyViolation } from '../../shared/db-errors.js';
-import { badRequest, forbidden, notFound, preconditionFailed, unauthorized } from '../../shared/errors.js';
+import { forbidden, notFound, preconditionFailed, unauthorized } from '../../shared/errors.js';
 import { uuidv7 } from '../../shared/ids.js';
 import type { Precondition } from '../../shared/precondition.js';
-import {
-  keysetOf,
-  parseKeyset,
-  sortArity,
-  type Priority,
-  type Status,
-  type Task,
-  type TaskChanges,
-  type TaskFilter,
-  type TaskSort,
-  type TasksRepository,
-} from './repository.js';
+import { DEFAULT_TASK_PRIORITY, DEFAULT_TASK_STATUS } from '../../shared/task-model.js';
+import type { OwnersOf } from '../users/contract.js';
+import { keysetChecks, keysetOf, type Keyset } from './keyset.js';
+import type { OwnedTask, Priority, Status, Task, TaskChanges, TaskFilter } from './model.js';
+import type { TasksRepository } from './repository.js';
 import type { CreateTaskInput, ListTasksInput, UpdateTaskInput } from './schemas.js';
-
+import { DEFAULT_SORT, parseSort, type TaskSort } from './sorts.js';
 
 function taskNotFound(): never {
   throw notFound('Task');
@@ -34,6 +27,8 @@ export class TasksService {
   constructor(
     private readonly repo: TasksRepository,
     private readonly changed: DataChanged,
+    /** The accounts the admin's list shows beside their tasks (the users module's). */
+    private readonly ownersOf: OwnersOf,
   ) {}
 
   async create(actor: Actor, input: CreateTaskInput): Promise<Task> {
@@ -42,8 +37,8 @@ export class TasksService {
         id: uuidv7(),
         title: input.title,
         description: input.description ?? null,
-        status: input.status ?? 'todo',
-        priority: input.priority ?? 'medium',
+        status: input.status ?? DEFAULT_TASK_STATUS,
+        priority: input.priority ?? DEFAULT_TASK_PRIORITY,
         dueAt: toDate(input.dueAt) ?? null,
         tags: uniqueTags(input.tags ?? []),
       });
@@ -88,9 +83,8 @@ export class TasksService {
   }
 
   async list(actor: Actor, q: ListTasksInput): Promise<Page<Task>> {
-    const sortParam = q.sort ?? '-createdAt';
-    const descending = sortParam.startsWith('-');
-    const sort = (descending ? sortParam.slice(1) : sortParam) as TaskSort;
+    const sortParam = q.sort ?? DEFAULT_SORT;
+    const { sort, descending } = parseSort(sortParam);
     const limit = q.limit ?? 20;
     const after = q.cursor === undefined ? undefined : this.keyset(sortParam, sort, q.cursor);
     const filter: TaskFilter = {
@@ -105,18 +99,22 @@ export class TasksService {
     return pageOf(rows, limit, (last) => encodeCursor(sortParam, keysetOf(sort, last).values));
   }
 
-  async listAll(actor: Actor, q: { limit?: number; cursor?: string; userId?: string }) {
+  async listAll(actor: Actor, q: { limit?: number; cursor?: string; userId?: string }): Promise<Page<OwnedTask>> {
     if (actor.role !== 'admin') throw forbidden('Admin role required');
     const limit = q.limit ?? 20;
     const after = q.cursor === undefined ? undefined : this.keyset('admin', 'createdAt', q.cursor);
-    const rows = await this.repo.listWithOwners(limit + 1, q.userId, after);
-    return pageOf(rows, limit, (last) => encodeCursor('admin', keysetOf('createdAt', last).values));
+    const rows = await this.repo.listAll(limit + 1, q.userId, after);
+    const owners = await this.ownersOf([...new Set(rows.map((r) => r.userId))]);
+    // A task whose account went away between the two reads is gone with it (ON DELETE CASCADE).
+    const owned = rows.flatMap(({ userId, ...task }) => {
+      const owner = owners.get(userId);
+      return owner ? [{ ...task, owner }] : [];
+    });
+    return pageOf(owned, limit, (last) => encodeCursor('admin', keysetOf('createdAt', last).values));
   }
 
-  private keyset(tag: string, sort: TaskSort, cursor: string) {
-    const keyset = parseKeyset(sort, decodeCursor(cursor, tag, sortArity(sort)));
-    if (!keyset) throw badRequest('cursor is invalid', [{ in: 'query', field: 'cursor', message: 'not a cursor returned by this API' }]);
-    return keyset;
+  private keyset(tag: string, sort: TaskSort, cursor: string): Keyset {
+    return { values: decodeCursor(cursor, tag, keysetChecks(sort)) };
   }
 
   /** If-Match: '*' needs the task to exist; a list of versions needs the current one among them. */

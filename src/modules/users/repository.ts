@@ -1,12 +1,8 @@
 // The only code that reads or writes the users table.
-import { asc, count, eq, gt, sql } from 'drizzle-orm';
+import { asc, count, eq, gt, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../infra/db/database.js';
-import { users, type UserRow } from '../../infra/db/schema.js';
-
-export type Role = UserRow['role'];
-export type User = Omit<UserRow, 'passwordHash'>;
-export type NewUser = Pick<UserRow, 'id' | 'email' | 'passwordHash' | 'role' | 'name'>;
-export type UserChanges = Partial<Pick<UserRow, 'name' | 'role' | 'passwordHash' | 'email'>>;
+import type { Accounts, NewUser, Owner, User, UserChanges, UserCredentials } from './contract.js';
+import { users } from './table.js';
 
 const publicColumns = {
   id: users.id,
@@ -17,7 +13,7 @@ const publicColumns = {
   updatedAt: users.updatedAt,
 };
 
-export class UsersRepository {
+export class UsersRepository implements Accounts {
   constructor(private readonly db: Db) {}
 
   async insert(u: NewUser): Promise<User> {
@@ -34,12 +30,12 @@ export class UsersRepository {
     return row;
   }
 
-  async findCredentialsByEmail(email: string): Promise<UserRow | undefined> {
+  async findCredentialsByEmail(email: string): Promise<UserCredentials | undefined> {
     const [row] = await this.db.select().from(users).where(eq(users.email, email));
     return row;
   }
 
-  async findCredentialsById(id: string): Promise<UserRow | undefined> {
+  async findCredentialsById(id: string): Promise<UserCredentials | undefined> {
     const [row] = await this.db.select().from(users).where(eq(users.id, id));
     return row;
   }
@@ -77,6 +73,12 @@ export class UsersRepository {
       const admins = await tx.select({ id: users.id }).from(users).where(eq(users.role, 'admin')).for('update');
       return fn(new UsersRepository(tx), admins.length);
     });
+  }
+
+  async owners(ids: string[]): Promise<Map<string, Owner>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db.select({ id: users.id, email: users.email, role: users.role }).from(users).where(inArray(users.id, ids));
+    return new Map(rows.map((r) => [r.id, r]));
   }
 
   async countAdmins(): Promise<number> {

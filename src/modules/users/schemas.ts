@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { DateTime } from '../../http/datetime.js';
+import { ROLES } from '../../shared/actor.js';
 
-export const ROLES = ['user', 'admin'] as const;
 const Name = Type.Union([Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }), Type.Null()]);
 export const Password = Type.String({ minLength: 8, maxLength: 128 });
 

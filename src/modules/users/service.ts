@@ -1,9 +1,10 @@
 // Profiles and admin user management. Access is decided here, whatever the route says.
 import type { Actor, Role } from '../../shared/actor.js';
-import { pageOf, type Page } from '../../shared/cursor.js';
+import { decodeIdCursor, encodeIdCursor, pageOf, type Page } from '../../shared/cursor.js';
 import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../shared/errors.js';
-import { hashPassword, verifyPassword } from '../auth/passwords.js';
-import type { User, UserChanges, UsersRepository } from './repository.js';
+import { hashPassword, verifyPassword } from '../../infra/passwords.js';
+import type { User, UserChanges } from './contract.js';
+import type { UsersRepository } from './repository.js';
 
 export interface ProfileUpdate {
   name?: string | null;
@@ -61,9 +62,9 @@ export class UsersService {
 
   async list(actor: Actor, limit: number, cursor: string | undefined): Promise<Page<User>> {
     this.requireAdmin(actor);
-    const after = cursor === undefined ? undefined : decodeUserCursor(cursor);
+    const after = cursor === undefined ? undefined : decodeIdCursor(cursor, 'users');
     const rows = await this.repo.list(limit + 1, after);
-    return pageOf(rows, limit, (last) => encodeUserCursor(last.id));
+    return pageOf(rows, limit, (last) => encodeIdCursor('users', last));
   }
 
   async get(actor: Actor, id: string): Promise<User> {
@@ -123,9 +124,3 @@ function notFoundUser(): never {
   throw notFound('User');
 }
 
-const encodeUserCursor = (id: string) => Buffer.from(id).toString('base64url');
-function decodeUserCursor(cursor: string): string {
-  const id = Buffer.from(cursor, 'base64url').toString();
-  if (!/^[0-9a-f-]{36}$/.test(id)) throw badRequest('cursor is invalid', [{ in: 'query', field: 'cursor', message: 'invalid cursor' }]);
-  return id;
-}

@@ -6,9 +6,10 @@
 // away, publishing fails (the relay retries with backoff) and consumers reconnect with backoff.
 import { context, propagation, ROOT_CONTEXT } from '@opentelemetry/api';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import type { TaskEvent, TaskEventHandler } from '../../shared/events.js';
-import { isPoisonMessage } from '../../shared/poison.js';
-import type { BusLogger, ConsumeRecorder, EventBus, SubscribeOptions } from './bus.js';
+import type { TaskEvent, TaskEventHandler } from '../shared/events.js';
+import { isPoisonMessage } from '../shared/poison.js';
+import type { ConsumeRecorder } from '../observability/recorders.js';
+import type { BusLogger, EventBus, SubscribeOptions } from './bus.js';
 
 export interface RabbitMqOptions {
   url: string;

@@ -1,9 +1,9 @@
 // The only code that reads or writes the outbox table. Writers append in their own transaction
 // (the change and its event commit or roll back together); the relay claims, marks and prunes.
 import { and, asc, eq, inArray, isNotNull, isNull, lt, sql, type WithSubquery } from 'drizzle-orm';
-import type { Db } from '../../infra/db/database.js';
-import { outbox } from '../../infra/db/schema.js';
-import type { TaskEvent } from '../../shared/events.js';
+import type { Db } from '../infra/db/database.js';
+import { outbox } from './tables.js';
+import type { TaskEvent } from '../shared/events.js';
 
 /** A transaction (or the database) to append through: Drizzle's transaction is a Db too. */
 export type Tx = Db;

@@ -4,15 +4,10 @@
 // rows stay pending and the next attempt waits longer (exponential backoff). Published rows
 // older than the retention are pruned. A local write can nudge() the loop awake; without
 // nudges it polls every pollMs.
-import type { TaskEvent } from '../../shared/events.js';
+import type { TaskEvent } from '../shared/events.js';
+import type { RelayRecorder } from '../observability/recorders.js';
 import type { BusLogger } from './bus.js';
 import type { OutboxRepository, PendingEvent } from './outbox.js';
-
-/** What the relay reports (the Metrics registry implements it). */
-export interface RelayRecorder {
-  published(type: string, count: number): void;
-  publishFailure(): void;
-}
 
 export interface RelayOptions {
   outbox: OutboxRepository;

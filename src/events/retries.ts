@@ -3,9 +3,9 @@
 // SKIP LOCKED, then next_attempt_at moved to the lease's end), so processes sharing one PostgreSQL
 // never run the same retry at once, and one that dies mid-retry leaves the row to the next lease.
 import { and, asc, eq, inArray, isNotNull, isNull, lte, sql } from 'drizzle-orm';
-import type { Db } from '../../infra/db/database.js';
-import { eventRetries } from '../../infra/db/schema.js';
-import type { TaskEvent } from '../../shared/events.js';
+import type { Db } from '../infra/db/database.js';
+import { eventRetries } from './tables.js';
+import type { TaskEvent } from '../shared/events.js';
 
 export interface DueRetry {
   consumer: string;

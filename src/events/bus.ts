@@ -1,8 +1,9 @@
 // The event bus port. The relay publishes through it (publish resolves only once every event is
 // confirmed); consumers subscribe a TaskEventHandler under a name. Two adapters: RabbitMQ
 // (rabbitmq.ts, with AMQP_URL) and in process (below, the embedded default).
-import type { TaskEvent, TaskEventHandler, TaskEventType } from '../../shared/events.js';
-import { isPoisonMessage } from '../../shared/poison.js';
+import type { TaskEvent, TaskEventHandler, TaskEventType } from '../shared/events.js';
+import { isPoisonMessage } from '../shared/poison.js';
+import type { ConsumeRecorder } from '../observability/recorders.js';
 import type { EventRetries } from './retries.js';
 
 export interface SubscribeOptions {
@@ -30,21 +31,6 @@ export interface BusLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
-}
-
-/**
- * Counts what consumers do with deliveries (the Metrics registry implements it; the buses know
- * nothing of prom-client). `consumer` is the subscription name: a bounded label.
- */
-export interface ConsumeRecorder {
-  /** Registered (counters start at 0). */
-  subscribed?(consumer: string): void;
-  /** The handler succeeded (RabbitMQ: acked). */
-  consumed(consumer: string): void;
-  /** The handler failed and the event will be delivered again. */
-  failed(consumer: string): void;
-  /** Given up: poison, not JSON, or failed past the delivery limit (the dead-letter queue). */
-  deadLettered(consumer: string): void;
 }
 
 const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));

@@ -1,11 +1,12 @@
 // Wires the event side of a process: the bus the configuration asks for, the consumers, and the
 // outbox relay. Used by `task-api serve` (with the HTTP API) and `task-api worker` (without).
 import type { FastifyBaseLogger } from 'fastify';
-import type { Config } from '../../config.js';
-import type { Database } from '../../infra/db/database.js';
-import type { Metrics } from '../../observability/metrics.js';
-import { InProcessEventBus, type ConsumeRecorder, type EventBus } from './bus.js';
-import { consumerModules, type RegisterConsumers } from './consumers.js';
+import type { Config } from '../config.js';
+import type { Database } from '../infra/db/database.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { ConsumeRecorder } from '../observability/recorders.js';
+import { InProcessEventBus, type EventBus } from './bus.js';
+import type { RegisterConsumers } from './consumers.js';
 import { OutboxRepository } from './outbox.js';
 import { RabbitMqEventBus } from './rabbitmq.js';
 import { OutboxRelay } from './relay.js';
@@ -25,7 +26,7 @@ export interface EventsRuntimeOptions {
   metrics?: Metrics | undefined;
   /** Defaults to the process's bus from the configuration (its consumers counted in `metrics`). */
   bus?: EventBus;
-  /** Defaults to consumerModules (consumers.ts). */
+  /** The consumers this process runs (the entry point's modules'); none by default. */
   consumers?: RegisterConsumers[];
   /** Run the relay here; defaults to OUTBOX_RELAY_ENABLED. */
   relay?: boolean;
@@ -45,8 +46,8 @@ export async function startEvents(opts: EventsRuntimeOptions): Promise<EventsRun
   const bus = opts.bus ?? createEventBus(config, database, log, opts.metrics?.consumers);
   const outbox = new OutboxRepository(database.db);
   const stops: (() => Promise<void>)[] = [];
-  for (const register of opts.consumers ?? consumerModules) {
-    const stop = await register(bus, { database, config, log, metrics: opts.metrics });
+  for (const register of opts.consumers ?? []) {
+    const stop = await register(bus);
     if (stop) stops.push(stop);
   }
   await bus.start();

@@ -1,0 +1,45 @@
+// The task as the tasks module sees it, and the shapes of its writes and list filters.
+import type { TaskPriority, TaskStatus } from '../../shared/task-model.js';
+
+export type { TaskPriority as Priority, TaskStatus as Status } from '../../shared/task-model.js';
+
+export interface Task {
+  id: string;
+  title: string;
+  description: string | null;
+  status: TaskStatus;
+  priority: TaskPriority;
+  dueAt: Date | null;
+  tags: string[];
+  createdAt: Date;
+  updatedAt: Date;
+  /** Set when the status becomes done, cleared when it leaves done. */
+  completedAt: Date | null;
+  /** Grows with every change; the ETag. */
+  version: number;
+}
+
+export interface NewTask {
+  id: string;
+  title: string;
+  description: string | null;
+  status: TaskStatus;
+  priority: TaskPriority;
+  dueAt: Date | null;
+  tags: string[];
+}
+export type TaskChanges = Partial<Omit<NewTask, 'id'>>;
+
+export interface TaskFilter {
+  statuses?: TaskStatus[];
+  priorities?: TaskPriority[];
+  tag?: string;
+  dueBefore?: Date;
+  dueAfter?: Date;
+  q?: string;
+}
+
+/** A task in the admin's list, with the account it belongs to. */
+export interface OwnedTask extends Task {
+  owner: { id: string; email: string; role: 'user' | 'admin' };
+}

@@ -1,0 +1,29 @@
+// The tasks table (migrations/0001_init.sql: hash-partitioned by user_id), owned by the tasks module.
+import { sql } from 'drizzle-orm';
+import { integer, pgEnum, pgTable, primaryKey, text, uuid } from 'drizzle-orm/pg-core';
+import { ts } from '../../infra/db/columns.js';
+import { DEFAULT_TASK_PRIORITY, DEFAULT_TASK_STATUS, TASK_PRIORITIES, TASK_STATUSES } from '../../shared/task-model.js';
+
+export const taskStatus = pgEnum('task_status', TASK_STATUSES);
+export const taskPriority = pgEnum('task_priority', TASK_PRIORITIES);
+
+export const tasks = pgTable(
+  'tasks',
+  {
+    userId: uuid('user_id').notNull(),
+    id: uuid('id').notNull(),
+    title: text('title').notNull(),
+    description: text('description'),
+    status: taskStatus('status').notNull().default(DEFAULT_TASK_STATUS),
+    priority: taskPriority('priority').notNull().default(DEFAULT_TASK_PRIORITY),
+    dueAt: ts('due_at'),
+    tags: text('tags').array().notNull().default(sql`'{}'`),
+    createdAt: ts('created_at').notNull(),
+    updatedAt: ts('updated_at').notNull(),
+    completedAt: ts('completed_at'),
+    version: integer('version').notNull().default(1),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.id] })],
+);
+
+export type TaskRow = typeof tasks.$inferSelect;

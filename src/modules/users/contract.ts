@@ -1,0 +1,48 @@
+// What other modules may know of the users module: the account shapes and the two narrow
+// interfaces it serves them (accounts for auth, owners for the admin's task list). They get these
+// from the module's entry, never by importing its repository.
+import type { Role } from '../../shared/actor.js';
+
+/** An account as everyone may see it (no password hash). */
+export interface User {
+  id: string;
+  email: string;
+  role: Role;
+  name: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** An account with its password hash: for the code that checks or changes credentials. */
+export interface UserCredentials extends User {
+  passwordHash: string;
+}
+
+export type NewUser = Pick<UserCredentials, 'id' | 'email' | 'passwordHash' | 'role' | 'name'>;
+export type UserChanges = Partial<Pick<UserCredentials, 'name' | 'role' | 'passwordHash' | 'email'>>;
+
+/** Accounts as the auth module uses them: sign-up, sign-in, rehash. */
+export interface Accounts {
+  insert(u: NewUser): Promise<User>;
+  findById(id: string): Promise<User | undefined>;
+  /** `email` normalised (src/shared/email.ts). */
+  findCredentialsByEmail(email: string): Promise<UserCredentials | undefined>;
+  update(id: string, changes: UserChanges): Promise<User | undefined>;
+}
+
+/** The owner shown beside a task in the admin's list. */
+export interface Owner {
+  id: string;
+  email: string;
+  role: Role;
+}
+
+/** The owners of these accounts, by id; an id with no account is absent from the map. */
+export type OwnersOf = (userIds: string[]) => Promise<Map<string, Owner>>;
+
+export interface UsersApi {
+  accounts: Accounts;
+  ownersOf: OwnersOf;
+  /** The address notifications are sent to; undefined when the account no longer exists. */
+  emailOf: (userId: string) => Promise<string | undefined>;
+}

@@ -1,0 +1,2 @@
+/** The one spelling of an address that accounts are stored, looked up and rate-limited under. */
+export const normaliseEmail = (email: string) => email.trim().toLowerCase();
