@@ -4,6 +4,7 @@
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { Database } from './infra/db/database.js';
+import { errorMessage } from './shared/errors.js';
 import { parseModules, type ModuleName } from './modules/registry.js';
 
 const USAGE = `usage: task-api <command>
@@ -44,7 +45,7 @@ async function flushTraces(stopTracing: (() => Promise<void>) | undefined, log: 
   try {
     await Promise.race([stopTracing(), timeout]);
   } catch (err) {
-    log.warn({ err: err instanceof Error ? err.message : String(err) }, 'trace flush failed');
+    log.warn({ err: errorMessage(err) }, 'trace flush failed');
   } finally {
     clearTimeout(timer);
   }
@@ -103,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
       try {
         modules = modulesOf(args); // a bad flag stops the process before anything starts
       } catch (err) {
-        console.error(err instanceof Error ? err.message : err);
+        console.error(errorMessage(err));
         console.error(USAGE);
         return 2;
       }

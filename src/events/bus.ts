@@ -5,6 +5,8 @@ import type { TaskEvent, TaskEventHandler, TaskEventType } from '../shared/event
 import { isPoisonMessage } from '../shared/poison.js';
 import type { ConsumeRecorder } from '../observability/recorders.js';
 import type { EventRetries } from './retries.js';
+import { backoffMs } from '../shared/backoff.js';
+import { errorMessage } from '../shared/errors.js';
 
 export interface SubscribeOptions {
   /** Routing keys to receive (RabbitMQ topic patterns); every task event by default. */
@@ -32,8 +34,6 @@ export interface BusLogger {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
-
-const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** Does a topic pattern (`*` one word, `#` any) match a routing key? */
 export function topicMatches(pattern: string, key: string): boolean {
@@ -148,14 +148,14 @@ export class InProcessEventBus implements EventBus {
     } catch (err) {
       const poison = isPoisonMessage(err);
       const dead = poison || attempts >= this.limit;
-      const context = { consumer: name, eventId: event.id, type: event.type, attempts, err: errText(err) };
+      const context = { consumer: name, eventId: event.id, type: event.type, attempts, err: errorMessage(err) };
       if (dead) {
-        await this.opts.retries.recordFailure(name, event, attempts, errText(err), { dead: poison ? 'poison' : 'failed' });
+        await this.opts.retries.recordFailure(name, event, attempts, errorMessage(err), { dead: poison ? 'poison' : 'failed' });
         this.opts.recorder?.deadLettered(name);
         this.opts.log?.error(context, poison ? 'event rejected as poison; dead-lettered' : 'event handler failed past the delivery limit; dead-lettered');
       } else {
-        const cap = Math.min(this.opts.maxBackoffMs ?? 30_000, (this.opts.retryBaseMs ?? 200) * 2 ** (attempts - 1));
-        await this.opts.retries.recordFailure(name, event, attempts, errText(err), { at: new Date(Date.now() + Math.random() * cap) });
+        const delay = backoffMs(attempts, { baseMs: this.opts.retryBaseMs ?? 200, maxMs: this.opts.maxBackoffMs ?? 30_000 });
+        await this.opts.retries.recordFailure(name, event, attempts, errorMessage(err), { at: new Date(Date.now() + delay) });
         this.opts.recorder?.failed(name);
         this.opts.log?.warn(context, 'event handler failed; retry scheduled');
       }
@@ -167,7 +167,7 @@ export class InProcessEventBus implements EventBus {
     this.timer = setTimeout(() => {
       this.retrying = this.retryDue().then(
         () => undefined,
-        (err: unknown) => this.opts.log?.warn({ err: errText(err) }, 'event retries: claiming failed'),
+        (err: unknown) => this.opts.log?.warn({ err: errorMessage(err) }, 'event retries: claiming failed'),
       );
       void this.retrying.then(() => this.schedule());
     }, this.opts.retryPollMs ?? 500);

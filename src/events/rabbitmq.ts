@@ -10,6 +10,8 @@ import type { TaskEvent, TaskEventHandler } from '../shared/events.js';
 import { isPoisonMessage } from '../shared/poison.js';
 import type { ConsumeRecorder } from '../observability/recorders.js';
 import type { BusLogger, EventBus, SubscribeOptions } from './bus.js';
+import { backoffMs } from '../shared/backoff.js';
+import { errorMessage } from '../shared/errors.js';
 
 export interface RabbitMqOptions {
   url: string;
@@ -40,8 +42,6 @@ interface Subscription {
   handler: TaskEventHandler;
   types: string[];
 }
-
-const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** The URL with a heartbeat, unless it names one already. */
 export function withHeartbeat(url: string, seconds: number): string {
@@ -80,7 +80,7 @@ export class RabbitMqEventBus implements EventBus {
     try {
       await this.setupConsumers();
     } catch (err) {
-      this.opts.log.warn({ err: errText(err) }, 'rabbitmq: consumers not started yet, retrying');
+      this.opts.log.warn({ err: errorMessage(err) }, 'rabbitmq: consumers not started yet, retrying');
       this.scheduleReconnect();
     }
   }
@@ -200,7 +200,7 @@ export class RabbitMqEventBus implements EventBus {
     if (this.closed || this.reconnectTimer) return;
     const min = this.opts.reconnectMinMs ?? 200;
     const max = this.opts.reconnectMaxMs ?? 10_000;
-    const delay = Math.min(max, min * 2 ** this.reconnectAttempt) * (0.8 + Math.random() * 0.4);
+    const delay = backoffMs(this.reconnectAttempt + 1, { baseMs: min, maxMs: max, jitter: 'spread' });
     this.reconnectAttempt++;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -210,7 +210,7 @@ export class RabbitMqEventBus implements EventBus {
           this.opts.log.info({}, 'rabbitmq consumers connected');
         },
         (err: unknown) => {
-          this.opts.log.warn({ err: errText(err) }, 'rabbitmq reconnect failed');
+          this.opts.log.warn({ err: errorMessage(err) }, 'rabbitmq reconnect failed');
           this.scheduleReconnect();
         },
       );
@@ -282,13 +282,12 @@ export class RabbitMqEventBus implements EventBus {
       if (poison || lastDelivery) this.opts.recorder?.deadLettered(sub.name);
       else this.opts.recorder?.failed(sub.name);
       this.opts.log[poison ? 'error' : 'warn'](
-        { consumer: sub.name, eventId: event.id, type: event.type, deliveries: deliveries + 1, err: errText(err) },
+        { consumer: sub.name, eventId: event.id, type: event.type, deliveries: deliveries + 1, err: errorMessage(err) },
         poison ? 'event rejected as poison; dead-lettered' : 'event handler failed; requeued after a backoff',
       );
       // The backoff spaces out redeliveries; the delivery the broker will dead-letter skips it.
       if (!poison && !lastDelivery) {
-        const cap = Math.min(30_000, (this.opts.retryBaseMs ?? 200) * 2 ** deliveries);
-        await new Promise((r) => setTimeout(r, Math.random() * cap));
+        await new Promise((r) => setTimeout(r, backoffMs(deliveries + 1, { baseMs: this.opts.retryBaseMs ?? 200, maxMs: 30_000 })));
       }
       this.settle(() => ch.nack(msg, false, !poison));
     }

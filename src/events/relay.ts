@@ -8,6 +8,8 @@ import type { TaskEvent } from '../shared/events.js';
 import type { RelayRecorder } from '../observability/recorders.js';
 import type { BusLogger } from './bus.js';
 import type { OutboxRepository, PendingEvent } from './outbox.js';
+import { backoffMs } from '../shared/backoff.js';
+import { errorMessage } from '../shared/errors.js';
 
 export interface RelayOptions {
   outbox: OutboxRepository;
@@ -24,8 +26,6 @@ export interface RelayOptions {
   /** How often pruning runs. */
   pruneEveryMs?: number;
 }
-
-const errText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class OutboxRelay {
   private running = false;
@@ -103,8 +103,8 @@ export class OutboxRelay {
         await this.maybePrune();
       } catch (err) {
         this.failures++;
-        delay = Math.min(this.opts.maxBackoffMs ?? 30_000, this.opts.pollMs * 2 ** Math.min(this.failures, 16));
-        this.opts.log.warn({ err: errText(err), failures: this.failures, retryInMs: delay }, 'outbox relay: publish failed, events stay pending');
+        delay = backoffMs(this.failures + 1, { baseMs: this.opts.pollMs, maxMs: this.opts.maxBackoffMs ?? 30_000, jitter: 'none' });
+        this.opts.log.warn({ err: errorMessage(err), failures: this.failures, retryInMs: delay }, 'outbox relay: publish failed, events stay pending');
       }
       if (this.stopping) break;
       // A nudge that came while the batch ran means a write may have been missed: go again.
@@ -120,7 +120,7 @@ export class OutboxRelay {
       const n = await this.opts.outbox.prune(this.opts.retentionHours);
       if (n > 0) this.opts.log.info({ pruned: n }, 'outbox: published events pruned');
     } catch (err) {
-      this.opts.log.warn({ err: errText(err) }, 'outbox prune failed');
+      this.opts.log.warn({ err: errorMessage(err) }, 'outbox prune failed');
     }
   }
 

@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
 import type { FieldError } from '../shared/errors.js';
+import { isUuid } from '../shared/ids.js';
 
 // ajv-formats is CommonJS: its function arrives as the default export's default.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv) => Ajv;
@@ -27,9 +28,16 @@ function withStorableDateTime(ajv: Ajv): Ajv {
   });
 }
 
+/**
+ * ajv-formats' uuid also takes a 'urn:uuid:' prefix, which PostgreSQL's uuid type does not: the
+ * one UUID check of the codebase (src/shared/ids.ts) decides instead.
+ */
+const withCanonicalUuid = (ajv: Ajv): Ajv => ajv.addFormat('uuid', { type: 'string', validate: isUuid });
+
+const formats = (ajv: Ajv) => withCanonicalUuid(withStorableDateTime(addFormats(ajv)));
 const common = { removeAdditional: false, useDefaults: true, allErrors: true, strict: false } as const;
-const bodyAjv = withStorableDateTime(addFormats(new Ajv({ ...common, coerceTypes: false })));
-const paramAjv = withStorableDateTime(addFormats(new Ajv({ ...common, coerceTypes: 'array' })));
+const bodyAjv = formats(new Ajv({ ...common, coerceTypes: false }));
+const paramAjv = formats(new Ajv({ ...common, coerceTypes: 'array' }));
 
 /** The JSON pointer of the first string holding U+0000, which PostgreSQL text cannot store. */
 function nulAt(value: unknown, path: string): string | undefined {

@@ -39,3 +39,6 @@ export const tooManyRequests = (detail: string, retryAfterSeconds: number) =>
   new AppError(429, 'too-many-requests', 'Too Many Requests', detail, undefined, {
     'retry-after': String(retryAfterSeconds),
   });
+
+/** What a caught value says, for a log field or a stored error column. */
+export const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));

@@ -2,7 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import { connect, type ChannelModel, type ConsumeMessage } from 'amqplib';
 
-export const AMQP_URL = process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+import { AMQP_URL } from '../setup/services.js';
+
+export { AMQP_URL };
 
 export const testExchange = () => `task-api-test.${process.pid}.${randomBytes(5).toString('hex')}`;
 

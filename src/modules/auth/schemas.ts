@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import { Name, Password, User } from '../users/schemas.js';
+import { Name, Password, PublicUser as User } from '../users/contract.js';
 
 // Surrounding spaces are allowed here because the address is trimmed before use.
 const Email = Type.String({ minLength: 3, maxLength: 254, pattern: '^\\s*[^\\s@]+@[^\\s@]+\\.[^\\s@]+\\s*$' });

@@ -13,6 +13,8 @@ import { uuidv7 } from '../../shared/ids.js';
 import { NotificationsRepository, type ClaimedDelivery } from './repository.js';
 import { sign } from './signature.js';
 import { resolveTarget, TargetRefused } from './targets.js';
+import { backoffMs } from '../../shared/backoff.js';
+import { errorMessage } from '../../shared/errors.js';
 
 type WebhookConfig = Config['notifications']['webhooks'];
 const BATCH = 20;
@@ -23,11 +25,6 @@ export const PRUNE_EVERY_MS = 5 * 60_000;
 /** Rows one prune statement deletes at most, and statements per table in one round. */
 export const PRUNE_BATCH = 1000;
 export const PRUNE_STATEMENTS = 5;
-
-/** Full jitter: a random delay between 0 and min(cap, base * 2^(attempt-1)). */
-export function backoffMs(attempt: number, baseMs: number, maxMs: number): number {
-  return Math.floor(Math.random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1)));
-}
 
 interface PostResult {
   status: number | null;
@@ -143,7 +140,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
     await repo.transaction(async (tx) => {
       await tx.finishDelivery(d.id, { status: ok ? 'succeeded' : 'failed', responseStatus: result.status, error });
       if (!ok && d.active && d.attempt < cfg.maxAttempts) {
-        const next = new Date(Date.now() + backoffMs(d.attempt, cfg.backoffBaseMs, cfg.backoffMaxMs));
+        const next = new Date(Date.now() + backoffMs(d.attempt, { baseMs: cfg.backoffBaseMs, maxMs: cfg.backoffMaxMs }));
         await tx.insertDeliveries([{ id: uuidv7(), webhookId: d.webhookId, eventId: d.eventId, attempt: d.attempt + 1, payload: d.payload, nextAttemptAt: next }]);
       }
     });
@@ -158,12 +155,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
         await (await getMailer()).send({ to: e.recipient, subject: e.subject, text: e.body });
         await repo.finishEmail(e.id, { status: 'succeeded', error: null });
       } catch (err) {
-        const error = (err instanceof Error ? err.message : String(err)).slice(0, MAX_ERROR_LENGTH);
+        const error = errorMessage(err).slice(0, MAX_ERROR_LENGTH);
         const retry = e.attempts < cfg.maxAttempts;
         await repo.finishEmail(e.id, {
           status: retry ? 'pending' : 'failed',
           error,
-          ...(retry ? { nextAttemptAt: new Date(Date.now() + backoffMs(e.attempts, cfg.backoffBaseMs, cfg.backoffMaxMs)) } : {}),
+          ...(retry ? { nextAttemptAt: new Date(Date.now() + backoffMs(e.attempts, { baseMs: cfg.backoffBaseMs, maxMs: cfg.backoffMaxMs })) } : {}),
         });
         log.warn({ emailId: e.id, attempt: e.attempts, error }, 'email delivery failed');
       }

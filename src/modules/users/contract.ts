@@ -1,7 +1,9 @@
 // What other modules may know of the users module: the account shapes and the two narrow
 // interfaces it serves them (accounts for auth, owners for the admin's task list). They get these
 // from the module's entry, never by importing its repository.
-import type { Role } from '../../shared/actor.js';
+import { Type } from 'typebox';
+import { DateTime } from '../../http/datetime.js';
+import { ROLES, type Role } from '../../shared/actor.js';
 
 /** An account as everyone may see it (no password hash). */
 export interface User {
@@ -46,3 +48,20 @@ export interface UsersApi {
   /** The address notifications are sent to; undefined when the account no longer exists. */
   emailOf: (userId: string) => Promise<string | undefined>;
 }
+
+/** A display name: 1 to 100 characters, not blank; null clears it. */
+export const Name = Type.Union([Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }), Type.Null()]);
+export const Password = Type.String({ minLength: 8, maxLength: 128 });
+
+/** An account in API answers (auth's sessions carry it too). */
+export const PublicUser = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    email: Type.String(),
+    name: Type.Union([Type.String(), Type.Null()]),
+    role: Type.Enum(ROLES),
+    createdAt: DateTime,
+    updatedAt: DateTime,
+  },
+  { $id: 'User', additionalProperties: false },
+);

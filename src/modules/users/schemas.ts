@@ -1,21 +1,8 @@
 import { Type, type Static } from 'typebox';
-import { DateTime } from '../../http/datetime.js';
 import { ROLES } from '../../shared/actor.js';
+import { Name, Password, PublicUser as User } from './contract.js';
 
-const Name = Type.Union([Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }), Type.Null()]);
-export const Password = Type.String({ minLength: 8, maxLength: 128 });
-
-export const User = Type.Object(
-  {
-    id: Type.String({ format: 'uuid' }),
-    email: Type.String(),
-    name: Type.Union([Type.String(), Type.Null()]),
-    role: Type.Enum(ROLES),
-    createdAt: DateTime,
-    updatedAt: DateTime,
-  },
-  { $id: 'User', additionalProperties: false },
-);
+export { Name, Password, User };
 
 export const UpdateMeBody = Type.Object(
   { name: Type.Optional(Name), password: Type.Optional(Password), currentPassword: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })) },
@@ -42,4 +29,3 @@ export const UserPage = Type.Object(
 );
 
 export const UserIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) }, { additionalProperties: false });
-export { Name };

@@ -1,0 +1,84 @@
+// The built CLI with RabbitMQ: `serve` relays the events of its writes (and exports the outbox
+// metrics); `worker` publishes what is pending with no HTTP at all; both stop cleanly on SIGTERM.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testPrivateKey } from '../helpers/app.js';
+import { deleteExchange, readExchange, testExchange } from '../helpers/amqp.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { jsonRequest, startServer, startWorker } from '../helpers/process.js';
+import { AMQP_URL } from '../helpers/amqp.js';
+import { REDIS_URL } from '../setup/services.js';
+
+
+describe('events in the built CLI', () => {
+  let db: TestDatabase;
+  const exchange = testExchange();
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    env = {
+      DATABASE_URL: db.url,
+      REDIS_URL,
+      REDIS_KEY_PREFIX: `${exchange}:`,
+      JWT_PRIVATE_KEY: testPrivateKey(),
+      RATE_LIMIT_ENABLED: 'false',
+      AMQP_URL,
+      AMQP_EXCHANGE: exchange,
+      OUTBOX_POLL_MS: '50',
+    };
+  });
+  afterAll(async () => {
+    // serve and worker also start the registered consumers (src/events/consumers.ts):
+    // their queues and dead-letter exchange are named after this test's exchange.
+    const consumerQueues = ['notifications'].flatMap((n) => [`${exchange}.${n}`, `${exchange}.${n}.dead`]);
+    await deleteExchange(exchange, AMQP_URL, consumerQueues).catch(() => undefined);
+    await deleteExchange(`${exchange}.dead`).catch(() => undefined);
+    await db.drop();
+  });
+
+  it('serve publishes the events of its writes, reports them in /metrics, and exits 0 on SIGTERM', async () => {
+    const reader = await readExchange(exchange);
+    const server = await startServer(env);
+    try {
+      const reg = await jsonRequest(`${server.url}/v1/auth/register`, 'POST', { email: `ev-${Date.now()}@example.test`, password: 'correct horse battery' });
+      const token = reg.body!.accessToken as string;
+      const task = await jsonRequest(`${server.url}/v1/tasks`, 'POST', { title: 'from serve' }, token);
+      expect(task.status).toBe(201);
+      await reader.waitFor(1);
+      expect(reader.messages.map((m) => String(m.properties.type))).toEqual(['task.created']);
+      expect((JSON.parse(reader.messages[0]!.content.toString()) as { taskId: string }).taskId).toBe(task.body!.id);
+      const metrics = await (await fetch(server.metricsUrl)).text();
+      expect(metrics).toMatch(/^events_published_total\{type="task.created"\} 1$/m);
+      expect(metrics).toMatch(/^outbox_pending 0$/m);
+      expect(metrics).toMatch(/^outbox_oldest_pending_age_seconds 0$/m);
+      expect(metrics).toMatch(/^events_publish_failures_total 0$/m);
+    } finally {
+      expect(await server.kill('SIGTERM')).toBe(0);
+      await reader.close();
+    }
+  });
+
+  it('worker publishes events written while no relay ran, and exits 0 on SIGTERM', async () => {
+    // A server without a relay writes; a worker publishes.
+    const server = await startServer({ ...env, OUTBOX_RELAY_ENABLED: 'false' });
+    const reader = await readExchange(exchange);
+    try {
+      const reg = await jsonRequest(`${server.url}/v1/auth/register`, 'POST', { email: `wk-${Date.now()}@example.test`, password: 'correct horse battery' });
+      const token = reg.body!.accessToken as string;
+      for (let i = 0; i < 3; i++) expect((await jsonRequest(`${server.url}/v1/tasks`, 'POST', { title: `w${i}` }, token)).status).toBe(201);
+    } finally {
+      expect(await server.kill('SIGTERM')).toBe(0);
+    }
+    expect(reader.messages).toHaveLength(0);
+    const worker = await startWorker(env);
+    try {
+      await reader.waitFor(3, 600);
+      expect(reader.messages.map((m) => String(m.properties.type)), worker.output()).toEqual(['task.created', 'task.created', 'task.created']);
+    } finally {
+      worker.proc.kill('SIGTERM');
+      expect((await worker.exited).code, worker.output()).toBe(0);
+      await reader.close();
+    }
+    expect(worker.output()).toMatch(/"msg":"events started"/);
+    expect(worker.output()).toMatch(/"msg":"stopped"/);
+  });
+});
