@@ -3,22 +3,7 @@ import type { TaskPriority, TaskStatus } from '../../shared/task-model.js';
 
 export type { TaskPriority as Priority, TaskStatus as Status } from '../../shared/task-model.js';
 
-export interface Task {
-  id: string;
-  title: string;
-  description: string | null;
-  status: TaskStatus;
-  priority: TaskPriority;
-  dueAt: Date | null;
-  tags: string[];
-  createdAt: Date;
-  updatedAt: Date;
-  /** Set when the status becomes done, cleared when it leaves done. */
-  completedAt: Date | null;
-  /** Grows with every change; the ETag. */
-  version: number;
-}
-
+/** What a client decides about a task (the rest the server keeps). */
 export interface NewTask {
   id: string;
   title: string;
@@ -28,6 +13,16 @@ export interface NewTask {
   dueAt: Date | null;
   tags: string[];
 }
+
+export interface Task extends NewTask {
+  createdAt: Date;
+  updatedAt: Date;
+  /** Set when the status becomes done, cleared when it leaves done. */
+  completedAt: Date | null;
+  /** Grows with every change; the ETag. */
+  version: number;
+}
+
 export type TaskChanges = Partial<Omit<NewTask, 'id'>>;
 
 export interface TaskFilter {

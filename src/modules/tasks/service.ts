@@ -103,14 +103,15 @@ export class TasksService {
     if (actor.role !== 'admin') throw forbidden('Admin role required');
     const limit = q.limit ?? 20;
     const after = q.cursor === undefined ? undefined : this.keyset('admin', 'createdAt', q.cursor);
-    const rows = await this.repo.listAll(limit + 1, q.userId, after);
-    const owners = await this.ownersOf([...new Set(rows.map((r) => r.userId))]);
-    // A task whose account went away between the two reads is gone with it (ON DELETE CASCADE).
-    const owned = rows.flatMap(({ userId, ...task }) => {
+    const page = pageOf(await this.repo.listAll(limit + 1, q.userId, after), limit, (last) => encodeCursor('admin', keysetOf('createdAt', last).values));
+    const owners = await this.ownersOf([...new Set(page.data.map((r) => r.userId))]);
+    // A task whose account went away between the two reads is gone with it (ON DELETE CASCADE);
+    // the next page still starts after the last row read.
+    const data = page.data.flatMap(({ userId, ...task }) => {
       const owner = owners.get(userId);
       return owner ? [{ ...task, owner }] : [];
     });
-    return pageOf(owned, limit, (last) => encodeCursor('admin', keysetOf('createdAt', last).values));
+    return { data, nextCursor: page.nextCursor };
   }
 
   private keyset(tag: string, sort: TaskSort, cursor: string): Keyset {
