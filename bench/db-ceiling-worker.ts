@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import postgres, { type ParameterOrJSON } from 'postgres';
+import { errorMessage } from '../src/shared/errors.js';
 import { ROOT } from './procs.js';
 import { applyDriverTypes, bind, type Binding, type Captured } from './sql-capture.js';
 import { percentile } from './stats.js';
@@ -79,7 +80,7 @@ async function main(file: string): Promise<DbCeilingResult> {
         if (n < MAX_SAMPLES) samples[n++] = performance.now() - t0;
       } catch (err) {
         errors++;
-        firstError ??= err instanceof Error ? err.message : String(err);
+        firstError ??= errorMessage(err);
       }
     }
   };

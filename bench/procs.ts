@@ -1,9 +1,9 @@
 // Child processes of the bench: every one is registered here and killed by its pid on exit,
-// error or SIGINT. Also: free ports, waiting for a URL, and resident-memory sampling.
+// error or SIGINT. Also: waiting for a URL, and resident-memory sampling (free ports: tools/local.ts).
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { pollUntilOk } from '../tools/local.js';
 
 /** The repository root (build/bench/procs.js -> ../..). */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -80,34 +80,13 @@ export function runToEnd(cmd: string, args: string[], env: NodeJS.ProcessEnv, ti
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls url until it answers 2xx, the child exits, or timeoutMs passes. */
 export async function waitForUrl(url: string, child: ChildProcess, timeoutMs: number, output: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before ${url} answered:\n${output()}`);
-    try {
-      const res = await fetch(url);
-      await res.arrayBuffer();
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new Error(`${url} did not answer within ${timeoutMs} ms:\n${output()}`);
+  const outcome = await pollUntilOk(url, { timeoutMs, exited: () => child.exitCode !== null });
+  if (outcome === 'exited') throw new Error(`process exited with ${child.exitCode} before ${url} answered:\n${output()}`);
+  if (outcome === 'timeout') throw new Error(`${url} did not answer within ${timeoutMs} ms:\n${output()}`);
 }
 
 /** VmRSS of a process in MB, or NaN when it cannot be read. */

@@ -8,7 +8,8 @@ import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { NODE_FLAGS } from '../src/node-flags.js';
-import { freePort, runToEnd, spawnTracked, waitForUrl } from './procs.js';
+import { serveEnv, twoFreePorts } from '../tools/local.js';
+import { runToEnd, spawnTracked, waitForUrl } from './procs.js';
 
 export function databaseName(url: string): string {
   const name = new URL(url).pathname.replace(/^\//, '');
@@ -107,22 +108,13 @@ const HIGH_LIMITS = {
 };
 
 export async function startApi(s: ApiSettings): Promise<ApiInstance> {
-  const port = await freePort();
-  let metricsPort = await freePort();
-  while (metricsPort === port) metricsPort = await freePort();
+  const [port, metricsPort] = await twoFreePorts();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'task-api-bench-'));
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? '',
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    METRICS_HOST: '127.0.0.1',
-    METRICS_PORT: String(metricsPort),
+    ...serveEnv({ port, metricsPort, logLevel: 'warn', dataDir, drainMs: 0 }),
     METRICS_ENABLED: String(s.metrics),
     CACHE_ENABLED: String(s.cache),
-    DATA_DIR: dataDir,
-    SHUTDOWN_DRAIN_MS: '0',
     MIGRATE_ON_START: 'true',
     DATABASE_URL: s.databaseUrl,
     DATABASE_POOL_MAX: String(s.poolMax),

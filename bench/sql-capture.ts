@@ -77,7 +77,6 @@ export async function captureAll(input: CaptureInput): Promise<Record<string, Ca
   });
   try {
     const { drizzle } = await import('drizzle-orm/postgres-js');
-    const { schema } = (await import(dist('infra/db/schema.js'))) as { schema: Record<string, unknown> };
     const { TasksRepository } = (await import(dist('modules/tasks/repository.js'))) as { TasksRepository: new (db: unknown) => unknown };
     const { TasksService } = (await import(dist('modules/tasks/service.js'))) as {
       TasksService: new (repo: unknown, changed: (userId: string) => Promise<void>) => TasksServiceLike;
@@ -86,7 +85,7 @@ export async function captureAll(input: CaptureInput): Promise<Record<string, Ca
     // done before recording, so that only the endpoint's statements are captured.
     await client.unsafe('select 1');
     log = [];
-    const service = new TasksService(new TasksRepository(drizzle(client, { schema })), async () => undefined);
+    const service = new TasksService(new TasksRepository(drizzle(client)), async () => undefined);
     const actor: Actor = { userId: input.userId, role: 'user' };
 
     const record = async (name: string, values: Record<string, string>, fn: () => Promise<unknown>): Promise<Captured> => {

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../bench/procs.js';
 import { NODE_FLAGS } from '../src/node-flags.js';
+import { pollUntilOk, serveEnv, twoFreePorts } from '../tools/local.js';
 
 /** The repository root: build/loadtest/server.js sits two levels below it. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -38,9 +38,7 @@ export async function startLocalServer(extraEnv: Record<string, string>, log: (l
   const cli = path.join(ROOT, 'dist', 'cli.js');
   if (!existsSync(cli)) throw new Error(`${cli} not found: run npm run build (npm run loadtest does)`);
   const dataDir = await mkdtemp(path.join(tmpdir(), 'task-api-loadtest-'));
-  const port = await freePort();
-  let metricsPort = await freePort();
-  while (metricsPort === port) metricsPort = await freePort();
+  const [port, metricsPort] = await twoFreePorts();
   const fromEnv = (name: string) => (process.env[name] ? { [name]: process.env[name] } : {});
   const inherited: Record<string, string | undefined> = {
     PATH: process.env.PATH,
@@ -52,14 +50,7 @@ export async function startLocalServer(extraEnv: Record<string, string>, log: (l
   };
   const databaseUrl = extraEnv.DATABASE_URL ?? inherited.DATABASE_URL;
   const settings: Record<string, string> = {
-    NODE_ENV: 'production',
-    LOG_LEVEL: 'warn',
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    METRICS_HOST: '127.0.0.1',
-    METRICS_PORT: String(metricsPort),
-    DATA_DIR: dataDir,
-    SHUTDOWN_DRAIN_MS: '0',
+    ...serveEnv({ port, metricsPort, logLevel: 'warn', dataDir, drainMs: 0 }),
     // Its own key prefix: counters and cache entries of other runs are not shared.
     REDIS_KEY_PREFIX: `loadtest:${randomBytes(4).toString('hex')}:`,
     ...LOCAL_RATE_LIMITS,
@@ -97,24 +88,19 @@ export async function startLocalServer(extraEnv: Record<string, string>, log: (l
     await rm(dataDir, { recursive: true, force: true });
   };
 
-  const deadline = Date.now() + 60_000;
-  for (let attempt = 0; ; attempt++) {
-    if (proc.exitCode !== null || proc.signalCode !== null || pid === undefined) {
-      await rm(dataDir, { recursive: true, force: true });
-      throw new Error(`the local instance exited at start (${proc.exitCode ?? proc.signalCode}):\n${output}`);
-    }
-    try {
-      const res = await fetch(`${url}/health/live`, { signal: AbortSignal.timeout(2000) });
-      await res.text();
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`the local instance did not answer /health/live within 60 s:\n${output}`);
-    }
-    await sleep(Math.min(500, 50 * (attempt + 1)));
+  const started = await pollUntilOk(`${url}/health/live`, {
+    timeoutMs: 60_000,
+    exited: () => proc.exitCode !== null || proc.signalCode !== null || pid === undefined,
+    pauseMs: (attempt) => Math.min(500, 50 * (attempt + 1)),
+    requestTimeoutMs: 2000,
+  });
+  if (started === 'exited' || pid === undefined) {
+    await rm(dataDir, { recursive: true, force: true });
+    throw new Error(`the local instance exited at start (${proc.exitCode ?? proc.signalCode}):\n${output}`);
+  }
+  if (started === 'timeout') {
+    await stop();
+    throw new Error(`the local instance did not answer /health/live within 60 s:\n${output}`);
   }
   const shown = Object.fromEntries(Object.entries(settings).filter(([k]) => !/KEY|PASSWORD|URL/.test(k) || k === 'REDIS_KEY_PREFIX'));
   return {

@@ -1,22 +1,13 @@
 // Runs the built CLI as a real process on a free loopback port, for tests that need sockets,
 // signals and exit codes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { NODE_FLAGS } from '../../src/node-flags.js';
+import { freePort, pollUntilOk, serveEnv, twoFreePorts } from '../../tools/local.js';
+
+export { freePort };
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface ServerProcess {
   url: string;
@@ -85,34 +76,17 @@ export async function startWorker(env: Record<string, string>): Promise<CliProce
 
 /** `task-api serve [args]` with env on free ports. */
 export async function startServer(env: Record<string, string>, args: string[] = []): Promise<ServerProcess> {
-  const port = await freePort();
-  // Never the default 9464: test processes run side by side.
-  let metricsPort = await freePort();
-  while (metricsPort === port) metricsPort = await freePort();
-  const cli = spawnCli(['serve', ...args], {
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    METRICS_HOST: '127.0.0.1',
-    METRICS_PORT: String(metricsPort),
-    ...env,
-  });
+  // Never the default metrics port 9464: test processes run side by side.
+  const [port, metricsPort] = await twoFreePorts();
+  const cli = spawnCli(['serve', ...args], { ...serveEnv({ port, metricsPort, logLevel: 'info' }), ...env });
   const { proc } = cli;
   const exited = cli.exited.then((e) => e.code);
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}:\n${cli.output()}`);
-    try {
-      const res = await fetch(`${url}/health/live`);
-      if (res.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`server did not start within 60 s:\n${cli.output()}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  const started = await pollUntilOk(`${url}/health/live`, { timeoutMs: 60_000, exited: () => proc.exitCode !== null });
+  if (started === 'exited') throw new Error(`server exited with ${proc.exitCode}:\n${cli.output()}`);
+  if (started === 'timeout') {
+    proc.kill('SIGKILL');
+    throw new Error(`server did not start within 60 s:\n${cli.output()}`);
   }
   return {
     url,

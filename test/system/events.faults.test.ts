@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OutboxRepository } from '../../src/events/outbox.js';
 import { RabbitMqEventBus } from '../../src/events/rabbitmq.js';
 import { OutboxRelay } from '../../src/events/relay.js';
+import { errorMessage } from '../../src/shared/errors.js';
 import type { TaskEvent } from '../../src/shared/events.js';
 import { as, createTestApp, register, testPrivateKey, type TestApp } from '../helpers/app.js';
 import { deleteExchange, testExchange } from '../helpers/amqp.js';
@@ -268,7 +269,7 @@ describe.skipIf(!rabbitmqAvailable())('relay faults', () => {
           await confirming;
           killed.outcome = 'confirmed';
         } catch (err) {
-          killed.outcome = `rejected: ${err instanceof Error ? err.message : String(err)}`;
+          killed.outcome = `rejected: ${errorMessage(err)}`;
           throw err;
         }
       },

@@ -2,16 +2,13 @@
 // server on PostgreSQL and Redis, a run against a port nobody listens on, and bad arguments.
 // Latency is never asserted: the thresholds given here are loose on purpose.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testPrivateKey } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { LOCAL_RATE_LIMITS } from '../../loadtest/server.js';
 import { freePort, startServer, type ServerProcess } from '../helpers/process.js';
-import { REDIS_URL } from '../setup/services.js';
+import { serverFixture, servicesEnv } from '../helpers/server-fixture.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -41,31 +38,18 @@ function runLoadtest(args: string[]): Promise<{ code: number | null; stdout: str
   });
 }
 
-let db: TestDatabase;
-let dir: string;
-beforeAll(async () => {
-  db = await createTestDatabase();
-  dir = await mkdtemp(path.join(tmpdir(), 'task-api-loadtest-test-'));
-});
-afterAll(async () => {
-  await db.drop();
-  await rm(dir, { recursive: true, force: true });
-});
+const fixture = serverFixture('task-api-loadtest-test-');
 
 describe('npm run loadtest', () => {
   let server: ServerProcess;
   beforeAll(async () => {
     server = await startServer({
-      DATABASE_URL: db.url,
-      REDIS_URL,
-      REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-      JWT_PRIVATE_KEY: testPrivateKey(),
+      ...servicesEnv(fixture.db),
       LOG_LEVEL: 'warn',
       SHUTDOWN_DRAIN_MS: '0',
-      DATA_DIR: dir,
+      DATA_DIR: fixture.dir,
       // Every VU registers and logs in from 127.0.0.1: the per-IP limits must let a smoke run through.
-      RATE_LIMIT_POINTS: '1000000',
-      RATE_LIMIT_POLICIES: JSON.stringify({ 'auth-ip': { points: 1000000, duration: 60, blockDuration: 0 } }),
+      ...LOCAL_RATE_LIMITS,
     });
   });
   afterAll(async () => {
@@ -73,7 +57,7 @@ describe('npm run loadtest', () => {
   });
 
   it('--smoke against a live server: exit 0, every step exercised without errors', async () => {
-    const out = path.join(dir, 'smoke.json');
+    const out = path.join(fixture.dir, 'smoke.json');
     // Every VU refreshes its token, so that step is exercised too. Latency limits far from any
     // real value, and a long grace and timeout: a busy CI machine must not abandon VUs.
     const res = await runLoadtest([
@@ -102,7 +86,7 @@ describe('npm run loadtest', () => {
 
 it('a target nobody listens on: every request fails and the error-rate threshold is crossed (exit 1)', async () => {
   const port = await freePort();
-  const out = path.join(dir, 'closed.json');
+  const out = path.join(fixture.dir, 'closed.json');
   const res = await runLoadtest(['--smoke', '--url', `http://127.0.0.1:${port}`, '--out', out]);
   expect(res.code, `${res.stdout}\n${res.stderr}`).toBe(1);
   const report = JSON.parse(await readFile(out, 'utf8')) as ReportJson;

@@ -1,12 +1,11 @@
 // The built server as a real process: GET /metrics on the metrics port (a free one per test
 // process, never the default 9464), nothing at /metrics on the public port, and the metrics
 // server closed on shutdown.
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL } from '../setup/services.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { testPrivateKey, uniqueEmail } from '../helpers/app.js';
+import { uniqueEmail } from '../helpers/app.js';
 import { jsonRequest, startServer } from '../helpers/process.js';
+import { servicesEnv } from '../helpers/server-fixture.js';
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -18,12 +17,7 @@ afterAll(async () => {
 
 describe('task-api serve: metrics', () => {
   it('serves Prometheus text on the metrics port only, and closes it on SIGTERM', async () => {
-    const server = await startServer({
-      DATABASE_URL: db.url,
-      REDIS_URL,
-      REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-      JWT_PRIVATE_KEY: testPrivateKey(),
-    });
+    const server = await startServer(servicesEnv(db));
     try {
       const reg = await jsonRequest(`${server.url}/v1/auth/register`, 'POST', { email: uniqueEmail('scrape'), password: 'scrape password' });
       expect(reg.status).toBe(201);

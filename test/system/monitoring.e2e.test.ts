@@ -5,19 +5,14 @@
 // histogram with route templates as labels, every rule must evaluate cleanly, and every query of
 // the Grafana dashboard must run and return data.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL } from '../setup/services.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { testPrivateKey, uniqueEmail } from '../helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { uniqueEmail } from '../helpers/app.js';
+import { allPanels, DASHBOARD_METRICS, loadDashboard, MONITORING_DIR } from '../helpers/monitoring.js';
 import { freePort, jsonRequest, startServer, type ServerProcess } from '../helpers/process.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MONITORING = path.join(ROOT, 'deploy', 'monitoring');
+import { serverFixture, servicesEnv } from '../helpers/server-fixture.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -108,15 +103,8 @@ async function query(prometheus: PrometheusProcess, promql: string): Promise<Sam
 }
 
 /** The PromQL of every panel of the Grafana dashboard, with its variables given values. */
-async function dashboardQueries(): Promise<{ panel: string; expr: string }[]> {
-  interface Panel {
-    title?: string;
-    targets?: { expr?: string }[];
-    panels?: Panel[];
-  }
-  const dashboard = JSON.parse(await readFile(path.join(MONITORING, 'grafana', 'task-api.json'), 'utf8')) as { panels: Panel[] };
-  const all = (panels: Panel[] = []): Panel[] => panels.flatMap((p) => [p, ...all(p.panels)]);
-  return all(dashboard.panels).flatMap((p) =>
+function dashboardQueries(): { panel: string; expr: string }[] {
+  return allPanels(loadDashboard().panels).flatMap((p) =>
     (p.targets ?? []).map((t) => ({
       panel: p.title ?? '?',
       expr: (t.expr ?? '')
@@ -128,27 +116,16 @@ async function dashboardQueries(): Promise<{ panel: string; expr: string }[]> {
   );
 }
 
-let db: TestDatabase;
-let workDir: string;
-beforeAll(async () => {
-  db = await createTestDatabase();
-  workDir = await mkdtemp(path.join(tmpdir(), 'task-api-prometheus-'));
-});
-afterAll(async () => {
-  await db?.drop();
-  if (workDir) await rm(workDir, { recursive: true, force: true });
-});
+const fixture = serverFixture('task-api-prometheus-');
 
 describe('Prometheus scrapes task-api with deploy/monitoring', () => {
   it('collects route-template histograms, evaluates every rule and answers every dashboard query', { timeout: 240_000 }, async () => {
     let server: ServerProcess | undefined;
     let prometheus: PrometheusProcess | undefined;
     try {
+      const workDir = fixture.dir;
       server = await startServer({
-        DATABASE_URL: db.url,
-        REDIS_URL,
-        REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-        JWT_PRIVATE_KEY: testPrivateKey(),
+        ...servicesEnv(fixture.db),
         RATE_LIMIT_POINTS: '1000',
         SHUTDOWN_DRAIN_MS: '0',
         LOG_LEVEL: 'warn',
@@ -162,9 +139,9 @@ describe('Prometheus scrapes task-api with deploy/monitoring', () => {
       expect(metricsAnswer).toContain('# TYPE http_request_duration_seconds histogram');
 
       // Prometheus with the repository's configuration and rules, pointed at this server.
-      const config = testPrometheusConfig(await readFile(path.join(MONITORING, 'prometheus.yml'), 'utf8'), metricsUrl.host);
+      const config = testPrometheusConfig(await readFile(path.join(MONITORING_DIR, 'prometheus.yml'), 'utf8'), metricsUrl.host);
       await writeFile(path.join(workDir, 'prometheus.yml'), config);
-      await copyFile(path.join(MONITORING, 'alerts.yml'), path.join(workDir, 'alerts.yml'));
+      await copyFile(path.join(MONITORING_DIR, 'alerts.yml'), path.join(workDir, 'alerts.yml'));
       prometheus = await startPrometheus(path.join(workDir, 'prometheus.yml'), path.join(workDir, 'data'));
 
       // Traffic: ids in URLs, 404s on a route and off any route, auth failures, a reused refresh token.
@@ -212,29 +189,7 @@ describe('Prometheus scrapes task-api with deploy/monitoring', () => {
       const names = new Set(
         (await query(prometheus, 'group by (__name__) ({job="task-api"})')).map((s) => s.metric.__name__),
       );
-      for (const name of [
-        'http_request_duration_seconds_bucket',
-        'http_request_duration_seconds_count',
-        'db_query_duration_seconds_bucket',
-        'db_pool_connections',
-        'db_pool_max',
-        'cache_requests_total',
-        'rate_limit_rejections_total',
-        'auth_failures_total',
-        'refresh_token_reuse_total',
-        'process_resident_memory_bytes',
-        'process_cpu_seconds_total',
-        'nodejs_eventloop_lag_seconds',
-        'nodejs_heap_size_used_bytes',
-        'outbox_pending',
-        'outbox_oldest_pending_age_seconds',
-        'events_published_total',
-        'events_publish_failures_total',
-        'events_consumed_total',
-        'events_consume_failures_total',
-        'events_dead_lettered_total',
-        'up',
-      ]) {
+      for (const name of [...DASHBOARD_METRICS, 'nodejs_heap_size_used_bytes', 'up']) {
         expect(names.has(name), `${name} is not scraped`).toBe(true);
       }
       const labelValues = async (promql: string, label: string) => (await query(prometheus!, promql)).map((s) => s.metric[label]).sort();
@@ -280,7 +235,7 @@ describe('Prometheus scrapes task-api with deploy/monitoring', () => {
       expect(await query(prometheus, 'job:http_requests:rate5m')).toHaveLength(1);
 
       // Every query of the Grafana dashboard is valid PromQL and finds data.
-      const queries = await dashboardQueries();
+      const queries = dashboardQueries();
       expect(queries.length).toBeGreaterThan(10);
       for (const { panel, expr } of queries) {
         const result = await eventually(`dashboard panel "${panel}"`, 60, async () => {

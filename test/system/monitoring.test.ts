@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { allPanels, DASHBOARD_METRICS, EVENT_METRICS, loadDashboard, SERVICE_METRICS } from '../helpers/monitoring.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MONITORING = 'deploy/monitoring';
@@ -30,20 +31,8 @@ function promtool(...args: string[]): Promise<{ code: number; output: string }> 
 const HISTOGRAMS = ['http_request_duration_seconds', 'db_query_duration_seconds'];
 const KNOWN_METRICS = new Set([
   ...HISTOGRAMS.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`]),
-  'db_pool_connections',
-  'db_pool_max',
-  'cache_requests_total',
-  'rate_limit_rejections_total',
-  'auth_failures_total',
-  'refresh_token_reuse_total',
-  // the event side (outbox relay and consumers)
-  'outbox_pending',
-  'outbox_oldest_pending_age_seconds',
-  'events_published_total',
-  'events_publish_failures_total',
-  'events_consumed_total',
-  'events_consume_failures_total',
-  'events_dead_lettered_total',
+  ...SERVICE_METRICS,
+  ...EVENT_METRICS,
   // prom-client 15 default metrics
   'process_cpu_user_seconds_total',
   'process_cpu_system_seconds_total',
@@ -239,36 +228,6 @@ describe('alerts.yml', () => {
 
 // --- Grafana dashboard -------------------------------------------------------------------------
 
-interface Target {
-  expr?: string;
-  refId?: string;
-  datasource?: { type?: string; uid?: string };
-}
-interface Panel {
-  id?: number;
-  type?: string;
-  title?: string;
-  gridPos?: { x: number; y: number; w: number; h: number };
-  datasource?: { type?: string; uid?: string };
-  targets?: Target[];
-  panels?: Panel[];
-}
-interface Dashboard {
-  uid?: string;
-  title?: string;
-  schemaVersion?: number;
-  panels?: Panel[];
-  templating?: { list?: { name: string; type: string; query?: string | { query: string }; datasource?: { uid?: string } }[] };
-}
-
-function loadDashboard(): Dashboard {
-  return JSON.parse(readFileSync(`${ROOT}/${MONITORING}/grafana/task-api.json`, 'utf8')) as Dashboard;
-}
-
-function allPanels(panels: Panel[] = []): Panel[] {
-  return panels.flatMap((p) => [p, ...allPanels(p.panels)]);
-}
-
 describe('Grafana dashboard grafana/task-api.json', () => {
   const dashboard = loadDashboard();
   const panels = allPanels(dashboard.panels).filter((p) => p.type !== 'row');
@@ -322,29 +281,7 @@ describe('Grafana dashboard grafana/task-api.json', () => {
 
   it('shows request rate, error ratio, p50/p95/p99 by route, pool, query p99, cache, limits, auth, process and events', () => {
     const used = new Set(exprs.flatMap((e) => metricNames(e.expr)));
-    for (const m of [
-      'http_request_duration_seconds_count',
-      'http_request_duration_seconds_bucket',
-      'db_pool_connections',
-      'db_pool_max',
-      'db_query_duration_seconds_bucket',
-      'cache_requests_total',
-      'rate_limit_rejections_total',
-      'auth_failures_total',
-      'refresh_token_reuse_total',
-      'process_resident_memory_bytes',
-      'process_cpu_seconds_total',
-      'nodejs_eventloop_lag_seconds',
-      'outbox_pending',
-      'outbox_oldest_pending_age_seconds',
-      'events_published_total',
-      'events_publish_failures_total',
-      'events_consumed_total',
-      'events_consume_failures_total',
-      'events_dead_lettered_total',
-    ]) {
-      expect(used.has(m), `no panel shows ${m}`).toBe(true);
-    }
+    for (const m of DASHBOARD_METRICS) expect(used.has(m), `no panel shows ${m}`).toBe(true);
     const all = exprs.map((e) => e.expr).join('\n');
     for (const q of ['0.5', '0.95', '0.99']) {
       expect(all).toContain(`histogram_quantile(${q}, sum by (le, route) (rate(http_request_duration_seconds_bucket{`);

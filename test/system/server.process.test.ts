@@ -1,41 +1,24 @@
 // The built server as a real process: sockets, JSON logs, SIGTERM draining, exit codes, and
 // the embedded default keeping its data across restarts.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL } from '../setup/services.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { testPrivateKey, uniqueEmail } from '../helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { uniqueEmail } from '../helpers/app.js';
 import { jsonRequest, runCli, startServer } from '../helpers/process.js';
+import { serverFixture, servicesEnv } from '../helpers/server-fixture.js';
 
-let db: TestDatabase;
-let dataDir: string;
-beforeAll(async () => {
-  db = await createTestDatabase();
-  dataDir = await mkdtemp(path.join(tmpdir(), 'task-api-test-'));
-});
-afterAll(async () => {
-  await db.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+const fixture = serverFixture('task-api-test-');
 
 describe('task-api serve on PostgreSQL and Redis', () => {
   it('serves over a socket, logs JSON without secrets, drains on SIGTERM and exits 0', async () => {
     const adminEmail = uniqueEmail('boot-admin');
     const server = await startServer({
-      DATABASE_URL: db.url,
-      REDIS_URL,
-      REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-      JWT_PRIVATE_KEY: testPrivateKey(),
+      ...servicesEnv(fixture.db),
       MIGRATE_ON_START: 'true',
       SHUTDOWN_DRAIN_MS: '1500',
       // A dozen requests by one user within a second: above the default 10/s rate limit.
       RATE_LIMIT_POINTS: '1000',
       ADMIN_EMAIL: adminEmail,
       ADMIN_PASSWORD: 'admin password 9',
-      DATA_DIR: dataDir,
+      DATA_DIR: fixture.dir,
     });
     try {
       const password = 'socket password';
@@ -83,7 +66,7 @@ describe('task-api serve on PostgreSQL and Redis', () => {
 
 describe('task-api serve with nothing configured (embedded)', () => {
   it('starts on PGlite under DATA_DIR and keeps users, tasks and the signing key across restarts', async () => {
-    const env = { DATA_DIR: dataDir, NODE_ENV: 'development' };
+    const env = { DATA_DIR: fixture.dir, NODE_ENV: 'development' };
     const first = await startServer(env);
     const email = uniqueEmail('embedded');
     let token: string;
@@ -112,16 +95,16 @@ describe('task-api serve with nothing configured (embedded)', () => {
 
 describe('task-api commands', () => {
   it('migrate reports an up-to-date database; create-admin reads the password from stdin', async () => {
-    const migrated = await runCli(['migrate'], { DATABASE_URL: db.url });
+    const migrated = await runCli(['migrate'], { DATABASE_URL: fixture.db.url });
     expect(migrated.code).toBe(0);
     expect(migrated.stdout).toContain('up to date');
     const email = uniqueEmail('cli-admin');
-    const created = await runCli(['create-admin', email], { DATABASE_URL: db.url }, 'cli admin password\n');
+    const created = await runCli(['create-admin', email], { DATABASE_URL: fixture.db.url }, 'cli admin password\n');
     expect(created.stderr).toBe('');
     expect(created.stdout).toContain('created');
-    const again = await runCli(['create-admin', email], { DATABASE_URL: db.url }, 'cli admin password\n');
+    const again = await runCli(['create-admin', email], { DATABASE_URL: fixture.db.url }, 'cli admin password\n');
     expect(again.stdout).toContain('unchanged');
-    const short = await runCli(['create-admin', uniqueEmail('x')], { DATABASE_URL: db.url }, 'short\n');
+    const short = await runCli(['create-admin', uniqueEmail('x')], { DATABASE_URL: fixture.db.url }, 'short\n');
     expect(short.code).toBe(2);
   });
 

@@ -6,10 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL } from '../setup/services.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { testPrivateKey, uniqueEmail } from '../helpers/app.js';
+import { uniqueEmail } from '../helpers/app.js';
 import { jsonRequest, startServer } from '../helpers/process.js';
+import { servicesEnv } from '../helpers/server-fixture.js';
 
 interface OtlpValue {
   stringValue?: string;
@@ -73,10 +73,7 @@ afterAll(async () => {
 });
 
 const serverEnv = (extra: Record<string, string>) => ({
-  DATABASE_URL: db.url,
-  REDIS_URL,
-  REDIS_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:`,
-  JWT_PRIVATE_KEY: testPrivateKey(),
+  ...servicesEnv(db),
   SHUTDOWN_DRAIN_MS: '0',
   RATE_LIMIT_POINTS: '1000',
   ...extra,
