@@ -49,6 +49,37 @@ WITH ins AS (
 SELECT count(*)::int AS n FROM ins`;
 
 /**
+ * The random draws a generated task is made of, in the order they are drawn: r1..r6 decide status,
+ * priority, due date, title and description, version; tk/ta/ts pick its tags; the rest are words.
+ * Shared with the EXPLAIN test's generator (test/system/tasks.explain.test.ts).
+ */
+export const RANDOM_DRAWS = `
+random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5, random() AS r6,
+floor(random() * 4)::int AS tk, floor(random() * 12)::int AS ta, 1 + floor(random() * 5)::int AS ts,
+ARRAY['work','home','errand','finance','health','reading','shopping','travel','family','garden','school','backlog'] AS tv,
+(ARRAY['write','review','call','fix','plan','buy','email','schedule','prepare','clean','book','pay'])[1 + floor(random() * 12)::int] AS verb,
+(ARRAY['update','check','discuss','sign','send','file','print','renew'])[1 + floor(random() * 8)::int] AS verb2,
+(ARRAY['report','invoice','dentist','budget','groceries','presentation','car','garden','taxes','meeting',
+       'insurance','passport','flights','hotel','newsletter','roadmap','contract','birthday','laptop','kitchen',
+       'proposal','slides','rent','gym','library','package','visa','interview','review','backup'])[1 + floor(random() * 30)::int] AS noun,
+(ARRAY['receipt','form','agenda','notes','quote','ticket','draft','summary','checklist','estimate'])[1 + floor(random() * 10)::int] AS noun2,
+(ARRAY['Alice','Bob','Carol','Dave','Erin','Frank','Grace','Heidi','the team','mom'])[1 + floor(random() * 10)::int] AS person`;
+
+/**
+ * id, title, description, status, priority, due_at, tags of a generated task, from the draws above
+ * (as `s`) with s.created and an md5 hex s.h: the id is a UUIDv7 of created_at.
+ */
+export const TASK_COLUMNS_FROM_DRAWS = `
+(lpad(to_hex((extract(epoch FROM s.created) * 1000)::bigint), 12, '0') || '7' || substr(s.h, 1, 3) || '8' || substr(s.h, 4, 15))::uuid,
+initcap(s.verb) || ' ' || s.noun || CASE WHEN s.r4 < 0.3 THEN ' for ' || s.person ELSE '' END,
+CASE WHEN s.r5 < 0.4 THEN NULL
+     ELSE 'Remember to ' || s.verb2 || ' the ' || s.noun2 || ' with ' || s.person || ' before the ' || s.noun || ' deadline.' END,
+(CASE WHEN s.r1 < 0.45 THEN 'todo' WHEN s.r1 < 0.55 THEN 'in_progress' ELSE 'done' END)::task_status,
+(CASE WHEN s.r2 < 0.25 THEN 'low' WHEN s.r2 < 0.70 THEN 'medium' WHEN s.r2 < 0.90 THEN 'high' ELSE 'urgent' END)::task_priority,
+CASE WHEN s.r3 < 0.5 THEN NULL ELSE date_trunc('minute', s.created + (s.r3 * 120 - 70) * interval '1 day') END,
+(ARRAY[s.tv[s.ta + 1], s.tv[(s.ta + s.ts) % 12 + 1], s.tv[(s.ta + 2 * s.ts) % 12 + 1]])[1:s.tk]`;
+
+/**
  * One chunk into one table: $1 user numbers (int[]), $2 tasks per user, $3 prefix, $4 seed (text).
  * The inner query draws every random value of the chunk in a fixed order (OFFSET 0 keeps them
  * evaluated once per row, before the filter); only users of this seed that exist and have no
@@ -66,14 +97,7 @@ WITH chunk AS (
 ), ins AS (
   INSERT INTO ${table} (user_id, id, title, description, status, priority, due_at, tags, created_at, updated_at, completed_at, version)
   SELECT s.uid,
-         (lpad(to_hex((extract(epoch FROM s.created) * 1000)::bigint), 12, '0') || '7' || substr(s.h, 1, 3) || '8' || substr(s.h, 4, 15))::uuid,
-         initcap(s.verb) || ' ' || s.noun || CASE WHEN s.r4 < 0.3 THEN ' for ' || s.person ELSE '' END,
-         CASE WHEN s.r5 < 0.4 THEN NULL
-              ELSE 'Remember to ' || s.verb2 || ' the ' || s.noun2 || ' with ' || s.person || ' before the ' || s.noun || ' deadline.' END,
-         (CASE WHEN s.r1 < 0.45 THEN 'todo' WHEN s.r1 < 0.55 THEN 'in_progress' ELSE 'done' END)::task_status,
-         (CASE WHEN s.r2 < 0.25 THEN 'low' WHEN s.r2 < 0.70 THEN 'medium' WHEN s.r2 < 0.90 THEN 'high' ELSE 'urgent' END)::task_priority,
-         CASE WHEN s.r3 < 0.5 THEN NULL ELSE date_trunc('minute', s.created + (s.r3 * 120 - 70) * interval '1 day') END,
-         (ARRAY[s.tv[s.ta + 1], s.tv[(s.ta + s.ts) % 12 + 1], s.tv[(s.ta + 2 * s.ts) % 12 + 1]])[1:s.tk],
+         ${TASK_COLUMNS_FROM_DRAWS},
          s.created,
          s.updated,
          CASE WHEN s.r1 >= 0.55 THEN s.updated END,
@@ -87,16 +111,7 @@ WITH chunk AS (
              date_trunc('milliseconds', timestamptz '2023-01-01 00:00Z' + random() * interval '730 days') AS created,
              random() AS ru, random() AS rd,
              md5(random()::text) AS h,
-             random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5, random() AS r6,
-             floor(random() * 4)::int AS tk, floor(random() * 12)::int AS ta, 1 + floor(random() * 5)::int AS ts,
-             ARRAY['work','home','errand','finance','health','reading','shopping','travel','family','garden','school','backlog'] AS tv,
-             (ARRAY['write','review','call','fix','plan','buy','email','schedule','prepare','clean','book','pay'])[1 + floor(random() * 12)::int] AS verb,
-             (ARRAY['update','check','discuss','sign','send','file','print','renew'])[1 + floor(random() * 8)::int] AS verb2,
-             (ARRAY['report','invoice','dentist','budget','groceries','presentation','car','garden','taxes','meeting',
-                    'insurance','passport','flights','hotel','newsletter','roadmap','contract','birthday','laptop','kitchen',
-                    'proposal','slides','rent','gym','library','package','visa','interview','review','backup'])[1 + floor(random() * 30)::int] AS noun,
-             (ARRAY['receipt','form','agenda','notes','quote','ticket','draft','summary','checklist','estimate'])[1 + floor(random() * 10)::int] AS noun2,
-             (ARRAY['Alice','Bob','Carol','Dave','Erin','Frank','Grace','Heidi','the team','mom'])[1 + floor(random() * 10)::int] AS person
+             ${RANDOM_DRAWS}
       -- The lateral reference keeps the users outside: rows come user by user, in chunk order.
       FROM chunk c CROSS JOIN LATERAL generate_series(1 + 0 * c.n, $2::int) AS i
       OFFSET 0 -- every random() above is drawn once per row, in this order, whatever is filtered out below

@@ -17,6 +17,7 @@ import { keysetOf, type Keyset } from '../../src/modules/tasks/keyset.js';
 import type { Task, TaskFilter } from '../../src/modules/tasks/model.js';
 import { TasksRepository } from '../../src/modules/tasks/repository.js';
 import type { TaskSort } from '../../src/modules/tasks/sorts.js';
+import { RANDOM_DRAWS, TASK_COLUMNS_FROM_DRAWS } from '../../src/operations/seed.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 const LARGE = process.env.TEST_LARGE !== '0';
@@ -50,14 +51,7 @@ FROM generate_series(1, ${USERS}) AS u`;
 const FILL_TASKS = `
 INSERT INTO tasks (user_id, id, title, description, status, priority, due_at, tags, created_at, updated_at, completed_at, version)
 SELECT ${userIdSql('s.u')},
-       (lpad(to_hex((extract(epoch FROM s.created) * 1000)::bigint), 12, '0') || '7' || substr(s.h, 1, 3) || '8' || substr(s.h, 4, 15))::uuid,
-       initcap(s.verb) || ' ' || s.noun || CASE WHEN s.r4 < 0.3 THEN ' for ' || s.person ELSE '' END,
-       CASE WHEN s.r5 < 0.4 THEN NULL
-            ELSE 'Remember to ' || s.verb2 || ' the ' || s.noun2 || ' with ' || s.person || ' before the ' || s.noun || ' deadline.' END,
-       (CASE WHEN s.r1 < 0.45 THEN 'todo' WHEN s.r1 < 0.55 THEN 'in_progress' ELSE 'done' END)::task_status,
-       (CASE WHEN s.r2 < 0.25 THEN 'low' WHEN s.r2 < 0.70 THEN 'medium' WHEN s.r2 < 0.90 THEN 'high' ELSE 'urgent' END)::task_priority,
-       CASE WHEN s.r3 < 0.5 THEN NULL ELSE s.created + (s.r3 * 120 - 70) * interval '1 day' END,
-       (ARRAY[s.tv[s.ta + 1], s.tv[(s.ta + s.ts) % 12 + 1], s.tv[(s.ta + 2 * s.ts) % 12 + 1]])[1:s.tk],
+       ${TASK_COLUMNS_FROM_DRAWS},
        s.created,
        s.updated,
        CASE WHEN s.r1 >= 0.55 THEN s.updated END,
@@ -68,16 +62,7 @@ FROM (
          c.created,
          c.created + CASE WHEN random() < 0.6 THEN random() * interval '20 days' ELSE interval '0' END AS updated,
          md5(n::text || random()::text) AS h,
-         random() AS r1, random() AS r2, random() AS r3, random() AS r4, random() AS r5, random() AS r6,
-         floor(random() * 4)::int AS tk, floor(random() * 12)::int AS ta, 1 + floor(random() * 5)::int AS ts,
-         ARRAY['work','home','errand','finance','health','reading','shopping','travel','family','garden','school','backlog'] AS tv,
-         (ARRAY['write','review','call','fix','plan','buy','email','schedule','prepare','clean','book','pay'])[1 + floor(random() * 12)::int] AS verb,
-         (ARRAY['update','check','discuss','sign','send','file','print','renew'])[1 + floor(random() * 8)::int] AS verb2,
-         (ARRAY['report','invoice','dentist','budget','groceries','presentation','car','garden','taxes','meeting',
-                'insurance','passport','flights','hotel','newsletter','roadmap','contract','birthday','laptop','kitchen',
-                'proposal','slides','rent','gym','library','package','visa','interview','review','backup'])[1 + floor(random() * 30)::int] AS noun,
-         (ARRAY['receipt','form','agenda','notes','quote','ticket','draft','summary','checklist','estimate'])[1 + floor(random() * 10)::int] AS noun2,
-         (ARRAY['Alice','Bob','Carol','Dave','Erin','Frank','Grace','Heidi','the team','mom'])[1 + floor(random() * 10)::int] AS person
+         ${RANDOM_DRAWS}
   FROM generate_series($1::int, $2::int) AS n,
        LATERAL (SELECT timestamptz '2023-01-01 00:00Z' + n * interval '63 seconds' + random() * interval '60 seconds' AS created) AS c
   OFFSET 0 -- keep the random() columns evaluated once per row

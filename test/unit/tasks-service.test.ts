@@ -6,10 +6,10 @@ import { TasksService } from '../../src/modules/tasks/service.js';
 import type { Owner } from '../../src/modules/users/contract.js';
 import type { Actor } from '../../src/shared/actor.js';
 import { encodeCursor } from '../../src/shared/cursor.js';
-import { AppError } from '../../src/shared/errors.js';
 import { isUuid } from '../../src/shared/ids.js';
 import { FakeTasksRepository } from './support/fake-tasks-repository.js';
 import { makeTask, testId } from './support/tasks.js';
+import { rejection } from './support/errors.js';
 
 const alice: Actor = { userId: '0192f7a0-0000-7000-8000-00000000a11c', role: 'user' };
 const bob: Actor = { userId: '0192f7a0-0000-7000-8000-000000000b0b', role: 'user' };
@@ -42,17 +42,6 @@ beforeEach(() => {
     },
   );
 });
-
-/** The AppError a call rejects with (fails the test when it resolves). */
-async function rejection(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppError);
-    return err as AppError;
-  }
-  throw new Error('expected the call to be refused');
-}
 
 /** n tasks of a user, created one minute apart (oldest first). */
 function seedTasks(actor: Actor, n: number): ReturnType<typeof makeTask>[] {

@@ -7,7 +7,7 @@ import type { UsersRepository } from '../../src/modules/users/repository.js';
 import { UsersService } from '../../src/modules/users/service.js';
 import type { Actor } from '../../src/shared/actor.js';
 import { encodeCursor } from '../../src/shared/cursor.js';
-import { AppError } from '../../src/shared/errors.js';
+import { rejection } from './support/errors.js';
 
 type UsersRepositoryPort = Pick<UsersRepository, 'findById' | 'findCredentialsById' | 'update' | 'delete' | 'list' | 'withAdminGuard'>;
 
@@ -94,16 +94,6 @@ beforeEach(() => {
     async (id) => void told.push(`changed ${id}`),
   );
 });
-
-async function rejection(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppError);
-    return err as AppError;
-  }
-  throw new Error('expected the call to be refused');
-}
 
 describe('me', () => {
   it('returns the profile without the password hash', async () => {
