@@ -5,7 +5,7 @@
 //       -> platform (src/http, src/events, src/infra, src/observability)
 //         -> shared base (src/shared, config, version)
 //
-// An arrow may skip layers downwards, never point upwards. test/boundaries.unit.test.ts proves
+// An arrow may skip layers downwards, never point upwards. test/unit/boundaries.test.ts proves
 // that each rule fails a fixture that breaks it.
 const ENTRY = '^src/(cli|server|worker|app|infrastructure)\\.ts$|^src/operations/';
 const MODULES = '^src/modules/';
