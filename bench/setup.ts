@@ -103,8 +103,11 @@ const HIGH_LIMITS = {
   RATE_LIMIT_BLOCK_DURATION: '0',
   RATE_LIMIT_POLICIES: JSON.stringify({
     'auth-ip': { points: 1_000_000, duration: 1, blockDuration: 0 },
+    'login-account-ip': { points: 1_000_000, duration: 1, blockDuration: 0 },
     'login-account': { points: 1_000_000, duration: 1, blockDuration: 0 },
   }),
+  // Seeded users may hold up to 100,000 tasks (--tasks-per-user) and the runs create more.
+  TASKS_PER_USER_MAX: '1000000',
 };
 
 export async function startApi(s: ApiSettings): Promise<ApiInstance> {

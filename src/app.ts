@@ -5,7 +5,11 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import { authPlugin } from './http/auth.js';
+import { answerClientError } from './http/client-error.js';
+import { corsPlugin } from './http/cors.js';
 import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
+import { jsonBodyPlugin } from './http/json-body.js';
+import { methodsPlugin } from './http/methods.js';
 import { metricsPlugin } from './http/metrics.js';
 import { registerOpenApi } from './http/openapi.js';
 import { problemPlugin, sendFrameworkProblem } from './http/problem.js';
@@ -63,14 +67,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     trustProxy: config.http.trustProxy,
     requestIdHeader: false,
     genReqId: (req) => requestIdFrom(req.headers['x-request-id'], randomUUID),
-    // Longer than the load balancer's upstream keepalive, so it never reuses a closed socket.
-    keepAliveTimeout: 72_000,
+    // Slow clients: the headers, then the whole request, must arrive in time (else 408 and the
+    // connection closes); a connection silent both ways mid-request is closed. The keep-alive
+    // timeout (72 s by default) is longer than the load balancer's upstream keepalive, so it never
+    // reuses a socket we closed. Node checks the first two every connectionsCheckingInterval.
+    requestTimeout: config.http.timeouts.requestMs,
+    connectionTimeout: config.http.timeouts.connectionMs,
+    keepAliveTimeout: config.http.timeouts.keepAliveMs,
+    http: {
+      requestTimeout: config.http.timeouts.requestMs,
+      headersTimeout: config.http.timeouts.headersMs,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(config.http.timeouts.headersMs / 4))),
+    },
     return503OnClosing: true,
     frameworkErrors: sendFrameworkProblem,
+    clientErrorHandler: answerClientError,
   });
-  // Bodies are JSON only: without this, a text/plain body is parsed as a string and answered with
-  // a confusing 400 "must be object" instead of the 415 the routes document.
-  app.removeContentTypeParser('text/plain');
   const { onRoute } = deps;
   if (onRoute) app.addHook('onRoute', (route) => onRoute(route));
   app.setValidatorCompiler(validatorCompiler);
@@ -82,6 +94,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(requestLogPlugin);
   await app.register(problemPlugin);
   await app.register(securityHeadersPlugin, { production: config.env === 'production' });
+  // CORS, then 405 and OPTIONS: both ahead of authentication and rate limiting (see methods.ts).
+  await app.register(corsPlugin, { origins: config.cors.origins });
+  await app.register(methodsPlugin);
+  await app.register(jsonBodyPlugin);
   const modules = buildModules(platformOf({ ...deps, authRecorder: deps.metrics?.auth }, app.log));
   app.decorate('modules', modules);
   await app.register(authPlugin, { tokens: modules.apis.auth.tokens, recorder: deps.metrics?.auth });

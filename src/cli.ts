@@ -4,7 +4,8 @@
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
 import type { Database } from './infra/db/database.js';
-import { errorMessage } from './shared/errors.js';
+import { errorMessage, StartupError } from './shared/errors.js';
+import { safeStack } from './shared/redaction.js';
 import { parseModules, type ModuleName } from './modules/registry.js';
 
 const USAGE = `usage: task-api <command>
@@ -191,7 +192,10 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code);
   },
   (err: unknown) => {
-    console.error(err instanceof ConfigError ? err.message : err);
+    // A refusal to start says what to do: its message alone. Anything else with its stack, but
+    // never a failed statement's parameters or a credential (shared/redaction.ts).
+    if (err instanceof ConfigError || err instanceof StartupError) console.error(err.message);
+    else console.error(err instanceof Error ? (safeStack(err) ?? errorMessage(err)) : errorMessage(err));
     process.exit(1);
   },
 );

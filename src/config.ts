@@ -33,8 +33,13 @@ const EnvSchema = Type.Object({
   ADMIN_EMAIL: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' })),
   ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 8, maxLength: 128 })),
   BODY_LIMIT_BYTES: Type.Optional(Int(1024, 10485760)),
+  HTTP_REQUEST_TIMEOUT_MS: Type.Optional(Int(100, 600000)),
+  HTTP_HEADERS_TIMEOUT_MS: Type.Optional(Int(100, 600000)),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Optional(Int(100, 600000)),
+  HTTP_CONNECTION_TIMEOUT_MS: Type.Optional(Int(100, 3600000)),
   SHUTDOWN_DRAIN_MS: Type.Optional(Int(0, 120000)),
   TRUST_PROXY: Type.Optional(Type.String()),
+  CORS_ORIGINS: Type.Optional(Type.String()),
   METRICS_ENABLED: Type.Optional(Bool),
   METRICS_HOST: Type.Optional(Type.String({ minLength: 1 })),
   METRICS_PORT: Type.Optional(Int(0, 65535)),
@@ -43,6 +48,10 @@ const EnvSchema = Type.Object({
   LOGSTASH_URL: Type.Optional(Type.String({ pattern: '^tcp://[^:/]+:[0-9]+$' })),
   CACHE_ENABLED: Type.Optional(Bool),
   CACHE_TTL_SECONDS: Type.Optional(Int(1, 86400)),
+  CACHE_MAX_BYTES: Type.Optional(Int(65536, 17179869184)),
+  CACHE_MAX_ENTRY_BYTES: Type.Optional(Int(1024, 67108864)),
+  TASKS_PER_USER_MAX: Type.Optional(Int(1, 100000000)),
+  WEBHOOKS_PER_USER_MAX: Type.Optional(Int(1, 10000)),
   RATE_LIMIT_ENABLED: Type.Optional(Bool),
   RATE_LIMIT_POINTS: Type.Optional(Int(1, 1000000)),
   RATE_LIMIT_DURATION: Type.Optional(Int(1, 86400)),
@@ -68,7 +77,7 @@ type Env = Static<typeof EnvSchema>;
 
 export interface Config {
   env: 'development' | 'production' | 'test';
-  http: { host: string; port: number; bodyLimit: number; trustProxy: string | boolean };
+  http: { host: string; port: number; bodyLimit: number; trustProxy: string | boolean; timeouts: HttpTimeouts };
   logLevel: string;
   dataDir: string;
   database: { url: string | undefined; poolMax: number; prepare: boolean; migrateOnStart: boolean; taskPartitions: number };
@@ -83,13 +92,18 @@ export interface Config {
   };
   admin: { email: string; password: string } | undefined;
   shutdownDrainMs: number;
-  cache: { enabled: boolean; ttlSeconds: number };
+  /** maxBytes bounds the in-process store; maxEntryBytes: larger responses are never cached (either store). */
+  cache: { enabled: boolean; ttlSeconds: number; maxBytes: number; maxEntryBytes: number };
+  /** How many of each collection one user may own (a create past it is refused with 409). */
+  limits: { tasksPerUser: number; webhooksPerUser: number };
   /** Prometheus metrics on their own port, never the public one. */
   metrics: { enabled: boolean; host: string; port: number };
   /** OpenTelemetry tracing: on only when an OTLP endpoint is configured. */
   tracing: { endpoint: string | undefined; serviceName: string };
   /** Log shipping besides stdout: JSON lines over TCP (the Logstash tcp input with json_lines). */
   logstash: { host: string; port: number } | undefined;
+  /** Browser origins allowed to call the API (exact scheme://host[:port]); empty: CORS off. */
+  cors: { origins: string[] };
   rateLimit: { enabled: boolean; policies: Record<RateLimitPolicyName, RateLimitPolicy> };
   /** Task events: the outbox relay and the bus (RabbitMQ with AMQP_URL, in process without). */
   events: {
@@ -112,13 +126,25 @@ export interface Config {
   };
 }
 
+/** Server timeouts, all in milliseconds (see README, Configuration). */
+export interface HttpTimeouts {
+  /** The whole request (headers and body) must arrive within this; then 408 and the connection closes. */
+  requestMs: number;
+  /** The request line and headers must arrive within this. */
+  headersMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveMs: number;
+  /** A connection with no traffic either way for this long (mid-request) is closed. */
+  connectionMs: number;
+}
+
 /** rate-limiter-flexible's own option names: `points` per `duration` seconds, then blocked `blockDuration` seconds. */
 export interface RateLimitPolicy {
   points: number;
   duration: number;
   blockDuration: number;
 }
-export const RATE_LIMIT_POLICY_NAMES = ['default', 'auth-ip', 'login-account', 'password-change'] as const;
+export const RATE_LIMIT_POLICY_NAMES = ['default', 'auth-ip', 'login-account-ip', 'login-account', 'password-change'] as const;
 export type RateLimitPolicyName = (typeof RATE_LIMIT_POLICY_NAMES)[number];
 
 const DEFAULT_POLICIES: Record<RateLimitPolicyName, RateLimitPolicy> = {
@@ -126,8 +152,12 @@ const DEFAULT_POLICIES: Record<RateLimitPolicyName, RateLimitPolicy> = {
   default: { points: 10, duration: 1, blockDuration: 60 },
   // Login and register attempts from one IP address.
   'auth-ip': { points: 10, duration: 60, blockDuration: 300 },
-  // Login attempts against one account, from anywhere.
-  'login-account': { points: 5, duration: 60, blockDuration: 900 },
+  // Failed logins to one account from one client IP (OWASP: lock the account per source). A
+  // successful login from that IP clears it, so an attacker elsewhere cannot lock the owner out.
+  'login-account-ip': { points: 5, duration: 60, blockDuration: 900 },
+  // Failed logins to one account from anywhere: high enough that a handful of attempts cannot
+  // lock the owner out, low enough to stop guessing spread over many addresses.
+  'login-account': { points: 100, duration: 3600, blockDuration: 900 },
   // Password changes by one user (each one checks the current password).
   'password-change': { points: 5, duration: 900, blockDuration: 900 },
 };
@@ -136,6 +166,24 @@ function logstashOf(url: string | undefined): Config['logstash'] {
   if (url === undefined) return undefined;
   const u = new URL(url);
   return { host: u.hostname, port: Number(u.port) };
+}
+
+/** CORS_ORIGINS: comma-separated origins, each exactly as a browser sends it in Origin. */
+function parseOrigins(raw: string | undefined, problems: string[]): string[] {
+  if (raw === undefined) return [];
+  const origins = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of origins) {
+    let serialised: string | undefined;
+    try {
+      const url = new URL(origin);
+      serialised = url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : undefined;
+    } catch {
+      serialised = undefined;
+    }
+    // Browsers send the serialised form (lower-case host, no default port, no path), so only that can match.
+    if (serialised !== origin) problems.push(`CORS_ORIGINS: ${origin} is not an origin; write it as http(s)://host[:port], e.g. ${serialised ?? 'https://app.example.com'}`);
+  }
+  return origins;
 }
 
 function parsePolicies(raw: string | undefined, problems: string[]): Partial<Record<RateLimitPolicyName, RateLimitPolicy>> {
@@ -205,6 +253,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const unique = [...new Set(problems)];
   const env = raw as Env;
   unique.push(...rangeProblems(env));
+  if (int(env.HTTP_HEADERS_TIMEOUT_MS, 10000) > int(env.HTTP_REQUEST_TIMEOUT_MS, 30000)) {
+    unique.push('HTTP_HEADERS_TIMEOUT_MS: must not exceed HTTP_REQUEST_TIMEOUT_MS (the request includes its headers)');
+  }
+  if (int(env.CACHE_MAX_ENTRY_BYTES, 256 * 1024) > int(env.CACHE_MAX_BYTES, 32 * 1024 * 1024)) {
+    unique.push('CACHE_MAX_ENTRY_BYTES: must not exceed CACHE_MAX_BYTES');
+  }
   if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
     unique.push('ADMIN_EMAIL/ADMIN_PASSWORD: set both or neither');
   }
@@ -212,6 +266,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     unique.push('JWT_PUBLIC_KEYS: requires JWT_PRIVATE_KEY');
   }
   const policyOverrides = parsePolicies(env.RATE_LIMIT_POLICIES, unique);
+  const corsOrigins = parseOrigins(env.CORS_ORIGINS, unique);
   if (unique.length > 0) throw new ConfigError(unique);
 
   const nodeEnv = env.NODE_ENV ?? 'development';
@@ -227,6 +282,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       host: env.HOST ?? '0.0.0.0',
       port: int(env.PORT, 3000),
       bodyLimit: int(env.BODY_LIMIT_BYTES, 1024 * 1024),
+      timeouts: {
+        requestMs: int(env.HTTP_REQUEST_TIMEOUT_MS, 30000),
+        headersMs: int(env.HTTP_HEADERS_TIMEOUT_MS, 10000),
+        // Longer than the load balancer's upstream keepalive (60 s on the common ones), so it never reuses a socket we closed.
+        keepAliveMs: int(env.HTTP_KEEP_ALIVE_TIMEOUT_MS, 72000),
+        connectionMs: int(env.HTTP_CONNECTION_TIMEOUT_MS, 60000),
+      },
       trustProxy: trust === undefined || trust === 'false' ? false : trust === 'true' ? true : trust,
     },
     logLevel: env.LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
@@ -249,10 +311,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     admin: env.ADMIN_EMAIL && env.ADMIN_PASSWORD ? { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD } : undefined,
     shutdownDrainMs: int(env.SHUTDOWN_DRAIN_MS, nodeEnv === 'production' ? 5000 : 0),
-    cache: { enabled: bool(env.CACHE_ENABLED, true), ttlSeconds: int(env.CACHE_TTL_SECONDS, 300) },
+    cache: {
+      enabled: bool(env.CACHE_ENABLED, true),
+      ttlSeconds: int(env.CACHE_TTL_SECONDS, 300),
+      maxBytes: int(env.CACHE_MAX_BYTES, 32 * 1024 * 1024),
+      maxEntryBytes: int(env.CACHE_MAX_ENTRY_BYTES, 256 * 1024),
+    },
+    limits: { tasksPerUser: int(env.TASKS_PER_USER_MAX, 10000), webhooksPerUser: int(env.WEBHOOKS_PER_USER_MAX, 20) },
     metrics: { enabled: bool(env.METRICS_ENABLED, true), host: env.METRICS_HOST ?? '0.0.0.0', port: int(env.METRICS_PORT, 9464) },
     tracing: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME ?? 'task-api' },
     logstash: logstashOf(env.LOGSTASH_URL),
+    cors: { origins: corsOrigins },
     events: {
       amqpUrl: env.AMQP_URL,
       exchange: env.AMQP_EXCHANGE ?? 'task-api.events',

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { HealthCheck } from './http/health.js';
 import { openDatabase, type Database } from './infra/db/database.js';
-import { migrate } from './infra/db/migrate.js';
+import { migrate, migrationState } from './infra/db/migrate.js';
 import { MemoryResponseCache } from './infra/cache/memory.js';
 import { RedisResponseCache } from './infra/cache/redis.js';
 import type { ResponseCacheStore } from './infra/cache/types.js';
@@ -16,6 +16,7 @@ import type { RefreshTokenStore } from './infra/token-store/types.js';
 import { loadKeyRing, type KeyRing } from './modules/auth/keys.js';
 import { Metrics } from './observability/metrics.js';
 import { sqlSpanObserver } from './observability/trace-context.js';
+import { StartupError } from './shared/errors.js';
 
 export interface Infrastructure {
   database: Database;
@@ -27,6 +28,28 @@ export interface Infrastructure {
   /** Prometheus metrics (own registry); undefined when METRICS_ENABLED=false. */
   metrics: Metrics | undefined;
   close(): Promise<void>;
+}
+
+/**
+ * Refuses to start on a database that lacks a migration of this version: every request would
+ * fail on a missing table or column while /health said ok. A database with migrations this
+ * version does not know (a newer version applied them) is served, with a warning: a migration
+ * keeps the previous version working (docs/decisions.md), so a rollback or a rolling deployment
+ * keeps working too.
+ */
+async function checkSchema(database: Database, log: FastifyBaseLogger): Promise<void> {
+  const { pending, unknown } = await migrationState(database);
+  if (pending.length > 0) {
+    const setting = database.kind === 'pglite' ? 'DATA_DIR' : 'DATABASE_URL';
+    await database.close();
+    throw new StartupError(
+      `The database is missing ${pending.length} migration${pending.length === 1 ? '' : 's'} of this version (${pending.join(', ')}): ` +
+        `run \`npm run migrate\` (task-api migrate) with the same ${setting}, or start with MIGRATE_ON_START=true.`,
+    );
+  }
+  if (unknown.length > 0) {
+    log.warn({ unknown }, 'the database has migrations this version does not know (a newer version applied them); serving on, as each migration keeps the previous version working');
+  }
 }
 
 export async function openInfrastructure(config: Config, log: FastifyBaseLogger): Promise<Infrastructure> {
@@ -42,13 +65,17 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger)
     const applied = await migrate(database, { taskPartitions: config.database.taskPartitions });
     if (applied.length) log.info({ applied }, 'migrations applied');
   }
+  await checkSchema(database, log);
   const redis = config.redis.url ? createRedis({ url: config.redis.url, keyPrefix: config.redis.keyPrefix }) : undefined;
   if (redis) redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis error'));
   else log.warn('REDIS_URL is not set: refresh tokens are kept in process memory (one instance only)');
   const tokenStore: RefreshTokenStore = redis ? new RedisTokenStore(redis) : new MemoryTokenStore();
 
   let cache: ResponseCacheStore | undefined;
-  if (config.cache.enabled) cache = redis ? new RedisResponseCache(redis, config.cache.ttlSeconds, log) : new MemoryResponseCache();
+  if (config.cache.enabled) {
+    const { ttlSeconds, maxBytes, maxEntryBytes } = config.cache;
+    cache = redis ? new RedisResponseCache(redis, ttlSeconds, log, maxEntryBytes) : new MemoryResponseCache({ maxBytes, maxEntryBytes });
+  }
 
   const keys = await loadKeyRing({ ...config.jwt, dataDir: config.dataDir });
   if (keys.generated) {

@@ -4,6 +4,7 @@ import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import type { HealthState } from './http/health.js';
 import { openInfrastructure } from './infrastructure.js';
+import { loggerOptions } from './observability/logging.js';
 import { startMetricsServer } from './observability/metrics-server.js';
 import { ensureAdmin } from './operations/admin.js';
 import { startEvents } from './events/runtime.js';
@@ -27,7 +28,9 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<Ru
   const modules = opts.modules ?? ALL_MODULES;
   const health: HealthState = { draining: false };
   const { default: pino } = await import('pino');
-  const bootLog = pino({ level: config.logLevel, base: { service: 'task-api', environment: config.env } });
+  // The app's logger exists only once the infrastructure is open: until then, the same options
+  // (redaction and error serializers included), on stdout alone.
+  const bootLog = pino({ ...loggerOptions(config), transport: undefined });
   const infra = await openInfrastructure(config, bootLog);
   // Task writes wake the relay once it runs (it polls anyway).
   const relayWake = { nudge: (): void => undefined };

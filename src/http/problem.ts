@@ -1,5 +1,6 @@
 // One error handler: typed errors and framework errors become RFC 9457 problem+json. A 5xx is
-// logged with the request's context and answered without any internal detail.
+// logged with the request's context and answered without any internal detail. Every problem
+// carries the request id (also in X-Request-Id), so a caller can quote it and we can find the log line.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Type } from 'typebox';
@@ -15,6 +16,7 @@ export const Problem = Type.Object(
     status: Type.Integer(),
     detail: Type.Optional(Type.String()),
     instance: Type.Optional(Type.String()),
+    requestId: Type.String({ description: 'The X-Request-Id of this response: quote it when reporting a problem' }),
     errors: Type.Optional(
       Type.Array(Type.Object({ in: Type.String(), field: Type.String(), message: Type.String() })),
     ),
@@ -22,14 +24,19 @@ export const Problem = Type.Object(
   { $id: 'Problem' },
 );
 
-interface ProblemBody {
+export interface ProblemBody {
   type: string;
   title: string;
   status: number;
   detail?: string;
-  instance: string;
+  /** The request's path; absent when the request could not be parsed at all. */
+  instance?: string;
+  requestId: string;
   errors?: FieldError[];
 }
+
+/** What a handler says; the request's path and id are added when it is sent. */
+type ProblemContent = Omit<ProblemBody, 'instance' | 'requestId'>;
 
 const TITLES: Record<number, string> = {
   400: 'Invalid request',
@@ -38,6 +45,7 @@ const TITLES: Record<number, string> = {
   404: 'Not Found',
   405: 'Method Not Allowed',
   406: 'Not Acceptable',
+  408: 'Request Timeout',
   409: 'Conflict',
   412: 'Precondition Failed',
   413: 'Content Too Large',
@@ -45,18 +53,26 @@ const TITLES: Record<number, string> = {
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
   503: 'Service Unavailable',
 };
 
 const slug = (title: string) => title.toLowerCase().replace(/[^a-z0-9]+/g, '-');
 
-export function sendProblem(reply: FastifyReply, body: Omit<ProblemBody, 'instance'>): FastifyReply {
-  const problem: ProblemBody = { ...body, instance: reply.request.url.split('?')[0] ?? '/' };
+/** A problem named after its status alone (the titles above), for answers that have no error object. */
+export function statusProblem(status: number, detail: string): ProblemContent {
+  const title = TITLES[status] ?? 'Error';
+  return { type: `${PROBLEM_TYPE_BASE}${slug(title)}`, title, status, detail };
+}
+
+export function sendProblem(reply: FastifyReply, body: ProblemContent): FastifyReply {
+  const problem: ProblemBody = { ...body, instance: reply.request.url.split('?')[0] ?? '/', requestId: reply.request.id };
   // Serialised here, not by a route's response schema, so the shape is the same everywhere.
   return reply.code(body.status).type('application/problem+json').send(JSON.stringify(problem));
 }
 
-function fromFrameworkError(err: FastifyError): Omit<ProblemBody, 'instance'> {
+function fromFrameworkError(err: FastifyError): ProblemContent {
   if (err.validation) {
     const errors = fieldErrors(err.validation as never, err.validationContext);
     const names = errors.map((e) => (e.field ? `${e.in}.${e.field}` : e.in)).join(', ');

@@ -46,20 +46,33 @@ function bodyField(request: FastifyRequest, name: string): unknown {
   return typeof body === 'object' && body !== null && Object.hasOwn(body, name) ? (body as Record<string, unknown>)[name] : undefined;
 }
 
+/** The login's account, hashed: no addresses in Redis key names. */
+function accountOf(request: FastifyRequest): string | undefined {
+  const email = bodyField(request, 'email');
+  return typeof email === 'string' ? `email:${sha256(normaliseEmail(email))}` : undefined;
+}
+
 /** Each policy's key for a request, or undefined when the policy does not apply to it. */
 const KEYS: Record<RateLimitPolicyName, (request: FastifyRequest) => string | undefined> = {
   default: (r) => (r.actor ? `user:${r.actor.userId}` : `ip:${r.ip}`),
   'auth-ip': (r) => `ip:${r.ip}`,
-  'login-account': (r) => {
-    const email = bodyField(r, 'email');
-    // Hashed: no addresses in Redis key names.
-    return typeof email === 'string' ? `email:${sha256(normaliseEmail(email))}` : undefined;
+  'login-account-ip': (r) => {
+    const account = accountOf(r);
+    return account === undefined ? undefined : `${account}:ip:${r.ip}`;
   },
+  'login-account': accountOf,
   'password-change': (r) => (r.actor && bodyField(r, 'password') !== undefined ? `user:${r.actor.userId}` : undefined),
 };
 
-/** Counts failures only: a successful answer clears the key (consecutive failed logins). */
-const RESET_ON_SUCCESS: ReadonlySet<RateLimitPolicyName> = new Set(['login-account']);
+/**
+ * Policies that count failures only. 'reset': a successful answer clears the key (consecutive
+ * failures from that source). 'refund': it gives back the point it took (failures in the window).
+ * The point is taken before the attempt, so concurrent attempts cannot all slip past the limit.
+ */
+const ON_SUCCESS: Partial<Record<RateLimitPolicyName, 'reset' | 'refund'>> = {
+  'login-account-ip': 'reset',
+  'login-account': 'refund',
+};
 
 export interface RateLimitOptions {
   config: Config['rateLimit'];
@@ -158,9 +171,12 @@ export const rateLimitPlugin = fp(
     app.addHook('onSend', async (request, reply) => {
       if (reply.statusCode >= 400) return;
       for (const a of applied.get(request) ?? []) {
-        if (RESET_ON_SUCCESS.has(a.name)) {
-          await limiters[a.name].delete(a.key).catch((err: unknown) => request.log.warn({ err, policy: a.name }, 'rate limit reset failed'));
-        }
+        const action = ON_SUCCESS[a.name];
+        if (action === undefined) continue;
+        const limiter = limiters[a.name];
+        await (action === 'reset' ? limiter.delete(a.key) : limiter.reward(a.key, 1)).catch((err: unknown) =>
+          request.log.warn({ err, policy: a.name }, 'rate limit reset failed'),
+        );
       }
     });
   },

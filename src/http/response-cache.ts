@@ -7,6 +7,7 @@ import fp from 'fastify-plugin';
 import type { CachedResponse, ResponseCacheStore } from '../infra/cache/types.js';
 import type { CacheStats } from '../observability/recorders.js';
 import { ifNoneMatchHits } from './conditional.js';
+import { addVary } from './vary.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -21,9 +22,15 @@ declare module 'fastify' {
   }
 }
 
+/** What the leader of a flight read: its entry, and whether the store kept it (a too-large one is not). */
+interface Shared {
+  entry: CachedResponse;
+  cached: boolean;
+}
+
 interface Flight {
   storeKey: string;
-  done(entry: CachedResponse | null): void;
+  done(shared: Shared | null): void;
 }
 
 export interface ResponseCacheOptions {
@@ -50,11 +57,12 @@ function cacheKey(request: FastifyRequest): string {
 }
 
 function privateHeaders(reply: FastifyReply, etag: string, source: 'HIT' | 'MISS'): void {
-  void reply.header('etag', etag).header('cache-control', 'private, no-cache').header('vary', 'Authorization').header('x-cache', source);
+  void reply.header('etag', etag).header('cache-control', 'private, no-cache').header('x-cache', source);
+  addVary(reply, 'Authorization'); // added to, not replacing, the CORS plugin's Origin
 }
 
-function serveCached(request: FastifyRequest, reply: FastifyReply, entry: CachedResponse): FastifyReply {
-  privateHeaders(reply, entry.etag, 'HIT');
+function serveCached(request: FastifyRequest, reply: FastifyReply, entry: CachedResponse, source: 'HIT' | 'MISS' = 'HIT'): FastifyReply {
+  privateHeaders(reply, entry.etag, source);
   if (ifNoneMatchHits(request.headers['if-none-match'], entry.etag)) return reply.code(304).send();
   return reply.code(200).type('application/json; charset=utf-8').send(entry.body);
 }
@@ -62,7 +70,7 @@ function serveCached(request: FastifyRequest, reply: FastifyReply, entry: Cached
 export const responseCachePlugin = fp(
   (app: FastifyInstance, opts: ResponseCacheOptions) => {
     const { store, ttlSeconds } = opts;
-    const inflight = new Map<string, Promise<CachedResponse | null>>();
+    const inflight = new Map<string, Promise<Shared | null>>();
     const stats: CacheStats = { hits: 0, misses: 0 };
     app.decorate('cacheStats', stats);
 
@@ -77,11 +85,12 @@ export const responseCachePlugin = fp(
       if (!lookup) return; // cache unavailable: straight to the database
       const pending = inflight.get(lookup.storeKey);
       if (pending) {
-        const entry = await pending;
-        if (entry) return serveCached(request, reply, entry);
+        const shared = await pending;
+        // The leader's answer, whether or not the store kept it (too large: MISS, and not cached).
+        if (shared) return serveCached(request, reply, shared.entry, shared.cached ? 'HIT' : 'MISS');
         return; // the leader failed: read for ourselves
       }
-      let done!: (entry: CachedResponse | null) => void;
+      let done!: (shared: Shared | null) => void;
       inflight.set(lookup.storeKey, new Promise((resolve) => (done = resolve)));
       request.cacheFlight = { storeKey: lookup.storeKey, done };
     });
@@ -90,13 +99,14 @@ export const responseCachePlugin = fp(
       if (!request.routeOptions.config.cache || reply.getHeader('x-cache') === 'HIT') return payload;
       const flight = request.cacheFlight;
       let entry: CachedResponse | null = null;
+      let cached = false;
       if (reply.statusCode === 200 && typeof payload === 'string') {
         const etag = (reply.getHeader('etag') as string | undefined) ?? hashEtag(payload);
         entry = { body: payload, etag };
         privateHeaders(reply, etag, 'MISS');
-        if (flight && store) await store.store(flight.storeKey, entry, ttlSeconds);
+        if (flight && store) cached = await store.store(flight.storeKey, entry, ttlSeconds);
       }
-      if (flight) finish(request, flight, entry);
+      if (flight) finish(request, flight, entry && { entry, cached });
       if (entry && ifNoneMatchHits(request.headers['if-none-match'], entry.etag)) {
         void reply.code(304);
         return '';
@@ -110,9 +120,9 @@ export const responseCachePlugin = fp(
       done();
     });
 
-    function finish(request: FastifyRequest, flight: Flight, entry: CachedResponse | null): void {
+    function finish(request: FastifyRequest, flight: Flight, shared: Shared | null): void {
       inflight.delete(flight.storeKey);
-      flight.done(entry);
+      flight.done(shared);
       request.cacheFlight = undefined;
     }
   },

@@ -4,6 +4,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
+import { parseDateTime } from '../shared/date-time.js';
 import type { FieldError } from '../shared/errors.js';
 import { isUuid } from '../shared/ids.js';
 
@@ -11,26 +12,17 @@ import { isUuid } from '../shared/ids.js';
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (a: Ajv) => Ajv;
 
 /**
- * ajv-formats' date-time also lets through leap seconds (23:59:60), hour-only offsets (+01) and
- * year 0000, which Date or PostgreSQL cannot read: a 500 instead of a 400. Keep its check and
- * also require an instant between years 1 and 9999 UTC.
+ * ajv-formats' date-time also lets through leap seconds (23:59:60), hour-only offsets (+01), year
+ * 0000, and any whitespace (a tab, U+3000) between date and time. The services read a date-time
+ * with the same function that decides here (src/shared/date-time.ts), never with Date's parser,
+ * which reads '0050-06-01 00:00:00Z' as 1950.
  */
-function withStorableDateTime(ajv: Ajv): Ajv {
-  const base = ajv.formats['date-time'] as { validate: (s: string) => boolean; compare?: (a: string, b: string) => number | undefined };
-  return ajv.addFormat('date-time', {
-    type: 'string',
-    validate: (s: string) => {
-      if (!base.validate(s)) return false;
-      const year = new Date(s).getUTCFullYear();
-      return year >= 1 && year <= 9999;
-    },
-    ...(base.compare ? { compare: base.compare } : {}),
-  });
-}
+const withStorableDateTime = (ajv: Ajv): Ajv => ajv.addFormat('date-time', { type: 'string', validate: (s: string) => parseDateTime(s) !== undefined });
 
 /**
- * ajv-formats' uuid also takes a 'urn:uuid:' prefix, which PostgreSQL's uuid type does not: the
- * one UUID check of the codebase (src/shared/ids.ts) decides instead.
+ * ajv-formats' uuid also takes a 'urn:uuid:' prefix, which PostgreSQL's uuid type does not, and
+ * uppercase, which names the same row in another spelling: the one UUID check of the codebase
+ * (src/shared/ids.ts, the canonical lowercase spelling) decides instead.
  */
 const withCanonicalUuid = (ajv: Ajv): Ajv => ajv.addFormat('uuid', { type: 'string', validate: isUuid });
 
@@ -39,12 +31,27 @@ const common = { removeAdditional: false, useDefaults: true, allErrors: true, st
 const bodyAjv = formats(new Ajv({ ...common, coerceTypes: false }));
 const paramAjv = formats(new Ajv({ ...common, coerceTypes: 'array' }));
 
-/** The JSON pointer of the first string holding U+0000, which PostgreSQL text cannot store. */
-function nulAt(value: unknown, path: string): string | undefined {
-  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+/** An unpaired UTF-16 surrogate: JSON can carry it ("\\ud800"), UTF-8 and so PostgreSQL cannot. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Why PostgreSQL cannot keep this string as it is, or undefined when it can. */
+function unstorable(s: string): string | undefined {
+  // text refuses U+0000 (a 500); jsonb (the outbox) refuses an unpaired surrogate (a 500), and text
+  // silently stores U+FFFD in its place (an update acknowledged, a different value read back).
+  if (s.includes('\u0000')) return 'must not contain NUL characters';
+  if (LONE_SURROGATE.test(s)) return 'must not contain unpaired surrogates (\\ud800-\\udfff without their pair)';
+  return undefined;
+}
+
+/** The first string PostgreSQL cannot store as it is, with its JSON pointer. */
+function unstorableAt(value: unknown, path: string): { at: string; message: string } | undefined {
+  if (typeof value === 'string') {
+    const message = unstorable(value);
+    return message === undefined ? undefined : { at: path, message };
+  }
   if (value === null || typeof value !== 'object') return undefined;
   for (const [k, v] of Object.entries(value)) {
-    const found = nulAt(v, `${path}/${k}`);
+    const found = unstorableAt(v, `${path}/${k}`);
     if (found !== undefined) return found;
   }
   return undefined;
@@ -53,15 +60,15 @@ function nulAt(value: unknown, path: string): string | undefined {
 export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) => {
   const ajv = httpPart === 'body' ? bodyAjv : paramAjv;
   const validate = ajv.compile(schema);
-  // A NUL character would otherwise reach SQL and fail there as a 500.
+  // Such a string would otherwise reach SQL and fail there as a 500, or be stored as another one.
   const checked = (data: unknown): boolean => {
     if (!validate(data)) {
       checked.errors = validate.errors;
       return false;
     }
-    const at = nulAt(data, '');
-    checked.errors = at === undefined ? null : [{ instancePath: at, schemaPath: '', keyword: 'nul', params: {}, message: 'must not contain NUL characters' }];
-    return at === undefined;
+    const found = unstorableAt(data, '');
+    checked.errors = found === undefined ? null : [{ instancePath: found.at, schemaPath: '', keyword: 'unstorable', params: {}, message: found.message }];
+    return found === undefined;
   };
   checked.errors = null as ErrorObject[] | null | undefined;
   return checked as ReturnType<FastifySchemaCompiler<object>>;

@@ -1,4 +1,5 @@
 // Typed errors thrown by services; the HTTP layer maps them to RFC 9457 problem details.
+import { safeErrorMessage } from './redaction.js';
 
 export interface FieldError {
   /** Where the bad value is: body, query, params or headers. */
@@ -26,6 +27,11 @@ export const badRequest = (detail: string, errors?: FieldError[]) =>
   new AppError(400, 'validation-error', 'Invalid request', detail, errors);
 export const unauthorized = (detail = 'Authentication is required', code = 'unauthorized') =>
   new AppError(401, code, 'Unauthorized', detail, undefined, { 'www-authenticate': 'Bearer' });
+/**
+ * The access token verifies but its account no longer exists (deleted while the token still
+ * lives, up to JWT_ACCESS_TTL_SECONDS): every authenticated route answers this once it notices.
+ */
+export const accountGone = () => unauthorized('The account no longer exists', 'account-gone');
 export const forbidden = (detail = 'You are not allowed to do this') => new AppError(403, 'forbidden', 'Forbidden', detail);
 export const notFound = (what = 'Resource') => new AppError(404, 'not-found', 'Not Found', `${what} not found`);
 export const conflict = (detail: string, code = 'conflict') => new AppError(409, code, 'Conflict', detail);
@@ -40,5 +46,19 @@ export const tooManyRequests = (detail: string, retryAfterSeconds: number) =>
     'retry-after': String(retryAfterSeconds),
   });
 
-/** What a caught value says, for a log field or a stored error column. */
-export const errorMessage = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+/**
+ * The process refuses to start, and its message says what to do about it (the CLI prints the
+ * message alone, without a stack, and exits 1).
+ */
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+/**
+ * What a caught value says, for a log field or a stored error column: never a failed statement's
+ * parameters or SQL, nor a credential (see safeErrorMessage in src/shared/redaction.ts).
+ */
+export const errorMessage = (err: unknown): string => safeErrorMessage(err);

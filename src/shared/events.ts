@@ -4,6 +4,7 @@
 // an event whose schemaVersion it does not know is poison (dead-lettered, not retried).
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
+import { parseDateTime } from './date-time.js';
 import { UUID_PATTERN } from './ids.js';
 import { PoisonMessageError } from './poison.js';
 import { TASK_PRIORITIES, TASK_STATUSES } from './task-model.js';
@@ -14,8 +15,23 @@ export const TASK_EVENT_TYPES = ['task.created', 'task.updated', 'task.completed
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
 const Uuid = Type.String({ pattern: UUID_PATTERN });
-/** RFC 3339 as the producer writes it (toISOString). */
-const Instant = Type.String({ minLength: 1 });
+
+/** The subset of RFC 3339 (section 5.6) whose instant a Date holds exactly: 'T', at most 3 fraction digits, Z or ±hh:mm. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:[Zz]|[+-]\d{2}:\d{2})$/;
+
+/**
+ * An RFC 3339 date-time that names one instant and round-trips through a Date: a real calendar
+ * date (no February 30, which Date.parse rolls over into March), no leap second, at most
+ * millisecond precision (the database's), a Z or ±hh:mm offset, years 0001 to 9999 (the calendar
+ * and range checks are parseDateTime's, the API's own). The producer writes toISOString(),
+ * which always is one.
+ */
+export function isInstant(value: string): boolean {
+  return INSTANT.test(value) && parseDateTime(value) !== undefined;
+}
+
+/** RFC 3339 as the producer writes it (toISOString): see isInstant. */
+const Instant = Type.Refine(Type.String(), isInstant, () => 'must be an RFC 3339 date-time (a real date, at most millisecond precision)');
 const OrNull = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
 /** The task as it stands after the change (for task.deleted: as it stood when deleted). */
@@ -73,6 +89,5 @@ export function parseTaskEvent(message: unknown): TaskEvent {
     const first = Value.Errors(TaskEventSchema, message)[0];
     throw new PoisonMessageError(`malformed task event: ${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'}`, 'malformed');
   }
-  if (Number.isNaN(Date.parse(message.occurredAt))) throw new PoisonMessageError('malformed task event: /occurredAt is not a date', 'malformed');
   return message;
 }

@@ -10,8 +10,13 @@ export function uuidv7(now = Date.now()): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** A UUID in its canonical 8-4-4-4-12 hex spelling (any version), for schemas and checks alike. */
-export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+/**
+ * A UUID in its canonical spelling (any version): 8-4-4-4-12 lowercase hex, as PostgreSQL and
+ * uuidv7 write it and the API returns it. Only this one is accepted, so that every id a service
+ * passes on (to a query, a cache key, the sessions to end) is spelled as the database spells it,
+ * and each resource has one URL.
+ */
+export const UUID_PATTERN = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
 const UUID_RE = new RegExp(UUID_PATTERN);
 
 export const isUuid = (value: string): boolean => UUID_RE.test(value);

@@ -2,7 +2,7 @@
 // + buildApp): its own database cloned from the template, its own Redis key prefix, its own
 // signing key. Requests go through app.inject.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse, RouteOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
@@ -30,6 +30,8 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   /** Another instance over the same database, Redis prefix and signing key, with its own pools. */
   sharing?: TestApp;
+  /** Told about every route as it is added (the route table, as the server builds it). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export const testPrivateKey = () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -50,7 +52,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     ...opts.env,
   });
   const infra = await openInfrastructure(config, pino({ level: 'silent' }));
-  const app = await buildApp({ config, ...infra });
+  const app = await buildApp({ config, ...infra, ...(opts.onRoute ? { onRoute: opts.onRoute } : {}) });
   await app.ready();
   return {
     app,

@@ -28,6 +28,22 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   } finally {
     await admin.end();
   }
+  return testDatabase(name);
+}
+
+/** A database of its own with nothing in it: no table, no migration applied. */
+export async function createEmptyDatabase(): Promise<TestDatabase> {
+  const name = `${inject('templateDatabase').replace(/_tmpl$/, '')}_empty_${randomBytes(5).toString('hex')}`;
+  const admin = postgres(ADMIN_DATABASE_URL, { max: 1, onnotice: () => undefined });
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  return testDatabase(name);
+}
+
+function testDatabase(name: string): TestDatabase {
   return {
     name,
     url: databaseUrl(name),

@@ -174,8 +174,10 @@ describe('login', () => {
   it('unknown email and wrong password give identical 401 bodies', async () => {
     const email = uniqueEmail('known');
     await registerUser(email);
-    const wrongPassword = await login({ email, password: 'wrong password!' });
-    const unknownEmail = await login({ email: uniqueEmail('nobody'), password: PASSWORD });
+    // The same request id, so that the bodies (which carry it) can be compared byte for byte.
+    const headers = { 'x-request-id': 'same-request-id' };
+    const wrongPassword = await call({ method: 'POST', url: '/v1/auth/login', headers, payload: { email, password: 'wrong password!' } });
+    const unknownEmail = await call({ method: 'POST', url: '/v1/auth/login', headers, payload: { email: uniqueEmail('nobody'), password: PASSWORD } });
     const pw = expectProblem(wrongPassword, 401);
     const un = expectProblem(unknownEmail, 401);
     expect(pw.type).toBe('urn:task-api:problem:invalid-credentials');

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisResponseCache } from '../../src/infra/cache/redis.js';
 import type { CreateTaskInput } from '../../src/modules/tasks/schemas.js';
 import { as, createTestApp, register, registerAdmin, type SessionBody, type TestApp } from '../helpers/app.js';
-import type { PageBody, TaskBody } from '../helpers/bodies.js';
+import type { PageBody, ProblemBody, TaskBody } from '../helpers/bodies.js';
 
 let one: TestApp;
 let two: TestApp;
@@ -146,10 +146,14 @@ describe('response cache', () => {
       } else {
         expect((await as(one.app, s.accessToken)({ method: 'DELETE', url: '/v1/users/me' })).statusCode).toBe(204);
       }
-      // The access token still verifies until it expires; the data must be gone all the same.
-      const list = await get(two, s, '/v1/tasks');
-      expect(list.json<PageBody>().data).toEqual([]);
-      expect((await get(two, s, `/v1/tasks/${task!.id}`)).statusCode).toBe(404);
+      // The access token still verifies until it expires; no cached answer outlives the account:
+      // both go past the cache to the service, which says the account is gone.
+      for (const url of ['/v1/tasks', `/v1/tasks/${task!.id}`]) {
+        const gone = await get(two, s, url);
+        expect(gone.statusCode, url).toBe(401);
+        expect(gone.json<ProblemBody>().type, url).toBe('urn:task-api:problem:account-gone');
+        expect(gone.headers['x-cache'], url).toBeUndefined();
+      }
     }
   });
 
@@ -213,7 +217,98 @@ describe('generations', () => {
   });
 });
 
+// Pages whose body passes CACHE_MAX_ENTRY_BYTES: served in full from the database every time,
+// never stored. Ten tasks with 1500-character descriptions make a 20-task page of about 17 KB;
+// a 1-task page stays far under the 4 KiB cap.
+const BIG = { CACHE_MAX_ENTRY_BYTES: '4096' };
+const LONG = 'a long description, '.repeat(75);
+
+async function seedLong(app: TestApp['app'], s: SessionBody, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const res = await as(app, s.accessToken)({ method: 'POST', url: '/v1/tasks', payload: { title: `long ${i}`, description: LONG } });
+    expect(res.statusCode).toBe(201);
+  }
+}
+
+/** The response cache's entries in this app's Redis, without its prefix. */
+async function entryKeys(t: TestApp): Promise<string[]> {
+  const prefix = t.config.redis.keyPrefix;
+  const out: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await t.redis!.scan(cursor, 'MATCH', `${prefix}cache:r:*`, 'COUNT', 500);
+    cursor = next;
+    out.push(...keys.map((k) => k.slice(prefix.length)));
+  } while (cursor !== '0');
+  return out;
+}
+
+describe('entries larger than CACHE_MAX_ENTRY_BYTES (Redis)', () => {
+  let capped: TestApp;
+  let plain: TestApp;
+  beforeAll(async () => {
+    capped = await createTestApp({ env: BIG });
+    plain = await createTestApp({ sharing: capped, env: { CACHE_ENABLED: 'false' } });
+  });
+  afterAll(async () => {
+    await plain.close();
+    await capped.close();
+  });
+
+  it('are served correctly, MISS every time, and never written to Redis; smaller pages still are', async () => {
+    const s = await register(capped.app);
+    await seedLong(capped.app, s, 10);
+    const truth = await get(plain, s, '/v1/tasks?limit=20');
+    expect(Buffer.byteLength(truth.body)).toBeGreaterThan(4096);
+    for (let i = 0; i < 3; i++) {
+      const res = await get(capped, s, '/v1/tasks?limit=20');
+      expect([res.statusCode, res.headers['x-cache']]).toEqual([200, 'MISS']);
+      expect(res.body).toBe(truth.body);
+      expect(res.headers.etag).toBe(truth.headers.etag);
+    }
+    // Concurrent requests share one read, and still say MISS: nothing was cached.
+    const together = await Promise.all(Array.from({ length: 10 }, () => get(capped, s, '/v1/tasks?limit=20')));
+    expect(together.map((r) => [r.statusCode, r.headers['x-cache'], r.body === truth.body])).toEqual(Array(10).fill([200, 'MISS', true]));
+    // Conditional requests work without the cache.
+    const etag = truth.headers.etag as string;
+    expect((await get(capped, s, '/v1/tasks?limit=20', { 'if-none-match': etag })).statusCode).toBe(304);
+    expect(await entryKeys(capped)).toEqual([]);
+
+    const small = await get(capped, s, '/v1/tasks?limit=1');
+    expect(Buffer.byteLength(small.body)).toBeLessThan(4096);
+    expect(small.headers['x-cache']).toBe('MISS');
+    expect((await get(capped, s, '/v1/tasks?limit=1')).headers['x-cache']).toBe('HIT');
+    const keys = await entryKeys(capped);
+    expect(keys).toHaveLength(1);
+    expect(keys[0]).toContain('limit=1');
+    expect((await get(capped, s, '/v1/tasks?limit=20')).headers['x-cache']).toBe('MISS');
+  });
+});
+
 describe('embedded (in-process) cache', () => {
+  it('serves pages larger than CACHE_MAX_ENTRY_BYTES correctly and never caches them', async () => {
+    const t = await createTestApp({ embedded: true, env: BIG });
+    try {
+      const s = await register(t.app);
+      await seedLong(t.app, s, 10);
+      const bodies: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const res = await get(t, s, '/v1/tasks?limit=20');
+        expect([res.statusCode, res.headers['x-cache']]).toEqual([200, 'MISS']);
+        expect(Buffer.byteLength(res.body)).toBeGreaterThan(4096);
+        bodies.push(res.body);
+      }
+      const page = JSON.parse(bodies[0]!) as PageBody;
+      expect(page.data.map((x) => x.title)).toEqual(Array.from({ length: 10 }, (_, i) => `long ${9 - i}`));
+      expect(page.data.every((x) => x.description === LONG)).toBe(true);
+      expect(new Set(bodies).size).toBe(1);
+      expect((await get(t, s, '/v1/tasks?limit=1')).headers['x-cache']).toBe('MISS');
+      expect((await get(t, s, '/v1/tasks?limit=1')).headers['x-cache']).toBe('HIT');
+    } finally {
+      await t.close();
+    }
+  });
+
   it('hits, and is invalidated by writes', async () => {
     const t = await createTestApp({ embedded: true });
     try {

@@ -359,7 +359,7 @@ describe('a failing database', () => {
     const res = await as(broken.app, session.accessToken)({ method: 'GET', url: '/v1/tasks?q=anything' });
     expect([500, 503]).toContain(res.statusCode);
     const problem = expectProblem(res, res.statusCode);
-    for (const key of Object.keys(problem)) expect(['type', 'title', 'status', 'detail', 'instance']).toContain(key);
+    for (const key of Object.keys(problem)) expect(['type', 'title', 'status', 'detail', 'instance', 'requestId']).toContain(key);
     for (const leak of [/\bat\s/, /\.ts\b|\.js\b/, /node_modules/, /select|from\s+"?tasks|where/i, /postgres|CONNECTION_ENDED|ECONNREFUSED|5432/i, /stack/i]) {
       expect(res.body).not.toMatch(leak);
     }

@@ -129,7 +129,7 @@ describe('metrics on PostgreSQL and Redis', () => {
     expect(t.app.cacheStats.misses).toBeGreaterThanOrEqual(3);
     expect(value(all, 'rate_limit_rejections_total', { policy: 'default' })).toBe(0);
     expect(samples(all, 'rate_limit_rejections_total').map((s) => s.labels.policy).sort()).toEqual(
-      ['auth-ip', 'default', 'login-account', 'password-change'],
+      ['auth-ip', 'default', 'login-account', 'login-account-ip', 'password-change'],
     );
     for (const reason of ['missing_token', 'invalid_token', 'forbidden', 'invalid_credentials', 'invalid_refresh_token']) {
       expect(value(all, 'auth_failures_total', { reason }), reason).toBe(1);

@@ -141,7 +141,7 @@ describe('in-app notifications API', () => {
     const theirs = await byBob({ method: 'POST', url: `/v1/notifications/${id}/read` });
     const none = await byBob({ method: 'POST', url: '/v1/notifications/01900000-0000-7000-8000-000000000000/read' });
     expect(theirs.statusCode).toBe(404);
-    const strip = (b: string) => ({ ...(JSON.parse(b) as object), instance: undefined });
+    const strip = (b: string) => ({ ...(JSON.parse(b) as object), instance: undefined, requestId: undefined });
     expect(strip(theirs.body)).toEqual(strip(none.body));
     expect((await byBob({ method: 'POST', url: '/v1/notifications/read-all' })).statusCode).toBe(204);
     expect((await byBob({ method: 'GET', url: '/v1/notifications' })).json<PageBody<NotificationBody>>().data.map((n) => n.id)).not.toContain(id);

@@ -11,6 +11,7 @@ const ON = { RATE_LIMIT_ENABLED: 'true' };
 const LOOSE = {
   default: { points: 1000, duration: 600, blockDuration: 0 },
   'auth-ip': { points: 1000, duration: 600, blockDuration: 0 },
+  'login-account-ip': { points: 1000, duration: 600, blockDuration: 0 },
   'login-account': { points: 1000, duration: 600, blockDuration: 0 },
   'password-change': { points: 1000, duration: 600, blockDuration: 0 },
 };
@@ -133,12 +134,12 @@ describe('rate limiting', () => {
     expect(remaining.sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i));
   });
 
-  it('login: failures against one account get 429 from login-account, from any IP, before the other limits', async () => {
+  it('login: an attacker\u2019s failures lock out their source only; the owner still logs in from theirs', async () => {
     const t = await start({
       RATE_LIMIT_POLICIES: policies({
         default: { points: 20, duration: 600, blockDuration: 600 },
         'auth-ip': { points: 20, duration: 600, blockDuration: 600 },
-        'login-account': { points: 3, duration: 600, blockDuration: 900 },
+        'login-account-ip': { points: 3, duration: 600, blockDuration: 900 },
       }),
     });
     const victim = uniqueEmail('victim');
@@ -146,40 +147,94 @@ describe('rate limiting', () => {
     const login = (email: string, password: string, ip: string) =>
       t.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email, password }, remoteAddress: ip });
 
-    // Two failures, then a success: the account's counter counts consecutive failures only.
-    expect((await login(victim, 'wrong password', '10.30.1.1')).statusCode).toBe(401);
-    expect((await login(victim, 'wrong password', '10.30.1.2')).statusCode).toBe(401);
-    expect((await login(victim, PASSWORD, '10.30.1.3')).statusCode).toBe(200);
-
-    // Three failures from three addresses, spelled differently (the address is normalised) ...
+    // Three failures from the attacker's address, spelled differently (the address is normalised) ...
     const spellings = [victim, `  ${victim.toUpperCase()}`, `${victim} `];
     for (let i = 0; i < 3; i++) {
-      const res = await login(spellings[i]!, 'wrong password', `10.30.2.${i + 1}`);
+      const res = await login(spellings[i]!, 'wrong password', '10.30.1.1');
       expect(res.statusCode).toBe(401);
-      expect(limitState(res, 'login-account')?.r).toBe(2 - i);
-      // ... each far inside its per-IP and default quotas.
-      expect(limitState(res, 'auth-ip')?.r).toBe(19);
-      expect(limitState(res, 'default')?.r).toBe(19);
+      expect(limitState(res, 'login-account-ip')?.r).toBe(2 - i);
+      // ... each far inside the per-IP, default and per-account quotas.
+      expect(limitState(res, 'auth-ip')?.r).toBe(19 - i);
+      expect(limitState(res, 'login-account')?.r).toBe(999 - i);
     }
-    // The fourth, from yet another address, is refused; so is the right password now.
-    const refused = await login(victim, 'wrong password', '10.30.2.9');
-    expect429(refused, 'login-account');
-    expect(refused.headers['ratelimit-policy']).toBe('"default";q=20;w=600, "auth-ip";q=20;w=600, "login-account";q=3;w=600');
+    // The fourth from there is refused, and so is the right password from there.
+    const refused = await login(victim, 'wrong password', '10.30.1.1');
+    expect429(refused, 'login-account-ip');
+    expect(refused.headers['ratelimit-policy']).toBe(
+      '"default";q=20;w=600, "auth-ip";q=20;w=600, "login-account-ip";q=3;w=600',
+    );
     expect(Number(refused.headers['retry-after'])).toBeGreaterThan(60);
-    expect429(await login(victim, PASSWORD, '10.30.2.10'), 'login-account');
-    expect(t.app.rateLimitStats.rejected['login-account']).toBe(2);
-    expect(t.app.rateLimitStats.rejected.default + t.app.rateLimitStats.rejected['auth-ip']).toBe(0);
+    expect429(await login(victim, PASSWORD, '10.30.1.1'), 'login-account-ip');
 
-    // Another account from the same address is not affected.
+    // The owner, from their own address, logs in as often as they like.
+    for (let i = 0; i < 5; i++) {
+      const ok = await login(victim, PASSWORD, '10.30.2.1');
+      expect(ok.statusCode, ok.body).toBe(200);
+      expect(limitState(ok, 'login-account-ip')?.r).toBe(2);
+    }
+    // Their own typos count against their source, and a success clears them.
+    for (let round = 0; round < 2; round++) {
+      expect((await login(victim, 'typo', '10.30.2.1')).statusCode).toBe(401);
+      expect((await login(victim, 'typo', '10.30.2.1')).statusCode).toBe(401);
+      expect((await login(victim, PASSWORD, '10.30.2.1')).statusCode).toBe(200);
+    }
+    // The attacker's source stays locked out meanwhile.
+    expect429(await login(victim, 'wrong password', '10.30.1.1'), 'login-account-ip');
+    expect(t.app.rateLimitStats.rejected['login-account-ip']).toBe(3);
+    expect(t.app.rateLimitStats.rejected['login-account'] + t.app.rateLimitStats.rejected['auth-ip']).toBe(0);
+
+    // Another account from the attacker's address is not affected.
     const other = uniqueEmail('other');
     await registerFrom(t.app, '10.30.0.2', other);
-    expect((await login(other, PASSWORD, '10.30.2.9')).statusCode).toBe(200);
+    expect((await login(other, PASSWORD, '10.30.1.1')).statusCode).toBe(200);
 
-    // Account keys are hashed: no address in Redis.
+    // Keys are per account and source (the other account's was cleared by its success);
+    // accounts are hashed: no address in Redis.
     const keys = await limiterKeys(t);
-    const accountKeys = keys.filter((k) => k.startsWith('rl:login-account:'));
-    expect(accountKeys.length).toBeGreaterThan(0);
+    expect(keys.filter((k) => k.startsWith('rl:login-account-ip:email:') && k.endsWith(':ip:10.30.1.1'))).toHaveLength(1);
     for (const k of keys) expect(k).not.toContain('@');
+  });
+
+  it('login: guessing spread over many sources meets the per-account limit once past its threshold', async () => {
+    const t = await start({
+      RATE_LIMIT_POLICIES: policies({
+        'login-account-ip': { points: 3, duration: 600, blockDuration: 900 },
+        'login-account': { points: 6, duration: 3600, blockDuration: 900 },
+      }),
+    });
+    const victim = uniqueEmail('victim');
+    await registerFrom(t.app, '10.31.0.1', victim);
+    const login = (password: string, ip: string) =>
+      t.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email: victim, password }, remoteAddress: ip });
+
+    // Successful logins do not count towards it.
+    for (let i = 0; i < 8; i++) {
+      const ok = await login(PASSWORD, '10.31.0.1');
+      expect(ok.statusCode).toBe(200);
+      expect(limitState(ok, 'login-account')?.r).toBe(5);
+    }
+    // Six failures, one from each of six addresses: none reaches its per-source limit ...
+    for (let i = 0; i < 6; i++) {
+      const res = await login('wrong password', `10.31.1.${i + 1}`);
+      expect(res.statusCode).toBe(401);
+      expect(limitState(res, 'login-account-ip')?.r).toBe(2);
+      expect(limitState(res, 'login-account')?.r).toBe(5 - i);
+    }
+    // ... but together they reach the account's: the seventh, from a fresh address, is refused,
+    // and for its block time so is everyone, the owner included.
+    const refused = await login('wrong password', '10.31.1.7');
+    expect429(refused, 'login-account');
+    expect(refused.headers['ratelimit-policy']).toContain('"login-account-ip";q=3;w=600, "login-account";q=6;w=3600');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(60);
+    expect429(await login(PASSWORD, '10.31.0.1'), 'login-account');
+    expect(t.app.rateLimitStats.rejected['login-account']).toBe(2);
+    expect(t.app.rateLimitStats.rejected['login-account-ip']).toBe(0);
+
+    // Other accounts are not affected.
+    const other = uniqueEmail('other');
+    await registerFrom(t.app, '10.31.0.2', other);
+    const theirs = await t.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email: other, password: PASSWORD }, remoteAddress: '10.31.1.7' });
+    expect(theirs.statusCode).toBe(200);
   });
 
   it('auth-ip limits registrations from one IP address', async () => {
@@ -291,7 +346,8 @@ describe('rate limiting', () => {
       RATE_LIMIT_POLICIES: policies({
         default: { points: 2, duration: 60, blockDuration: 0 },
         'auth-ip': { points: 1, duration: 120, blockDuration: 300 },
-        'login-account': { points: 1, duration: 60, blockDuration: 900 },
+        'login-account-ip': { points: 1, duration: 60, blockDuration: 900 },
+        'login-account': { points: 2, duration: 3600, blockDuration: 900 },
       }),
     });
     await get(t.app, '/.well-known/jwks.json', { remoteAddress: '10.80.0.1' });
@@ -304,11 +360,12 @@ describe('rate limiting', () => {
     expect(keys.length).toBeGreaterThanOrEqual(5);
     expect(keys.some((k) => k.startsWith('rl:default:'))).toBe(true);
     expect(keys.some((k) => k.startsWith('rl:auth-ip:'))).toBe(true);
+    expect(keys.some((k) => k.startsWith('rl:login-account-ip:'))).toBe(true);
     expect(keys.some((k) => k.startsWith('rl:login-account:'))).toBe(true);
     for (const key of keys) {
       const ttl = await t.redis!.ttl(key);
       expect(ttl, key).toBeGreaterThan(0);
-      expect(ttl, key).toBeLessThanOrEqual(900);
+      expect(ttl, key).toBeLessThanOrEqual(3600);
     }
   });
 
@@ -326,7 +383,7 @@ describe('rate limiting', () => {
         expect(res.headers['ratelimit-policy']).toBeUndefined();
       }
     }
-    expect(t.app.rateLimitStats.rejected).toEqual({ default: 0, 'auth-ip': 0, 'login-account': 0, 'password-change': 0 });
+    expect(t.app.rateLimitStats.rejected).toEqual({ default: 0, 'auth-ip': 0, 'login-account-ip': 0, 'login-account': 0, 'password-change': 0 });
     expect(await limiterKeys(t)).toEqual([]);
   });
 

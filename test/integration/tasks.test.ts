@@ -122,7 +122,7 @@ describe('ownership (BOLA)', () => {
       const theirs = await byBob({ method, url: `/v1/tasks/${task.id}`, ...(payload ? { payload } : {}) });
       const none = await byBob({ method, url: `/v1/tasks/${missing}`, ...(payload ? { payload } : {}) });
       expect(theirs.statusCode).toBe(404);
-      const strip = (b: string) => ({ ...(JSON.parse(b) as object), instance: undefined });
+      const strip = (b: string) => ({ ...(JSON.parse(b) as object), instance: undefined, requestId: undefined });
       expect(strip(theirs.body)).toEqual(strip(none.body));
     }
     const list = (await byBob({ method: 'GET', url: '/v1/tasks?limit=100' })).json<PageBody>();

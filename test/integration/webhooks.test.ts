@@ -98,7 +98,7 @@ describe('webhooks API', () => {
   });
 
   it("another user's webhook and its deliveries are 404s (BOLA)", async () => {
-    const hook = (await as(t.app, alice.accessToken)({ method: 'POST', url: '/v1/webhooks', payload: { url: TARGET, events: ['task.created'] } })).json<WebhookBody>();
+    const hook = (await as(t.app, alice.accessToken)({ method: 'POST', url: '/v1/webhooks', payload: { url: `${TARGET}/bola`, events: ['task.created'] } })).json<WebhookBody>();
     const byBob = as(t.app, bob.accessToken);
     const any = '01900000-0000-7000-8000-000000000000';
     for (const [method, url, payload] of [

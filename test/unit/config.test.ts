@@ -37,6 +37,14 @@ describe('config', () => {
     ['JWT_PRIVATE_KEY', 'not a pem'],
     ['MIGRATE_ON_START', 'yes'],
     ['TASK_PARTITIONS', '0'],
+    ['HTTP_REQUEST_TIMEOUT_MS', '0'],
+    ['HTTP_HEADERS_TIMEOUT_MS', 'soon'],
+    ['HTTP_KEEP_ALIVE_TIMEOUT_MS', '99'],
+    ['HTTP_CONNECTION_TIMEOUT_MS', '-1'],
+    ['CACHE_MAX_BYTES', '1024'],
+    ['CACHE_MAX_ENTRY_BYTES', '1mb'],
+    ['TASKS_PER_USER_MAX', '0'],
+    ['WEBHOOKS_PER_USER_MAX', '100000'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(problemsOf({ [name]: value })).toContain(name);
   });
@@ -60,5 +68,35 @@ describe('config', () => {
   it('does not migrate a configured database at start unless asked', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://x/y' }).database.migrateOnStart).toBe(false);
     expect(loadConfig({ DATABASE_URL: 'postgres://x/y', MIGRATE_ON_START: 'true' }).database.migrateOnStart).toBe(true);
+  });
+
+  it('bounds the server timeouts, the cache and what one user may own by default', () => {
+    const c = loadConfig({});
+    expect(c.http.timeouts).toEqual({ requestMs: 30000, headersMs: 10000, keepAliveMs: 72000, connectionMs: 60000 });
+    expect(c.cache).toMatchObject({ maxBytes: 32 * 1024 * 1024, maxEntryBytes: 256 * 1024 });
+    expect(c.limits).toEqual({ tasksPerUser: 10000, webhooksPerUser: 20 });
+    const set = loadConfig({ HTTP_REQUEST_TIMEOUT_MS: '2000', HTTP_HEADERS_TIMEOUT_MS: '500', CACHE_MAX_BYTES: '65536', CACHE_MAX_ENTRY_BYTES: '1024' });
+    expect(set.http.timeouts).toMatchObject({ requestMs: 2000, headersMs: 500 });
+    expect(set.cache).toMatchObject({ maxBytes: 65536, maxEntryBytes: 1024 });
+  });
+
+  it('refuses settings that contradict each other, naming them', () => {
+    const timeouts = problemsOf({ HTTP_REQUEST_TIMEOUT_MS: '1000', HTTP_HEADERS_TIMEOUT_MS: '2000' });
+    expect(timeouts).toContain('HTTP_HEADERS_TIMEOUT_MS');
+    expect(timeouts).toContain('HTTP_REQUEST_TIMEOUT_MS');
+    // against the default request timeout (30 s) too
+    expect(problemsOf({ HTTP_HEADERS_TIMEOUT_MS: '40000' })).toContain('HTTP_HEADERS_TIMEOUT_MS');
+    const cache = problemsOf({ CACHE_MAX_BYTES: '65536', CACHE_MAX_ENTRY_BYTES: '131072' });
+    expect(cache).toContain('CACHE_MAX_ENTRY_BYTES');
+    expect(cache).toContain('CACHE_MAX_BYTES');
+  });
+
+  it('has a strict per-source and a slow global login policy, both overridable by name', () => {
+    const { policies } = loadConfig({}).rateLimit;
+    expect(policies['login-account-ip']).toEqual({ points: 5, duration: 60, blockDuration: 900 });
+    expect(policies['login-account']).toEqual({ points: 100, duration: 3600, blockDuration: 900 });
+    const set = loadConfig({ RATE_LIMIT_POLICIES: '{"login-account-ip":{"points":3,"duration":300,"blockDuration":3600}}' });
+    expect(set.rateLimit.policies['login-account-ip']).toEqual({ points: 3, duration: 300, blockDuration: 3600 });
+    expect(problemsOf({ RATE_LIMIT_POLICIES: '{"login-source":{"points":3,"duration":300}}' })).toContain('login-account-ip');
   });
 });

@@ -85,11 +85,10 @@ describe('encodeIdCursor / decodeIdCursor', () => {
   it('round-trips the id of the last row', () => {
     const cursor = encodeIdCursor('users', { id: ID });
     expect(decodeIdCursor(cursor, 'users')).toBe(ID);
-    expect(decodeIdCursor(encodeIdCursor('users', { id: ID.toUpperCase() }), 'users')).toBe(ID.toUpperCase());
   });
 
   it('refuses a value that is not a UUID, and a cursor of another list', () => {
-    for (const id of ['42', '', `${ID}0`, ID.replaceAll('-', ''), `{${ID}}`, 'zzzzzzzz-0000-7000-8000-000000000001']) {
+    for (const id of ['42', '', `${ID}0`, ID.replaceAll('-', ''), `{${ID}}`, ID.toUpperCase(), 'zzzzzzzz-0000-7000-8000-000000000001']) {
       expectCursorRefused(() => decodeIdCursor(encodeCursor('users', [id]), 'users'));
     }
     expectCursorRefused(() => decodeIdCursor(encodeIdCursor('webhooks', { id: ID }), 'users'));

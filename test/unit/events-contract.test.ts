@@ -145,8 +145,55 @@ describe('parseTaskEvent: malformed events are poison', () => {
     expect(poisonOf(mutated((e) => (e.data.task.status = 'blocked'))).message).toMatch(/^malformed task event: \/data\/task\/status /);
   });
 
-  it.todo('data.task timestamps (createdAt, updatedAt, dueAt, completedAt) are only checked as non-empty strings: "x" passes, unlike occurredAt');
-  it.todo("occurredAt is checked with Date.parse, which takes '1' (2001-01-01) and '2024-02-30T00:00:00Z' (rolls over); the contract says RFC 3339");
+  const notInstants = [
+    'x',
+    '1', // Date.parse reads 2001-01-01
+    '2024-03-01', // a date, not an instant
+    '2024-03-01T10:00:05', // no offset: local time of an unknown place
+    '2024-03-01 10:00:05Z', // a space is RFC 3339's note, not its grammar
+    '2024-02-30T00:00:00Z', // Date.parse rolls it over to March 1
+    '2023-02-29T00:00:00.000Z', // not a leap year
+    '2024-13-01T00:00:00.000Z',
+    '2024-03-01T24:00:00.000Z',
+    '2024-03-01T10:60:00.000Z',
+    '2016-12-31T23:59:60Z', // a leap second, which Date cannot hold
+    '2024-03-01T10:00:05.0001Z', // finer than the milliseconds stored
+    '2024-03-01T10:00:05+01', // hour-only offset
+    '2024-03-01T10:00:05+24:00',
+    '0000-01-01T00:00:00.000Z',
+    '+002024-03-01T10:00:05.000Z', // toISOString's expanded years are outside RFC 3339
+    'Fri, 01 Mar 2024 10:00:05 GMT',
+    ' 2024-03-01T10:00:05.000Z',
+  ];
+
+  it('data.task timestamps (createdAt, updatedAt, dueAt, completedAt) must be RFC 3339 instants', () => {
+    for (const field of ['createdAt', 'updatedAt', 'dueAt', 'completedAt']) {
+      for (const bad of notInstants) {
+        const err = poisonOf(mutated((e) => (e.data.task[field] = bad)));
+        expect(err.reason, `${field} ${bad}`).toBe('malformed');
+        expect(err.message, `${field} ${bad}`).toContain(`/data/task/${field}`);
+      }
+    }
+  });
+
+  it('occurredAt must be an RFC 3339 instant: what Date.parse takes is not enough', () => {
+    for (const bad of notInstants) {
+      const err = poisonOf(mutated((e) => (e.occurredAt = bad)));
+      expect(err.reason, bad).toBe('malformed');
+      expect(err.message, bad).toContain('/occurredAt');
+    }
+  });
+
+  it('RFC 3339 spellings other than toISOString() pass: offsets, fewer fraction digits, leap days', () => {
+    for (const good of ['2024-03-01T10:00:05Z', '2024-03-01T11:00:05.5+01:00', '2024-03-01t10:00:05.12z', '2024-02-29T23:59:59.999-05:30', '9999-12-31T23:59:59.999Z', '0001-01-01T00:00:00Z']) {
+      const event = mutated((e) => {
+        e.occurredAt = good;
+        e.data.task.createdAt = good;
+        e.data.task.dueAt = good;
+      });
+      expect(parseTaskEvent(event), good).toBe(event);
+    }
+  });
 });
 
 describe('parseTaskEvent: an unknown schema version is poison of its own kind', () => {

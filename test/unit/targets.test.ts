@@ -76,13 +76,37 @@ describe('isPrivateAddress: IPv6', () => {
     expectPublic(['2001:4860:4860::8888', '2a00:1450:4001:82b::200e', '2606:4700::6810:84e5', '2620:fe::fe', '2a03:2880:f12f:83:face:b00c:0:25de']);
   });
 
-  it.todo('IPv4-compatible ::a.b.c.d (deprecated ::/96) is not refused: ::127.0.0.1 and ::7f00:1 count as public');
-  it.todo('6to4 2002::/16 embeds an IPv4 address that is not checked: 2002:7f00:1:: (127.0.0.1) and 2002:c0a8:101:: (192.168.1.1) count as public');
-  it.todo('192.88.99.0/24 (deprecated 6to4 relay anycast, RFC 7526) counts as public');
-  it.todo('local-use NAT64 64:ff9b:1::/48 (RFC 8215) is not refused: 64:ff9b:1::a00:1 (10.0.0.1) counts as public');
-  it.todo('IPv4-translated ::ffff:0:a.b.c.d (RFC 2765) is not unwrapped: ::ffff:0:127.0.0.1 counts as public');
-  it.todo('Teredo 2001::/32 (embeds an obfuscated IPv4 address) and the rest of 2001::/23 special-purpose space count as public');
-  it.todo('deprecated site-local fec0::/10 counts as public');
+  it('IPv4-compatible ::a.b.c.d (deprecated ::/96), in dotted or hex spelling, whatever IPv4 address it carries', () => {
+    expectPrivate(['::127.0.0.1', '::7f00:1', '::10.0.0.1', '::a00:1', '::8.8.8.8', '0:0:0:0:0:0:808:808']);
+  });
+
+  it('6to4 2002::/16 is judged by the IPv4 address it embeds', () => {
+    expectPrivate(['2002:7f00:1::', '2002:7f00:0001::1', '2002:c0a8:101::', '2002:c0a8:0101:1::1', '2002:a9fe:a9fe::', '2002:a00:1::', '2002::', '2002:c058:6301::']);
+    expectPublic(['2002:808:808::', '2002:0101:0101:1::1']);
+  });
+
+  it('192.88.99.0/24 (deprecated 6to4 relay anycast, RFC 7526)', () => {
+    expectPrivate(['192.88.99.0', '192.88.99.1', '192.88.99.255']);
+    expectPublic(['192.88.98.255', '192.88.100.0']);
+  });
+
+  it('local-use NAT64 64:ff9b:1::/48 (RFC 8215), whatever IPv4 address it carries', () => {
+    expectPrivate(['64:ff9b:1::a00:1', '64:ff9b:1::808:808', '64:ff9b:1:ffff:ffff:ffff:ffff:ffff']);
+    expectPublic(['64:ff9b:2::1']);
+  });
+
+  it('IPv4-translated ::ffff:0:a.b.c.d (RFC 2765), in dotted or hex spelling', () => {
+    expectPrivate(['::ffff:0:127.0.0.1', '::ffff:0:7f00:1', '::ffff:0:8.8.8.8', '0:0:0:0:ffff:0:a00:1']);
+  });
+
+  it('Teredo 2001::/32 and the rest of the 2001::/23 special-purpose space', () => {
+    expectPrivate(['2001::1', '2001:0:4136:e378:8000:63bf:3fff:fdd2', '2001:1::1', '2001:2::1', '2001:1ff:ffff::1']);
+    expectPublic(['2001:200::1', '2001:4860:4860::8888']);
+  });
+
+  it('deprecated site-local fec0::/10', () => {
+    expectPrivate(['fec0::1', 'fec0:0:0:ffff::1', 'feff:ffff::1']);
+  });
 });
 
 describe('isPrivateAddress: not an address', () => {

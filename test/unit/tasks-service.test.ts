@@ -28,6 +28,7 @@ beforeEach(() => {
   owners = new Map([
     [alice.userId, ownerOf(alice, 'alice@example.com')],
     [bob.userId, ownerOf(bob, 'bob@example.com')],
+    [admin.userId, ownerOf(admin, 'admin@example.com')],
   ]);
   ownerLookups = [];
   service = new TasksService(
@@ -354,8 +355,9 @@ describe('listAll (admin)', () => {
     expect(page.data[0]).not.toHaveProperty('userId');
     expect(page.nextCursor).toBeNull();
     expect(repo.listAlls[0]).toEqual({ limit: 21, userId: undefined, after: undefined });
-    // each owner looked up once
-    expect([...ownerLookups[0]!].sort()).toEqual([alice.userId, bob.userId].sort());
+    // each owner looked up once, with the admin's own account
+    expect(ownerLookups).toHaveLength(1);
+    expect([...ownerLookups[0]!].sort()).toEqual([admin.userId, alice.userId, bob.userId].sort());
   });
 
   it('passes the userId filter on', async () => {
@@ -406,5 +408,43 @@ describe('listAll (admin)', () => {
     expect(second.data.map((t) => t.id)).toEqual([a!.id]);
     expect(second.data.map((t) => t.id)).not.toContain(orphan.id);
     expect(second.nextCursor).toBeNull();
+  });
+});
+
+describe("a valid token whose account is gone: 401 'account-gone' wherever nothing of the caller's is found", () => {
+  beforeEach(() => {
+    owners.delete(alice.userId);
+  });
+
+  it('get, update and delete of any id', async () => {
+    const t = repo.seed(bob.userId, makeTask());
+    for (const id of [t.id, testId()]) {
+      expect(await rejection(service.get(alice, id))).toMatchObject({ status: 401, code: 'account-gone' });
+      expect(await rejection(service.update(alice, id, { title: 'x' }, undefined))).toMatchObject({ status: 401, code: 'account-gone' });
+      expect(await rejection(service.update(alice, id, { title: 'x' }, '*'))).toMatchObject({ status: 401, code: 'account-gone' });
+      expect(await rejection(service.delete(alice, id, undefined))).toMatchObject({ status: 401, code: 'account-gone' });
+    }
+    expect(changed).toEqual([]);
+  });
+
+  it('a list that comes back empty', async () => {
+    expect(await rejection(service.list(alice, {}))).toMatchObject({ status: 401, code: 'account-gone' });
+  });
+
+  it("the admin's list, when the admin's own account is gone", async () => {
+    seedTasks(bob, 1);
+    owners.delete(admin.userId);
+    expect(await rejection(service.listAll(admin, {}))).toMatchObject({ status: 401, code: 'account-gone' });
+  });
+
+  it('asks only when nothing was found: an existing account still gets its 404 and its empty page', async () => {
+    owners.set(alice.userId, ownerOf(alice, 'alice@example.com'));
+    expect(await rejection(service.get(alice, testId()))).toMatchObject({ status: 404 });
+    await expect(service.list(alice, {})).resolves.toEqual({ data: [], nextCursor: null });
+    expect(ownerLookups).toEqual([[alice.userId], [alice.userId]]);
+    seedTasks(alice, 1);
+    ownerLookups = [];
+    await service.list(alice, {});
+    expect(ownerLookups).toEqual([]);
   });
 });

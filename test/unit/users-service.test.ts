@@ -246,4 +246,28 @@ describe('delete', () => {
     expect(repo.users.has(ALICE)).toBe(false);
     expect(told).toEqual([`revoke ${ALICE}`, `changed ${ALICE}`]);
   });
+
+  it("deleting one's account again with the same token: 401 'account-gone', nothing told", async () => {
+    await service.deleteMe(alice);
+    told = [];
+    expect(await rejection(service.deleteMe(alice))).toMatchObject({ status: 401, code: 'account-gone' });
+    expect(told).toEqual([]);
+  });
+});
+
+describe("an admin whose account is gone: 401 'account-gone', touching nothing", () => {
+  it.each([
+    ['list', () => service.list(root, 20, undefined)],
+    ['get', () => service.get(root, BOB)],
+    ['update', () => service.update(root, BOB, { role: 'admin' })],
+    ['delete', () => service.delete(root, BOB)],
+  ] as const)('%s', async (_name, call) => {
+    repo.add(BOB, 'admin'); // another admin remains, so nothing but the account decides
+    repo.users.delete(ROOT);
+    expect(await rejection(call())).toMatchObject({ status: 401, code: 'account-gone' });
+    expect(repo.updates).toEqual([]);
+    expect(repo.deleted).toEqual([]);
+    expect(repo.users.has(BOB)).toBe(true);
+    expect(told).toEqual([]);
+  });
 });

@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Redis } from 'ioredis';
 import { luaScript, type LuaScript } from '../redis.js';
-import type { CachedResponse, Lookup, ResponseCacheStore } from './types.js';
+import { bodyBytes, type CachedResponse, type Lookup, type ResponseCacheStore } from './types.js';
 
 const EPOCH_KEY = 'cache:epoch';
 const genKey = (userId: string) => `cache:gen:${userId}`;
@@ -60,6 +60,8 @@ export class RedisResponseCache implements ResponseCacheStore {
     private readonly redis: Redis,
     private readonly ttlSeconds: number,
     private readonly log: Pick<FastifyBaseLogger, 'warn' | 'info'>,
+    /** A body larger than this (UTF-8 bytes) is not stored: one user's huge pages would crowd out everyone's. */
+    private readonly maxEntryBytes = 256 * 1024,
   ) {
     this.prefix = redis.options.keyPrefix ?? '';
     this.lookupScript = luaScript(redis, LOOKUP, 2);
@@ -97,12 +99,14 @@ export class RedisResponseCache implements ResponseCacheStore {
     }
   }
 
-  async store(storeKey: string, entry: CachedResponse, ttlSeconds: number): Promise<void> {
-    if (this.redis.status !== 'ready' || this.suspect) return;
+  async store(storeKey: string, entry: CachedResponse, ttlSeconds: number): Promise<boolean> {
+    if (this.redis.status !== 'ready' || this.suspect || bodyBytes(entry.body) > this.maxEntryBytes) return false;
     try {
       await this.redis.set(storeKey, encodeEntry(entry), 'EX', ttlSeconds);
+      return true;
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'response cache store failed');
+      return false;
     }
   }
 

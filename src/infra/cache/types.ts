@@ -19,7 +19,14 @@ export interface ResponseCacheStore {
   readonly kind: 'redis' | 'memory';
   /** Null when the cache cannot be used right now (unreachable, or possibly stale). */
   lookup(userId: string, key: string): Promise<Lookup | null>;
-  store(storeKey: string, entry: CachedResponse, ttlSeconds: number): Promise<void>;
+  /**
+   * Keeps the entry; false when it was not kept (larger than the store's per-entry cap, or the
+   * store is unavailable). Never throws.
+   */
+  store(storeKey: string, entry: CachedResponse, ttlSeconds: number): Promise<boolean>;
   /** Makes every entry of the user unreachable. Never throws: a failure is remembered and repaired. */
   invalidateUser(userId: string): Promise<void>;
 }
+
+/** A body's size as sent: the measure of the per-entry cap (CACHE_MAX_ENTRY_BYTES) in every store. */
+export const bodyBytes = (body: string) => Buffer.byteLength(body, 'utf8');

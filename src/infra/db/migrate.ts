@@ -12,9 +12,11 @@ export interface MigrateOptions {
   dir?: string;
 }
 
+const migrationFiles = async (dir: string) => (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
+
 export async function migrate(database: Database, opts: MigrateOptions): Promise<string[]> {
   const dir = opts.dir ?? MIGRATIONS_DIR;
-  const files = (await readdir(dir)).filter((f) => f.endsWith('.sql')).sort();
+  const files = await migrationFiles(dir);
   return database.rawTransaction(async (raw) => {
     await raw.query('select pg_advisory_xact_lock($1)', [LOCK_KEY]);
     await raw.script(
@@ -31,4 +33,21 @@ export async function migrate(database: Database, opts: MigrateOptions): Promise
     }
     return applied;
   });
+}
+
+export interface MigrationState {
+  /** Files of migrations/ the database has not applied (all of them on an empty database). */
+  pending: string[];
+  /** Migrations the database has applied that migrations/ does not have: a newer version's. */
+  unknown: string[];
+}
+
+/** Compares migrations/ with schema_migrations, changing nothing. */
+export async function migrationState(database: Database, dir: string = MIGRATIONS_DIR): Promise<MigrationState> {
+  const files = await migrationFiles(dir);
+  const [table] = await database.raw.query<{ present: boolean }>("select to_regclass('schema_migrations') is not null as present");
+  const applied = table?.present ? (await database.raw.query<{ name: string }>('select name from schema_migrations')).map((r) => r.name) : [];
+  const done = new Set(applied);
+  const known = new Set(files);
+  return { pending: files.filter((f) => !done.has(f)), unknown: applied.filter((a) => !known.has(a)).sort() };
 }

@@ -24,7 +24,7 @@ export function authRoutes(fastify: FastifyInstance, opts: { auth: AuthService }
 
   app.post(
     '/v1/auth/login',
-    { config: { ...publicRoute, rateLimit: ['auth-ip', 'login-account'] }, schema: { tags, summary: 'Log in with email and password', body: LoginBody, response: { 200: Session, ...problems(400, 401, 503) } } },
+    { config: { ...publicRoute, rateLimit: ['auth-ip', 'login-account-ip', 'login-account'] }, schema: { tags, summary: 'Log in with email and password', body: LoginBody, response: { 200: Session, ...problems(400, 401, 503) } } },
     async (request, reply) => reply.headers(noStore).send(await auth.login(request.body)),
   );
 

@@ -12,8 +12,16 @@ export const notificationsModule = defineModule<'notifications', 'database' | 'c
   name: 'notifications',
   build({ database, config, log }, apis) {
     const repo = new NotificationsRepository(database.db);
-    const notifications = new NotificationsService(repo);
-    const webhooks = new WebhooksService(repo, { allowPrivateTargets: config.notifications.webhooks.allowPrivateTargets });
+    const accountExists = (userId: string) => apis.users.accountExists(userId);
+    const notifications = new NotificationsService(repo, accountExists);
+    const webhooks = new WebhooksService(
+      repo,
+      {
+        allowPrivateTargets: config.notifications.webhooks.allowPrivateTargets,
+        maxPerUser: config.limits.webhooksPerUser,
+      },
+      accountExists,
+    );
     return {
       api: {},
       routes: (app) => notificationsRoutes(app, { notifications, webhooks }),

@@ -91,12 +91,18 @@ export class NotificationsRepository {
     return rows.length > 0;
   }
 
+  /** The user's preferences, the defaults when they never changed any. */
   async preferences(userId: string): Promise<Preferences> {
+    return (await this.storedPreferences(userId)) ?? DEFAULT_PREFERENCES;
+  }
+
+  /** The preferences the user saved; undefined when they never changed any. */
+  async storedPreferences(userId: string): Promise<Preferences | undefined> {
     const [row] = await this.db
       .select({ inApp: notificationPreferences.inApp, email: notificationPreferences.email, webhooks: notificationPreferences.webhooks })
       .from(notificationPreferences)
       .where(eq(notificationPreferences.userId, userId));
-    return row ?? DEFAULT_PREFERENCES;
+    return row;
   }
 
   async savePreferences(userId: string, changes: Partial<Preferences>): Promise<Preferences> {
@@ -140,11 +146,14 @@ export class NotificationsRepository {
     return row;
   }
 
-  async markAllRead(userId: string): Promise<void> {
-    await this.db
+  /** Marks the user's unread notifications read; returns how many. */
+  async markAllRead(userId: string): Promise<number> {
+    const rows = await this.db
       .update(notifications)
       .set({ readAt: new Date() })
-      .where(and(eq(notifications.userId, userId), isNull(notifications.readAt)));
+      .where(and(eq(notifications.userId, userId), isNull(notifications.readAt)))
+      .returning({ id: notifications.id });
+    return rows.length;
   }
 
   // ---- webhooks
@@ -152,6 +161,21 @@ export class NotificationsRepository {
   async insertWebhook(w: WebhookRow): Promise<Webhook> {
     const [row] = await this.db.insert(webhooks).values(w).returning(webhookColumns);
     return row!;
+  }
+
+  /**
+   * Inserts the webhook unless its owner already has `max`: the count and the insert run in one
+   * transaction under a per-user advisory lock, so concurrent creates cannot pass the cap.
+   * A second webhook with the same url throws the unique violation of webhooks_user_url_key.
+   */
+  async insertWebhookCapped(w: WebhookRow, max: number): Promise<Webhook | 'limit-reached'> {
+    return this.db.transaction(async (tx) => {
+      await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`webhooks:${w.userId}`}, 0))`);
+      const [held] = await tx.select({ n: sql<number>`count(*)::int` }).from(webhooks).where(eq(webhooks.userId, w.userId));
+      if ((held?.n ?? 0) >= max) return 'limit-reached';
+      const [row] = await tx.insert(webhooks).values(w).returning(webhookColumns);
+      return row!;
+    });
   }
 
   async getWebhook(userId: string, id: string): Promise<Webhook | undefined> {

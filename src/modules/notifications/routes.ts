@@ -85,7 +85,7 @@ export function notificationsRoutes(fastify: FastifyInstance, opts: { notificati
         tags: hookTags,
         summary: 'Register a webhook for task events (the secret is returned once, here)',
         body: CreateWebhookBody,
-        response: { 201: CreatedWebhook, ...problems(400, 401, 413, 415) },
+        response: { 201: CreatedWebhook, ...problems(400, 401, 409, 413, 415) },
       },
     },
     async (request, reply) => {
@@ -114,7 +114,7 @@ export function notificationsRoutes(fastify: FastifyInstance, opts: { notificati
         summary: 'Change a webhook\u2019s url, events, secret or active flag',
         params: WebhookIdParams,
         body: UpdateWebhookBody,
-        response: { 200: Webhook, ...problems(400, 401, 404, 413, 415) },
+        response: { 200: Webhook, ...problems(400, 401, 404, 409, 413, 415) },
       },
     },
     async (request) => webhooks.update(actorOf(request), request.params.id, request.body),

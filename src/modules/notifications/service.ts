@@ -3,9 +3,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Actor } from '../../shared/actor.js';
 import { decodeIdCursor, encodeIdCursor, pageOf, type Page } from '../../shared/cursor.js';
-import { badRequest, notFound } from '../../shared/errors.js';
+import { isForeignKeyViolation, isUniqueViolation } from '../../shared/db-errors.js';
+import { accountGone, AppError, badRequest, notFound } from '../../shared/errors.js';
 import { uuidv7 } from '../../shared/ids.js';
-import type { NotificationsRepository, Notification, Preferences, Webhook, WebhookDelivery } from './repository.js';
+import type { AccountExists } from '../users/contract.js';
+import { DEFAULT_PREFERENCES, type NotificationsRepository, type Notification, type Preferences, type Webhook, type WebhookDelivery } from './repository.js';
 import type { CreateWebhookInput, ListInput, ListNotificationsInput, UpdatePreferencesInput, UpdateWebhookInput } from './schemas.js';
 import { resolveTarget, TargetRefused } from './targets.js';
 
@@ -13,24 +15,32 @@ const byId = (tag: string) => (last: { id: string }) => encodeIdCursor(tag, last
 const afterOf = (cursor: string | undefined, tag: string) => (cursor === undefined ? undefined : decodeIdCursor(cursor, tag));
 
 export class NotificationsService {
-  constructor(private readonly repo: NotificationsRepository) {}
+  constructor(
+    private readonly repo: NotificationsRepository,
+    /** The users module's: asked when nothing of the caller's is found (their account may be gone). */
+    private readonly accountExists: AccountExists,
+  ) {}
 
   async list(actor: Actor, q: ListNotificationsInput): Promise<Page<Notification>> {
     const limit = q.limit ?? 20;
     const rows = await this.repo.listNotifications(actor.userId, q.unread === true, limit + 1, afterOf(q.cursor, 'notifications'));
+    if (rows.length === 0) await ensureAccount(this.accountExists, actor);
     return pageOf(rows, limit, byId('notifications'));
   }
 
   async markRead(actor: Actor, id: string): Promise<Notification> {
-    return (await this.repo.markRead(actor.userId, id)) ?? notFoundOf('Notification');
+    return (await this.repo.markRead(actor.userId, id)) ?? (await missing(this.accountExists, actor, 'Notification'));
   }
 
   async markAllRead(actor: Actor): Promise<void> {
-    await this.repo.markAllRead(actor.userId);
+    if ((await this.repo.markAllRead(actor.userId)) === 0) await ensureAccount(this.accountExists, actor);
   }
 
   async preferences(actor: Actor): Promise<Preferences> {
-    return this.repo.preferences(actor.userId);
+    const stored = await this.repo.storedPreferences(actor.userId);
+    if (stored) return stored;
+    await ensureAccount(this.accountExists, actor);
+    return DEFAULT_PREFERENCES;
   }
 
   async updatePreferences(actor: Actor, input: UpdatePreferencesInput): Promise<Preferences> {
@@ -38,21 +48,23 @@ export class NotificationsService {
     if (input.inApp !== undefined) changes.inApp = input.inApp;
     if (input.email !== undefined) changes.email = input.email;
     if (input.webhooks !== undefined) changes.webhooks = input.webhooks;
-    return this.repo.savePreferences(actor.userId, changes);
+    return this.repo.savePreferences(actor.userId, changes).catch(accountGoneOnInsert);
   }
 }
 
 export class WebhooksService {
   constructor(
     private readonly repo: NotificationsRepository,
-    private readonly opts: { allowPrivateTargets: boolean },
+    private readonly opts: { allowPrivateTargets: boolean; maxPerUser: number },
+    /** The users module's: asked when nothing of the caller's is found (their account may be gone). */
+    private readonly accountExists: AccountExists,
   ) {}
 
   async create(actor: Actor, input: CreateWebhookInput): Promise<Webhook & { secret: string }> {
     await this.checkTarget(input.url);
     const secret = input.secret ?? `whsec_${randomBytes(32).toString('base64url')}`;
     const now = new Date();
-    const hook = await this.repo.insertWebhook({
+    const row = {
       id: uuidv7(),
       userId: actor.userId,
       url: input.url,
@@ -61,17 +73,26 @@ export class WebhooksService {
       active: input.active ?? true,
       createdAt: now,
       updatedAt: now,
+    };
+    const hook = await this.repo.insertWebhookCapped(row, this.opts.maxPerUser).catch((err: unknown) => {
+      if (isForeignKeyViolation(err)) throw accountGone(); // see accountGoneOnInsert
+      return urlTaken(err);
     });
+    if (hook === 'limit-reached') {
+      throw new AppError(409, 'webhook-limit', 'Conflict', `At most ${this.opts.maxPerUser} webhooks per user; delete one first`);
+    }
     return { ...hook, secret };
   }
 
   async list(actor: Actor, q: ListInput): Promise<Page<Webhook>> {
     const limit = q.limit ?? 20;
-    return pageOf(await this.repo.listWebhooks(actor.userId, limit + 1, afterOf(q.cursor, 'webhooks')), limit, byId('webhooks'));
+    const rows = await this.repo.listWebhooks(actor.userId, limit + 1, afterOf(q.cursor, 'webhooks'));
+    if (rows.length === 0) await ensureAccount(this.accountExists, actor);
+    return pageOf(rows, limit, byId('webhooks'));
   }
 
   async get(actor: Actor, id: string): Promise<Webhook> {
-    return (await this.repo.getWebhook(actor.userId, id)) ?? notFoundOf('Webhook');
+    return (await this.repo.getWebhook(actor.userId, id)) ?? (await missing(this.accountExists, actor, 'Webhook'));
   }
 
   async update(actor: Actor, id: string, input: UpdateWebhookInput): Promise<Webhook> {
@@ -81,11 +102,11 @@ export class WebhooksService {
     if (input.events !== undefined) changes.events = [...new Set(input.events)];
     if (input.active !== undefined) changes.active = input.active;
     if (input.secret !== undefined) changes.secret = input.secret;
-    return (await this.repo.updateWebhook(actor.userId, id, changes)) ?? notFoundOf('Webhook');
+    return (await this.repo.updateWebhook(actor.userId, id, changes).catch(urlTaken)) ?? (await missing(this.accountExists, actor, 'Webhook'));
   }
 
   async delete(actor: Actor, id: string): Promise<void> {
-    if (!(await this.repo.deleteWebhook(actor.userId, id))) notFoundOf('Webhook');
+    if (!(await this.repo.deleteWebhook(actor.userId, id))) await missing(this.accountExists, actor, 'Webhook');
   }
 
   async deliveries(actor: Actor, id: string, q: ListInput): Promise<Page<WebhookDelivery>> {
@@ -98,13 +119,19 @@ export class WebhooksService {
   async redeliver(actor: Actor, id: string, deliveryId: string): Promise<WebhookDelivery> {
     await this.get(actor, id);
     const original = (await this.repo.getDelivery(id, deliveryId)) ?? notFoundOf('Delivery');
-    return this.repo.transaction(async (tx) => {
-      const attempt = (await tx.maxAttempt(id, original.eventId)) + 1;
-      const [row] = await tx.insertDeliveries([
-        { id: uuidv7(), webhookId: id, eventId: original.eventId, attempt, payload: original.payload, nextAttemptAt: new Date() },
-      ]);
-      return row!;
-    });
+    try {
+      return await this.repo.transaction(async (tx) => {
+        const attempt = (await tx.maxAttempt(id, original.eventId)) + 1;
+        const [row] = await tx.insertDeliveries([
+          { id: uuidv7(), webhookId: id, eventId: original.eventId, attempt, payload: original.payload, nextAttemptAt: new Date() },
+        ]);
+        return row!;
+      });
+    } catch (err) {
+      // The webhook was deleted meanwhile, by its owner or with the account.
+      if (isForeignKeyViolation(err)) return missing(this.accountExists, actor, 'Webhook');
+      throw err;
+    }
   }
 
   private async checkTarget(url: string): Promise<void> {
@@ -117,6 +144,36 @@ export class WebhooksService {
   }
 }
 
+/** One webhook per url and user: a second one would deliver every event twice. */
+function urlTaken(err: unknown): never {
+  if (isUniqueViolation(err)) {
+    const message = 'you already have a webhook for this url';
+    throw new AppError(409, 'webhook-exists', 'Conflict', `url: ${message}`, [{ in: 'body', field: 'url', message }]);
+  }
+  throw err;
+}
+
 function notFoundOf(what: string): never {
   throw notFound(what);
+}
+
+/** A 401 'account-gone' when the caller's account no longer exists (their access token outlived it). */
+async function ensureAccount(exists: AccountExists, actor: Actor): Promise<void> {
+  if (!(await exists(actor.userId))) throw accountGone();
+}
+
+/** Nothing of the caller's by that id: a 404 naming what, or the 401 of ensureAccount when that is why. */
+async function missing(exists: AccountExists, actor: Actor, what: string): Promise<never> {
+  await ensureAccount(exists, actor);
+  return notFoundOf(what);
+}
+
+/**
+ * An insert of the caller's row failed on its reference to the account (that row's only foreign
+ * key): the account was deleted while their token lives, a 401 'account-gone'. Anything else is
+ * thrown as it is.
+ */
+function accountGoneOnInsert(err: unknown): never {
+  if (isForeignKeyViolation(err)) throw accountGone();
+  throw err;
 }

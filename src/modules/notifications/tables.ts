@@ -1,5 +1,5 @@
-// The notifications module's tables (migrations/0003_notifications.sql).
-import { boolean, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
+// The notifications module's tables (migrations/0003_notifications.sql, 0006_webhook_url_unique.sql).
+import { boolean, integer, jsonb, pgTable, primaryKey, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { ts } from '../../infra/db/columns.js';
 import type { TaskEventType } from '../../shared/events.js';
 
@@ -37,16 +37,21 @@ export const notifications = pgTable(
   (t) => [primaryKey({ columns: [t.userId, t.id] }), unique().on(t.userId, t.eventId)],
 );
 
-export const webhooks = pgTable('webhooks', {
-  id: uuid('id').primaryKey(),
-  userId: uuid('user_id').notNull(),
-  url: text('url').notNull(),
-  events: text('events').array().$type<TaskEventType[]>().notNull(),
-  secret: text('secret').notNull(),
-  active: boolean('active').notNull().default(true),
-  createdAt: ts('created_at').notNull(),
-  updatedAt: ts('updated_at').notNull(),
-});
+export const webhooks = pgTable(
+  'webhooks',
+  {
+    id: uuid('id').primaryKey(),
+    userId: uuid('user_id').notNull(),
+    url: text('url').notNull(),
+    events: text('events').array().$type<TaskEventType[]>().notNull(),
+    secret: text('secret').notNull(),
+    active: boolean('active').notNull().default(true),
+    createdAt: ts('created_at').notNull(),
+    updatedAt: ts('updated_at').notNull(),
+  },
+  // migrations/0006_webhook_url_unique.sql
+  (t) => [uniqueIndex('webhooks_user_url_key').on(t.userId, t.url)],
+);
 
 export const deliveryStatus = ['pending', 'succeeded', 'failed'] as const;
 

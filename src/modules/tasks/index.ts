@@ -5,14 +5,14 @@ import { TasksRepository } from './repository.js';
 import { tasksRoutes } from './routes.js';
 import { TasksService } from './service.js';
 
-export const tasksModule = defineModule<'tasks', 'database' | 'dataChanged' | 'eventsWritten', 'users'>({
+export const tasksModule = defineModule<'tasks', 'database' | 'config' | 'dataChanged' | 'eventsWritten', 'users'>({
   name: 'tasks',
-  build({ database, dataChanged, eventsWritten }, apis) {
+  build({ database, config, dataChanged, eventsWritten }, apis) {
     const changed = (userId: string) => {
       eventsWritten();
       return dataChanged(userId);
     };
-    const tasks = new TasksService(new TasksRepository(database.db), changed, (ids) => apis.users.ownersOf(ids));
+    const tasks = new TasksService(new TasksRepository(database.db), changed, (ids) => apis.users.ownersOf(ids), config.limits.tasksPerUser);
     return { api: {}, routes: (app) => tasksRoutes(app, { tasks }) };
   },
 });

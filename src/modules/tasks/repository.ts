@@ -9,7 +9,12 @@ import type { NewTask, Status, Task, TaskChanges, TaskFilter } from './model.js'
 import { dueKey, SORT_KEYS, type TaskSort } from './sorts.js';
 import { tasks } from './table.js';
 
-const iso = (d: Date) => d.toISOString();
+/**
+ * A filter bound as PostgreSQL reads it. A bound just past the last millisecond of 9999 (a
+ * sub-millisecond bound, rounded up) is year 10000, which toISOString writes '+010000-...' and
+ * PostgreSQL refuses: written '10000-...' instead.
+ */
+const iso = (d: Date) => d.toISOString().replace(/^\+0*/, '');
 
 const taskColumns = {
   id: tasks.id,
@@ -59,6 +64,13 @@ export class TasksRepository {
     const inserted = this.db.$with('inserted').as(this.db.insert(tasks).values({ ...task, userId }).returning({ id: tasks.id }));
     await appendEventWith(this.db, inserted, 'task', taskEvent('task.created', userId, task, now));
     return task;
+  }
+
+  /** How many tasks the user has, counting no further than `max` (an index-only scan of at most max entries). */
+  async countUpTo(userId: string, max: number): Promise<number> {
+    const held = this.db.select({ one: sql`1`.as('one') }).from(tasks).where(eq(tasks.userId, userId)).limit(max).as('held');
+    const [row] = await this.db.select({ n: sql<number>`count(*)::int` }).from(held);
+    return row?.n ?? 0;
   }
 
   async get(userId: string, id: string): Promise<Task | undefined> {

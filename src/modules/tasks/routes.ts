@@ -16,7 +16,7 @@ export function tasksRoutes(fastify: FastifyInstance, opts: { tasks: TasksServic
 
   app.post(
     '/v1/tasks',
-    { schema: { tags, summary: 'Create a task', body: CreateTaskBody, response: { 201: Task, ...problems(400, 401, 413, 415) } } },
+    { schema: { tags, summary: 'Create a task', body: CreateTaskBody, response: { 201: Task, ...problems(400, 401, 409, 413, 415) } } },
     async (request, reply) => {
       const task = await tasks.create(actorOf(request), request.body);
       return reply.code(201).header('location', `/v1/tasks/${task.id}`).header('etag', etagOf(task.version)).send(task);

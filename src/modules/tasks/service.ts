@@ -2,8 +2,9 @@
 // from a missing one.
 import type { Actor } from '../../shared/actor.js';
 import { decodeCursor, encodeCursor, pageOf, type Page } from '../../shared/cursor.js';
+import { parseDateTime } from '../../shared/date-time.js';
 import { isForeignKeyViolation } from '../../shared/db-errors.js';
-import { forbidden, notFound, preconditionFailed, unauthorized } from '../../shared/errors.js';
+import { accountGone, AppError, badRequest, forbidden, notFound, preconditionFailed } from '../../shared/errors.js';
 import { uuidv7 } from '../../shared/ids.js';
 import type { Precondition } from '../../shared/precondition.js';
 import { DEFAULT_TASK_PRIORITY, DEFAULT_TASK_STATUS } from '../../shared/task-model.js';
@@ -18,7 +19,13 @@ function taskNotFound(): never {
   throw notFound('Task');
 }
 const uniqueTags = (tags: string[]) => [...new Set(tags)];
-const toDate = (v: string | null | undefined) => (v === undefined ? undefined : v === null ? null : new Date(v));
+/** A validated date-time (src/shared/date-time.ts decided it is one), as the instant it names. */
+function instantOf(v: string, rounding: 'floor' | 'ceil' = 'floor'): Date {
+  const instant = parseDateTime(v, rounding);
+  if (instant === undefined) throw badRequest(`${JSON.stringify(v)} is not a date-time`);
+  return instant;
+}
+const toDate = (v: string | null | undefined) => (v === undefined ? undefined : v === null ? null : instantOf(v));
 
 /** Told after a user's tasks changed (the response cache retires that user's entries). */
 export type DataChanged = (userId: string) => Promise<void>;
@@ -29,9 +36,16 @@ export class TasksService {
     private readonly changed: DataChanged,
     /** The accounts the admin's list shows beside their tasks (the users module's). */
     private readonly ownersOf: OwnersOf,
+    /** Tasks one user may hold (TASKS_PER_USER_MAX). */
+    private readonly maxPerUser = Number.POSITIVE_INFINITY,
   ) {}
 
   async create(actor: Actor, input: CreateTaskInput): Promise<Task> {
+    // Checked before the insert, not under a lock: concurrent creates can pass it by a few, which
+    // is enough to bound what one account holds without serialising every user's writes.
+    if (Number.isFinite(this.maxPerUser) && (await this.repo.countUpTo(actor.userId, this.maxPerUser)) >= this.maxPerUser) {
+      throw new AppError(409, 'task-limit', 'Conflict', `At most ${this.maxPerUser} tasks per user; delete some first`);
+    }
     try {
       const task = await this.repo.insert(actor.userId, {
         id: uuidv7(),
@@ -45,13 +59,13 @@ export class TasksService {
       await this.changed(actor.userId);
       return task;
     } catch (err) {
-      if (isForeignKeyViolation(err)) throw unauthorized('The account no longer exists', 'account-gone');
+      if (isForeignKeyViolation(err)) throw accountGone();
       throw err;
     }
   }
 
   async get(actor: Actor, id: string): Promise<Task> {
-    return (await this.repo.get(actor.userId, id)) ?? taskNotFound();
+    return (await this.repo.get(actor.userId, id)) ?? (await this.missing(actor));
   }
 
   async update(actor: Actor, id: string, input: UpdateTaskInput, ifMatch: Precondition): Promise<Task> {
@@ -71,14 +85,14 @@ export class TasksService {
       return out.task;
     }
     if (out.kind === 'version-mismatch') throw preconditionFailed();
-    return taskNotFound();
+    return this.missing(actor);
   }
 
   async delete(actor: Actor, id: string, ifMatch: Precondition): Promise<void> {
     const expected = await this.expectedVersion(actor, id, ifMatch);
     const out = await this.repo.delete(actor.userId, id, expected);
     if (out === 'version-mismatch') throw preconditionFailed();
-    if (out === 'not-found') taskNotFound();
+    if (out === 'not-found') await this.missing(actor);
     await this.changed(actor.userId);
   }
 
@@ -91,11 +105,13 @@ export class TasksService {
       statuses: q.status ? (q.status.split(',') as Status[]) : undefined,
       priorities: q.priority ? (q.priority.split(',') as Priority[]) : undefined,
       tag: q.tag,
-      dueBefore: q.dueBefore ? new Date(q.dueBefore) : undefined,
-      dueAfter: q.dueAfter ? new Date(q.dueAfter) : undefined,
+      // Bounds for millisecond values: sub-millisecond digits round up (src/shared/date-time.ts).
+      dueBefore: q.dueBefore ? instantOf(q.dueBefore, 'ceil') : undefined,
+      dueAfter: q.dueAfter ? instantOf(q.dueAfter, 'ceil') : undefined,
       q: q.q,
     };
     const rows = await this.repo.list(actor.userId, filter, sort, descending, limit + 1, after);
+    if (rows.length === 0) await this.ensureAccount(actor);
     return pageOf(rows, limit, (last) => encodeCursor(sortParam, keysetOf(sort, last).values));
   }
 
@@ -104,7 +120,9 @@ export class TasksService {
     const limit = q.limit ?? 20;
     const after = q.cursor === undefined ? undefined : this.keyset('admin', 'createdAt', q.cursor);
     const page = pageOf(await this.repo.listAll(limit + 1, q.userId, after), limit, (last) => encodeCursor('admin', keysetOf('createdAt', last).values));
-    const owners = await this.ownersOf([...new Set(page.data.map((r) => r.userId))]);
+    // The admin's own account is looked up with the owners: an admin deleted meanwhile sees nothing.
+    const owners = await this.ownersOf([...new Set([actor.userId, ...page.data.map((r) => r.userId)])]);
+    if (!owners.has(actor.userId)) throw accountGone();
     // A task whose account went away between the two reads is gone with it (ON DELETE CASCADE);
     // the next page still starts after the last row read.
     const data = page.data.flatMap(({ userId, ...task }) => {
@@ -112,6 +130,17 @@ export class TasksService {
       return owner ? [{ ...task, owner }] : [];
     });
     return { data, nextCursor: page.nextCursor };
+  }
+
+  /** A 401 'account-gone' when the caller's account no longer exists (their token outlived it). */
+  private async ensureAccount(actor: Actor): Promise<void> {
+    if (!(await this.ownersOf([actor.userId])).has(actor.userId)) throw accountGone();
+  }
+
+  /** Nothing of the caller's by that id: a 404, or the 401 of ensureAccount when that is why. */
+  private async missing(actor: Actor): Promise<never> {
+    await this.ensureAccount(actor);
+    return taskNotFound();
   }
 
   private keyset(tag: string, sort: TaskSort, cursor: string): Keyset {

@@ -47,7 +47,15 @@ export interface UsersApi {
   ownersOf: OwnersOf;
   /** The address notifications are sent to; undefined when the account no longer exists. */
   emailOf: (userId: string) => Promise<string | undefined>;
+  accountExists: AccountExists;
 }
+
+/**
+ * Whether the account exists. An access token outlives its account by up to its TTL: a service
+ * that finds nothing of the caller's asks this before answering, and answers 401 'account-gone'
+ * (shared/errors.ts accountGone) when the account is gone.
+ */
+export type AccountExists = (userId: string) => Promise<boolean>;
 
 /** A display name: 1 to 100 characters, not blank; null clears it. */
 export const Name = Type.Union([Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }), Type.Null()]);

@@ -15,6 +15,7 @@ export const usersModule = defineModule<'users', 'database' | 'dataChanged', 'au
         accounts: repo,
         ownersOf: (ids) => repo.owners(ids),
         emailOf: async (userId) => (await repo.findById(userId))?.email,
+        accountExists: async (userId) => (await repo.findById(userId)) !== undefined,
       },
       routes: (app) => usersRoutes(app, { users }),
     };

@@ -1,7 +1,7 @@
 // Profiles and admin user management. Access is decided here, whatever the route says.
 import type { Actor, Role } from '../../shared/actor.js';
 import { decodeIdCursor, encodeIdCursor, pageOf, type Page } from '../../shared/cursor.js';
-import { badRequest, conflict, forbidden, notFound, unauthorized } from '../../shared/errors.js';
+import { accountGone, badRequest, conflict, forbidden, notFound } from '../../shared/errors.js';
 import { hashPassword, verifyPassword } from '../../infra/passwords.js';
 import type { User, UserChanges } from './contract.js';
 import type { UsersRepository } from './repository.js';
@@ -57,23 +57,23 @@ export class UsersService {
   }
 
   async deleteMe(actor: Actor): Promise<void> {
-    await this.deleteGuarded(actor.userId);
+    if (!(await this.deleteGuarded(actor.userId))) this.gone();
   }
 
   async list(actor: Actor, limit: number, cursor: string | undefined): Promise<Page<User>> {
-    this.requireAdmin(actor);
+    await this.requireAdmin(actor);
     const after = cursor === undefined ? undefined : decodeIdCursor(cursor, 'users');
     const rows = await this.repo.list(limit + 1, after);
     return pageOf(rows, limit, (last) => encodeIdCursor('users', last));
   }
 
   async get(actor: Actor, id: string): Promise<User> {
-    this.requireAdmin(actor);
+    await this.requireAdmin(actor);
     return (await this.repo.findById(id)) ?? notFoundUser();
   }
 
   async update(actor: Actor, id: string, input: AdminUserUpdate): Promise<User> {
-    this.requireAdmin(actor);
+    await this.requireAdmin(actor);
     const changes: UserChanges = {};
     if (input.name !== undefined) changes.name = input.name;
     if (input.role !== undefined) changes.role = input.role;
@@ -92,7 +92,7 @@ export class UsersService {
   }
 
   async delete(actor: Actor, id: string): Promise<void> {
-    this.requireAdmin(actor);
+    await this.requireAdmin(actor);
     if (!(await this.deleteGuarded(id))) notFoundUser();
   }
 
@@ -110,13 +110,15 @@ export class UsersService {
     return deleted;
   }
 
-  private requireAdmin(actor: Actor): void {
+  /** An admin's token whose account still exists: an admin deleted meanwhile administers nothing. */
+  private async requireAdmin(actor: Actor): Promise<void> {
     if (actor.role !== 'admin') throw forbidden('Admin role required');
+    if (!(await this.repo.findById(actor.userId))) this.gone();
   }
 
   /** The token is valid but its user no longer exists. */
   private gone(): never {
-    throw unauthorized('The account no longer exists', 'account-gone');
+    throw accountGone();
   }
 }
 
