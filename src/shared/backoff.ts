@@ -16,7 +16,8 @@ export interface BackoffPolicy {
 
 /** The delay before retry number `attempt` (1 for the first): min(maxMs, baseMs * 2^(attempt-1)), jittered. */
 export function backoffMs(attempt: number, policy: BackoffPolicy, random: () => number = Math.random): number {
-  const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
+  // The exponent stops growing once the cap is passed anyway (2^1024 is Infinity, and 0 x Infinity NaN).
+  const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(64, Math.max(0, attempt - 1)));
   switch (policy.jitter ?? 'full') {
     case 'full':
       return Math.floor(random() * exponential);

@@ -6,6 +6,7 @@ import type { CreateTaskInput } from '../../src/modules/tasks/schemas.js';
 import { uuidv7 } from '../../src/shared/ids.js';
 import { as, createTestApp, register, type SessionBody, type TestApp } from '../helpers/app.js';
 import type { PageBody, ProblemBody, TaskBody } from '../helpers/bodies.js';
+import { comparator } from '../helpers/fuzz/tasks-model.js';
 
 const STATUSES = ['todo', 'in_progress', 'done'] as const;
 const PRIORITIES = ['low', 'medium', 'high', 'urgent'] as const;
@@ -59,41 +60,8 @@ function taskInput(i: number): CreateTaskInput {
   };
 }
 
-const PRIORITY_RANK: Record<string, number> = { low: 0, medium: 1, high: 2, urgent: 3 };
-type SortName = 'createdAt' | 'updatedAt' | 'dueAt' | 'priority';
-
-function sortKey(sort: SortName, x: TaskBody): (number | string)[] {
-  switch (sort) {
-    case 'createdAt':
-      return [Date.parse(x.createdAt), x.id];
-    case 'updatedAt':
-      return [Date.parse(x.updatedAt), x.id];
-    case 'dueAt':
-      return [x.dueAt === null ? Infinity : Date.parse(x.dueAt), x.id];
-    case 'priority':
-      return [PRIORITY_RANK[x.priority]!, Date.parse(x.createdAt), x.id];
-  }
-}
-
-function compareTuples(a: (number | string)[], b: (number | string)[]): number {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x < y) return -1;
-    if (x > y) return 1;
-  }
-  return 0;
-}
-
 /** The order the API promises: ascending by the sort's key tuple, or the whole tuple reversed. */
-function expectedOrder(tasks: TaskBody[], sortParam: string): TaskBody[] {
-  const descending = sortParam.startsWith('-');
-  const sort = (descending ? sortParam.slice(1) : sortParam) as SortName;
-  return [...tasks].sort((a, b) => {
-    const c = compareTuples(sortKey(sort, a), sortKey(sort, b));
-    return descending ? -c : c;
-  });
-}
+const expectedOrder = (tasks: TaskBody[], sortParam: string): TaskBody[] => [...tasks].sort(comparator(sortParam));
 
 /** Follows nextCursor from the first page until it is null; returns every row in order. */
 async function walk(s: SessionBody, query: string, limit = 7): Promise<{ rows: TaskBody[]; pages: number }> {

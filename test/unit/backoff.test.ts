@@ -71,5 +71,10 @@ describe('backoffMs', () => {
     expect(backoffMs(30, policy, fixed(0.999999))).toBeLessThan(12_000);
   });
 
-  it.todo('with baseMs 0 (WEBHOOK_BACKOFF_BASE_MS=0 is accepted) and attempt > 1024, 0 * 2^attempt is 0 * Infinity: NaN, not 0');
+  it('with baseMs 0 (WEBHOOK_BACKOFF_BASE_MS=0 is accepted) every attempt, however late, waits 0, never NaN', () => {
+    for (const jitter of ['full', 'spread', 'none'] as const) {
+      for (const attempt of [1, 2, 1025, 5000]) expect(backoffMs(attempt, { baseMs: 0, maxMs: 1000, jitter }, fixed(0.5)), `${jitter} ${attempt}`).toBe(0);
+    }
+    expect(backoffMs(5000, { baseMs: 100, maxMs: 1000, jitter: 'none' })).toBe(1000);
+  });
 });
