@@ -30,6 +30,8 @@ export interface LoadResult {
   rps: number;
   p50: number;
   p99: number;
+  /** Slowest answer (ms). */
+  max: number;
   errors: number;
   statusCodes: Record<string, number>;
   maxRssMb: number;
@@ -89,6 +91,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     rps: result.duration > 0 ? total / result.duration : 0,
     p50: result.latency.p50,
     p99: result.latency.p99,
+    max: result.latency.max,
     errors: result.non2xx + result.errors + result.timeouts,
     statusCodes,
     maxRssMb,

@@ -19,6 +19,8 @@ export interface Options {
   poolMax: number;
   metricsOff: boolean;
   pgbench: boolean;
+  /** The seed's stack (bench/peers/seed-stack) against task-api instead of the suite (bench/peers.ts). */
+  peers: boolean;
 }
 
 export const USAGE = `usage: node build/bench/run.js [options]
@@ -33,6 +35,9 @@ export const USAGE = `usage: node build/bench/run.js [options]
   --scale-max N        cap the scale steps at N total tasks (e.g. 1000000)
   --scale-only         only the --scale measurements
   --no-pgbench         skip the pgbench reference row
+  --peers              task-api against the seed's stack (bench/peers/seed-stack) on the mixed
+                       80/15/5 workload of 50 users: closed max, open 500/s and 700/s, memory
+                       (defaults then: 15 s rows, 32 connections; quick 2 s rows)
 env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/task_api_bench; dropped and
      created at start), BENCH_REDIS_URL (default redis://127.0.0.1:6379), DATABASE_POOL_MAX (10)`;
 
@@ -45,7 +50,7 @@ export function parseOptions(argv: string[]): Options {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
     if (!m) throw new UsageError(`unexpected argument ${a}`);
     const name = m[1]!;
-    const boolean = ['quick', 'scale', 'scale-only', 'no-pgbench', 'help'].includes(name);
+    const boolean = ['quick', 'scale', 'scale-only', 'no-pgbench', 'peers', 'help'].includes(name);
     if (boolean) flags.set(name, true);
     else {
       const v = m[2] ?? argv[++i];
@@ -53,7 +58,7 @@ export function parseOptions(argv: string[]): Options {
       flags.set(name, v);
     }
   }
-  const known = ['quick', 'scale', 'scale-only', 'scale-max', 'duration', 'connections', 'runs', 'users', 'tasks-per-user', 'out', 'no-pgbench', 'help'];
+  const known = ['quick', 'scale', 'scale-only', 'scale-max', 'duration', 'connections', 'runs', 'users', 'tasks-per-user', 'out', 'no-pgbench', 'peers', 'help'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new UsageError(`unknown flag --${k}`);
   if (flags.has('help')) throw new UsageError('');
   const num = (name: string, dflt: number, min: number, max: number): number => {
@@ -64,15 +69,16 @@ export function parseOptions(argv: string[]): Options {
     return n;
   };
   const quick = flags.has('quick');
+  const peers = flags.has('peers');
   const pool = Number(process.env.DATABASE_POOL_MAX ?? '10');
   const out = flags.get('out');
   return {
     quick,
-    scale: (flags.has('scale') || flags.has('scale-only')) && !quick,
-    scaleOnly: flags.has('scale-only') && !quick,
+    scale: (flags.has('scale') || flags.has('scale-only')) && !quick && !peers,
+    scaleOnly: flags.has('scale-only') && !quick && !peers,
     scaleMax: num('scale-max', 10_000_000, 10_000, 100_000_000),
-    durationS: num('duration', quick ? 2 : 10, 1, 600),
-    connections: Math.round(num('connections', 50, 1, 1000)),
+    durationS: num('duration', quick ? 2 : peers ? 15 : 10, 1, 600),
+    connections: Math.round(num('connections', peers ? 32 : 50, 1, 1000)),
     runs: Math.round(num('runs', quick ? 1 : 3, 1, 20)),
     users: Math.round(num('users', quick ? 100 : 500, 2, 100_000)),
     tasksPerUser: Math.round(num('tasks-per-user', quick ? 1000 : 2000, 40, 100_000)),
@@ -82,5 +88,6 @@ export function parseOptions(argv: string[]): Options {
     poolMax: Number.isInteger(pool) && pool >= 1 ? pool : 10,
     metricsOff: !quick,
     pgbench: !flags.has('no-pgbench'),
+    peers,
   };
 }

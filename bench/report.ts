@@ -17,6 +17,10 @@ export interface RunFigures {
   p99: number;
   errors: number;
   maxRssMb?: number;
+  /** Slowest answer of the run (ms), where the row measures it (--peers). */
+  maxMs?: number;
+  /** Open-model rows: the generator's own largest lateness in starting a request (ms). */
+  generatorLagMaxMs?: number;
   cache?: { HIT: number; MISS: number; none: number };
   statusCodes?: Record<string, number>;
   firstError?: string;
@@ -42,6 +46,8 @@ export interface RowSummary {
   p99: number;
   errors: number;
   maxRssMb: number;
+  /** Slowest answer over the repetitions (ms), where the runs have it. */
+  maxMs?: number;
   ceiling?: string;
   ratio?: number;
   ratios: number[];
@@ -125,6 +131,8 @@ export function summarise(row: Row, expectCache?: 'HIT' | 'MISS'): RowSummary {
     ratios: row.ratios.map((r) => round(r, 3)),
     problems,
   };
+  const maxMs = row.runs.map((r) => r.maxMs ?? NaN).filter((x) => Number.isFinite(x));
+  if (maxMs.length > 0) s.maxMs = Math.max(...maxMs);
   if (row.ceiling) s.ceiling = row.ceiling;
   if (ratio !== undefined) s.ratio = round(ratio, 3);
   if (row.bar) {

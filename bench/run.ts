@@ -7,6 +7,7 @@ import path from 'node:path';
 import { ceilingPools } from './api.js';
 import { PGBENCH, writeSpec } from './ceilings.js';
 import { parseOptions, USAGE, UsageError, type Options } from './options.js';
+import { runPeers } from './peers.js';
 import { buildPools } from './pools.js';
 import { installExitHandlers, killAll, ROOT } from './procs.js';
 import { writeHtml } from './report-html.js';
@@ -47,6 +48,10 @@ async function main(o: Options): Promise<number> {
   }
   installExitHandlers();
   const facts = machine(o);
+  if (o.peers) {
+    progress(`${facts.cpus} cpus, node ${facts.node}, --peers ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
+    return runPeers(o, facts, progress, started);
+  }
   progress(`${facts.cpus} cpus, node ${facts.node}, ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
   const redisPrefix = `task-api-bench:${process.pid}:`;
   const redis = redisClient(o.redisUrl);

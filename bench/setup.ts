@@ -90,6 +90,10 @@ export interface ApiSettings {
   relay: boolean;
   /** `serve` (default) or `worker` (no HTTP: the relay and the consumers). */
   command?: 'serve' | 'worker';
+  /** LOG_LEVEL; warn unless said (--peers: info, one line per request, as the peer logs). */
+  logLevel?: string;
+  /** Send stdout (the log lines) to /dev/null instead of reading it (--peers: as the peer's). */
+  discardStdout?: boolean;
 }
 
 /** One signing key for every instance of the run, so tokens from one verify on the others. */
@@ -115,7 +119,7 @@ export async function startApi(s: ApiSettings): Promise<ApiInstance> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'task-api-bench-'));
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH ?? '',
-    ...serveEnv({ port, metricsPort, logLevel: 'warn', dataDir, drainMs: 0 }),
+    ...serveEnv({ port, metricsPort, logLevel: s.logLevel ?? 'warn', dataDir, drainMs: 0 }),
     METRICS_ENABLED: String(s.metrics),
     CACHE_ENABLED: String(s.cache),
     MIGRATE_ON_START: 'true',
@@ -130,7 +134,7 @@ export async function startApi(s: ApiSettings): Promise<ApiInstance> {
     ...HIGH_LIMITS,
   };
   const command = s.command ?? 'serve';
-  const child = spawnTracked(process.execPath, [...NODE_FLAGS, 'dist/cli.js', command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTracked(process.execPath, [...NODE_FLAGS, 'dist/cli.js', command], { env, stdio: ['ignore', s.discardStdout ? 'ignore' : 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
