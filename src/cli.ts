@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=160
+#!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=160 --liftoff-only
 // task-api <command>: serve | worker | migrate | create-admin <email> | openapi | dead-letters | seed
 // Only the configuration is imported up front: when tracing is on, its SDK must start before the
 // modules it instruments load, so every command imports what it needs once that is settled.

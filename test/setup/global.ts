@@ -11,7 +11,7 @@ import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../../src/infra/db/database.js';
 import { migrate } from '../../src/infra/db/migrate.js';
-import { ensureBuilt } from './build.js';
+import { ensureBuilt } from '../../tools/build.mjs';
 import {
   canStartPostgres,
   canStartRabbitmq,

@@ -1,6 +1,10 @@
 // The database port: Drizzle over postgres.js (production) or PGlite (embedded default).
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { ParameterOrJSON, TransactionSql } from 'postgres';
 import { observeClient, type QueryObserver } from './observe.js';
@@ -78,6 +82,32 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   };
 }
 
+/**
+ * PostgreSQL settings of the embedded database. PGlite starts with a server's defaults
+ * (shared_buffers 128MB, maintenance_work_mem 64MB) inside this process's WebAssembly heap, which
+ * never shrinks: the buffers alone made 120 MB of resident memory (docs/performance.md, Embedded).
+ * Every read of a buffer not in shared_buffers is a read from the OS page cache, not the disk.
+ */
+export const PGLITE_SETTINGS = ['shared_buffers=16MB', 'maintenance_work_mem=16MB', 'temp_buffers=2MB'];
+
+/**
+ * Creates a new embedded database (initdb) in a child process. In this process the initdb
+ * instance leaves about 450 MB resident behind it (its WebAssembly heaps are never returned), so
+ * a first start would run on 3 times the memory of every later start.
+ */
+async function initPglite(location: string): Promise<void> {
+  const entry = createRequire(import.meta.url).resolve('@electric-sql/pglite');
+  const script =
+    'const { PGlite } = require(process.argv[1]);' +
+    'PGlite.create(process.argv[2]).then((pg) => pg.close()).catch((err) => { console.error(err); process.exit(1); });';
+  try {
+    await promisify(execFile)(process.execPath, ['-e', script, entry, location]);
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr?.trim();
+    throw new Error(`creating the embedded database under ${location} failed${stderr ? `: ${stderr}` : ''}`, { cause: err });
+  }
+}
+
 async function openPglite(dataDir: string): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const { drizzle } = await import('drizzle-orm/pglite');
@@ -85,8 +115,10 @@ async function openPglite(dataDir: string): Promise<Database> {
   if (dataDir !== ':memory:') {
     location = path.resolve(dataDir, 'pglite');
     await mkdir(location, { recursive: true });
+    if (!existsSync(path.join(location, 'PG_VERSION'))) await initPglite(location);
   }
-  const pg = location ? await PGlite.create(location) : await PGlite.create();
+  const options = { startParams: [...PGlite.defaultStartParams, ...PGLITE_SETTINGS.flatMap((s) => ['-c', s])] };
+  const pg = location ? await PGlite.create(location, options) : await PGlite.create(options);
   type Tx = Parameters<Parameters<typeof pg.transaction>[0]>[0];
   const rawOf = (c: typeof pg | Tx): RawSql => ({
     query: async <T>(text: string, params: unknown[] = []) => (await c.query<T>(text, params)).rows,
