@@ -134,7 +134,9 @@ export async function startApi(s: ApiSettings): Promise<ApiInstance> {
     ...HIGH_LIMITS,
   };
   const command = s.command ?? 'serve';
-  const child = spawnTracked(process.execPath, [...NODE_FLAGS, 'dist/cli.js', command], { env, stdio: ['ignore', s.discardStdout ? 'ignore' : 'pipe', 'pipe'] });
+  // BENCH_API_NODE_FLAGS: extra node flags for the `serve` instances only, to profile them (bench/README.md).
+  const extra = command === 'serve' ? (process.env.BENCH_API_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean) : [];
+  const child = spawnTracked(process.execPath, [...NODE_FLAGS, ...extra, 'dist/cli.js', command], { env, stdio: ['ignore', s.discardStdout ? 'ignore' : 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer) => {
     out += d.toString();
