@@ -18,7 +18,7 @@ import { buildPools, type TaskRef } from './pools.js';
 import { ROOT, sleep, spawnTracked, waitForUrl } from './procs.js';
 import { writeHtml } from './report-html.js';
 import { Rows, summarise, writeJson, type RowSummary, type RunFigures } from './report.js';
-import { deleteKeys, drainOutbox, login, migrate, newSigningKey, recreateDatabase, redisClient, seed, startApi, type ApiInstance, type Session } from './setup.js';
+import { deleteKeys, drainWithWorker, login, migrate, newSigningKey, recreateDatabase, redisClient, seed, startApi, type ApiInstance, type Session } from './setup.js';
 import { CREATE_BODY, PATCH_BODY } from './sql-capture.js';
 import { round } from './stats.js';
 
@@ -203,15 +203,7 @@ export async function runPeers(o: Options, facts: Record<string, unknown>, progr
         inst: api,
         sessions: projectSessions,
         cache: `${projectPrefix}cache:*`,
-        after: async () => {
-          worker.resume();
-          try {
-            const waited = await drainOutbox(o.databaseUrl, 60_000);
-            if (waited > 1) progress(`outbox drained by the worker in ${waited.toFixed(1)} s`);
-          } finally {
-            worker.pause();
-          }
-        },
+        after: () => drainWithWorker(worker, o.databaseUrl, progress),
       },
       { name: PEER, inst: peer, sessions: peerSessions, cache: `${peerPrefix}cache*`, after: async () => undefined },
     ];

@@ -13,7 +13,7 @@ import { installExitHandlers, killAll, ROOT } from './procs.js';
 import { writeHtml } from './report-html.js';
 import { Rows, summarise, table, writeJson, type RowSummary } from './report.js';
 import { DEEP, runScale } from './scale.js';
-import { deleteKeys, drainOutbox, login, migrate, newSigningKey, recreateDatabase, redisClient, seed, startApi, type ApiInstance } from './setup.js';
+import { deleteKeys, drainWithWorker, login, migrate, newSigningKey, recreateDatabase, redisClient, seed, startApi, type ApiInstance } from './setup.js';
 import { captureAll } from './sql-capture.js';
 import { round } from './stats.js';
 import { defineRows, ROW, runSuite } from './suite.js';
@@ -124,15 +124,7 @@ async function main(o: Options): Promise<number> {
           connections: o.connections,
           poolMax: o.poolMax,
           runs: o.runs,
-          drainOutbox: async () => {
-            worker.resume();
-            try {
-              const waited = await drainOutbox(o.databaseUrl, 60_000);
-              if (waited > 1) progress(`outbox drained by the worker in ${waited.toFixed(1)} s`);
-            } finally {
-              worker.pause();
-            }
-          },
+          drainOutbox: () => drainWithWorker(worker, o.databaseUrl, progress),
         },
         progress,
       );

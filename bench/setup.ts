@@ -220,6 +220,20 @@ export async function deleteKeys(redis: Redis, pattern: string): Promise<number>
   return deleted;
 }
 
+/**
+ * Lets the paused worker publish until the outbox is empty (at most 60 s), then pauses it again:
+ * what a write row leaves behind is not charged to the next row.
+ */
+export async function drainWithWorker(worker: { pause(): void; resume(): void }, databaseUrl: string, progress: (line: string) => void): Promise<void> {
+  worker.resume();
+  try {
+    const waited = await drainOutbox(databaseUrl, 60_000);
+    if (waited > 1) progress(`outbox drained by the worker in ${waited.toFixed(1)} s`);
+  } finally {
+    worker.pause();
+  }
+}
+
 /** Polls the outbox until nothing is pending or timeoutMs passes; returns the seconds waited. */
 export async function drainOutbox(databaseUrl: string, timeoutMs: number): Promise<number> {
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => undefined });
