@@ -38,12 +38,12 @@ export async function appendEvent(tx: Tx, aggregate: string, event: TaskEvent): 
 }
 
 /**
- * Makes the change (a data-modifying WITH query) and inserts its event in one statement: one
+ * Makes the change (data-modifying WITH queries, in order) and inserts its event in one statement: one
  * round trip instead of BEGIN, change, event, COMMIT, and just as atomic (a statement commits or
  * fails whole; PostgreSQL runs a WITH insert exactly once even though nothing reads its result).
  */
-export async function appendEventWith(db: Db, change: WithSubquery, aggregate: string, event: TaskEvent): Promise<void> {
-  await db.with(change).insert(outbox).values(outboxRow(aggregate, event));
+export async function appendEventWith(db: Db, changes: WithSubquery[], aggregate: string, event: TaskEvent): Promise<void> {
+  await db.with(...changes).insert(outbox).values(outboxRow(aggregate, event));
 }
 
 export class OutboxRepository {

@@ -30,6 +30,15 @@ const CHUNK_ROWS = 50_000;
 /** The id of seeded user n, in SQL ($prefix and $seed are text parameters). */
 const userIdSql = (prefix: string, seed: string, n: string) => `md5(${prefix} || ':' || ${seed} || ':' || ${n})::uuid`;
 
+// $1 prefix, $2 seed (text), $3 N: sets task_counts of the seeded users from their rows.
+const RECOUNT_TASKS = `
+INSERT INTO task_counts (user_id, tasks)
+SELECT t.user_id, count(*)::int
+FROM generate_series(1, $3::int) AS n
+JOIN tasks t ON t.user_id = ${userIdSql('$1::text', '$2::text', 'n::text')}
+GROUP BY t.user_id
+ON CONFLICT (user_id) DO UPDATE SET tasks = excluded.tasks`;
+
 // $1 prefix, $2 seed (text), $3 N, $4 password hash. Created over December 2022, before any task.
 const INSERT_USERS = `
 WITH ins AS (
@@ -293,6 +302,8 @@ export async function seed(database: Database, opts: SeedOptions, log: (line: st
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, Math.max(1, queue.length)) }, worker));
     progress.finish();
+    // The per-user counts the repository keeps on every create and delete (migrations/0007).
+    await database.raw.query(RECOUNT_TASKS, [opts.prefix, String(opts.seed), opts.users]);
   }
   log('seed: ANALYZE users, tasks');
   await database.raw.script('ANALYZE users; ANALYZE tasks');

@@ -128,4 +128,25 @@ describe('tasks per user', () => {
     expect((await req({ method: 'POST', url: '/v1/tasks', payload: { title: 'in its place' } })).statusCode).toBe(201);
     expectConflict(await req({ method: 'POST', url: '/v1/tasks', payload: { title: 'again too many' } }), 'task-limit');
   });
+
+  it('holds the cap exactly under concurrent creates: 3 of 8 answer 201, no row or event for the others, and the count stays true', async () => {
+    const ann = await register(t.app);
+    const req = as(t.app, ann.accessToken);
+    const res = await Promise.all(Array.from({ length: 8 }, (_, i) => req({ method: 'POST', url: '/v1/tasks', payload: { title: `race ${i}` } })));
+    const codes = res.map((r) => r.statusCode).sort();
+    expect(codes).toEqual([201, 201, 201, 409, 409, 409, 409, 409]);
+    const raw = t.database.raw;
+    const [rows] = await raw.query<{ n: number }>('select count(*)::int as n from tasks where user_id = $1', [ann.user.id]);
+    const [events] = await raw.query<{ n: number }>(
+      "select count(*)::int as n from outbox where user_id = $1 and type = 'task.created'",
+      [ann.user.id],
+    );
+    const [counted] = await raw.query<{ tasks: number }>('select tasks from task_counts where user_id = $1', [ann.user.id]);
+    expect({ rows: rows?.n, events: events?.n, counted: counted?.tasks }).toEqual({ rows: 3, events: 3, counted: 3 });
+
+    const first = res.find((r) => r.statusCode === 201)!.json<{ id: string }>().id;
+    expect((await req({ method: 'DELETE', url: `/v1/tasks/${first}` })).statusCode).toBe(204);
+    const [after] = await raw.query<{ tasks: number }>('select tasks from task_counts where user_id = $1', [ann.user.id]);
+    expect(after?.tasks).toBe(2);
+  });
 });

@@ -77,6 +77,10 @@ describe('seed into PostgreSQL', () => {
              (select max(n)::int from (select count(*) as n from tasks group by user_id) x) as max,
              (select count(*)::int from outbox) as outbox`;
     expect(counts).toEqual({ users: USERS, tasks: USERS * PER_USER, owners: USERS, min: PER_USER, max: PER_USER, outbox: 0 });
+    // The per-user counts the create's cap reads (migrations/0007) match the rows.
+    const off = await sql`select c.user_id from task_counts c full join (select user_id, count(*)::int as n from tasks group by user_id) t
+                            using (user_id) where c.tasks is distinct from t.n`;
+    expect(off).toHaveLength(0);
     const emails = await sql<{ email: string; role: string }[]>`select email, role::text from users order by email`;
     expect(new Set(emails.map((e) => e.email))).toEqual(new Set(Array.from({ length: USERS }, (_, i) => `st-${i + 1}@example.com`)));
     expect(new Set(emails.map((e) => e.role))).toEqual(new Set(['user']));

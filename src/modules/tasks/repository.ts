@@ -3,11 +3,12 @@
 import { and, arrayContains, asc, desc, eq, inArray, isNotNull, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../infra/db/database.js';
 import { appendEvent, appendEventWith } from '../../events/outbox.js';
+import { isNotNullViolation } from '../../shared/db-errors.js';
 import { taskEvent } from './events.js';
 import { keysetCondition, type Keyset } from './keyset.js';
 import type { NewTask, Status, Task, TaskChanges, TaskFilter } from './model.js';
 import { dueKey, SORT_KEYS, type TaskSort } from './sorts.js';
-import { tasks } from './table.js';
+import { taskCounts, tasks } from './table.js';
 
 /**
  * A filter bound as PostgreSQL reads it. A bound just past the last millisecond of 9999 (a
@@ -54,23 +55,40 @@ export class TasksRepository {
   }
 
   /**
-   * Inserts the task and its task.created event in one statement. Every column of the new row is
-   * known here (the defaults are version 1 and no completion unless done), so the event is built
-   * before the write and the row needs no reading back.
+   * Inserts the task and its task.created event in one statement, counting it in the user's
+   * task_counts row in the same statement; undefined when the user already holds `max` tasks.
+   * Every column of the new row is known here (the defaults are version 1 and no completion
+   * unless done), so the event is built before the write and the row needs no reading back.
+   *
+   * The cap is the upsert's condition: at the cap, `counted` returns no row, the task's user_id
+   * (read from it) is NULL, and the NOT NULL constraint fails the whole statement (no row, no
+   * event, no count). The count row's lock orders one user's concurrent creates, so the cap is
+   * exact; other users' creates never wait on it.
    */
-  async insert(userId: string, t: NewTask): Promise<Task> {
+  async insert(userId: string, t: NewTask, max = Number.POSITIVE_INFINITY): Promise<Task | undefined> {
     const now = new Date();
     const task: Task = { ...t, createdAt: now, updatedAt: now, completedAt: t.status === 'done' ? now : null, version: 1 };
-    const inserted = this.db.$with('inserted').as(this.db.insert(tasks).values({ ...task, userId }).returning({ id: tasks.id }));
-    await appendEventWith(this.db, inserted, 'task', taskEvent('task.created', userId, task, now));
+    const counted = this.db.$with('counted').as(
+      this.db
+        .insert(taskCounts)
+        .values({ userId, tasks: 1 })
+        .onConflictDoUpdate({
+          target: taskCounts.userId,
+          set: { tasks: sql`${taskCounts.tasks} + 1` },
+          setWhere: Number.isFinite(max) ? sql`${taskCounts.tasks} < ${max}` : undefined,
+        })
+        .returning({ userId: taskCounts.userId }),
+    );
+    const inserted = this.db
+      .$with('inserted')
+      .as(this.db.insert(tasks).values({ ...task, userId: sql`(select user_id from counted)` }).returning({ id: tasks.id }));
+    try {
+      await appendEventWith(this.db, [counted, inserted], 'task', taskEvent('task.created', userId, task, now));
+    } catch (err) {
+      if (isNotNullViolation(err)) return undefined;
+      throw err;
+    }
     return task;
-  }
-
-  /** How many tasks the user has, counting no further than `max` (an index-only scan of at most max entries). */
-  async countUpTo(userId: string, max: number): Promise<number> {
-    const held = this.db.select({ one: sql`1`.as('one') }).from(tasks).where(eq(tasks.userId, userId)).limit(max).as('held');
-    const [row] = await this.db.select({ n: sql<number>`count(*)::int` }).from(held);
-    return row?.n ?? 0;
   }
 
   async get(userId: string, id: string): Promise<Task | undefined> {
@@ -115,6 +133,10 @@ export class TasksRepository {
     return this.db.transaction(async (tx) => {
       const [row] = await tx.delete(tasks).where(this.match(userId, id, expectedVersion)).returning(taskColumns);
       if (row) {
+        await tx
+          .update(taskCounts)
+          .set({ tasks: sql`${taskCounts.tasks} - 1` })
+          .where(eq(taskCounts.userId, userId));
         await appendEvent(tx, 'task', taskEvent('task.deleted', userId, row, new Date()));
         return 'deleted' as const;
       }

@@ -41,21 +41,21 @@ export class TasksService {
   ) {}
 
   async create(actor: Actor, input: CreateTaskInput): Promise<Task> {
-    // Checked before the insert, not under a lock: concurrent creates can pass it by a few, which
-    // is enough to bound what one account holds without serialising every user's writes.
-    if (Number.isFinite(this.maxPerUser) && (await this.repo.countUpTo(actor.userId, this.maxPerUser)) >= this.maxPerUser) {
-      throw new AppError(409, 'task-limit', 'Conflict', `At most ${this.maxPerUser} tasks per user; delete some first`);
-    }
     try {
-      const task = await this.repo.insert(actor.userId, {
-        id: uuidv7(),
-        title: input.title,
-        description: input.description ?? null,
-        status: input.status ?? DEFAULT_TASK_STATUS,
-        priority: input.priority ?? DEFAULT_TASK_PRIORITY,
-        dueAt: toDate(input.dueAt) ?? null,
-        tags: uniqueTags(input.tags ?? []),
-      });
+      const task = await this.repo.insert(
+        actor.userId,
+        {
+          id: uuidv7(),
+          title: input.title,
+          description: input.description ?? null,
+          status: input.status ?? DEFAULT_TASK_STATUS,
+          priority: input.priority ?? DEFAULT_TASK_PRIORITY,
+          dueAt: toDate(input.dueAt) ?? null,
+          tags: uniqueTags(input.tags ?? []),
+        },
+        this.maxPerUser,
+      );
+      if (!task) throw new AppError(409, 'task-limit', 'Conflict', `At most ${this.maxPerUser} tasks per user; delete some first`);
       await this.changed(actor.userId);
       return task;
     } catch (err) {

@@ -1,4 +1,5 @@
-// The tasks table (migrations/0001_init.sql: hash-partitioned by user_id), owned by the tasks module.
+// The tasks table (migrations/0001_init.sql: hash-partitioned by user_id) and each user's count
+// of tasks (0007_task_counts.sql), owned by the tasks module.
 import { sql } from 'drizzle-orm';
 import { integer, pgEnum, pgTable, primaryKey, text, uuid } from 'drizzle-orm/pg-core';
 import { ts } from '../../infra/db/columns.js';
@@ -27,3 +28,9 @@ export const tasks = pgTable(
 );
 
 export type TaskRow = typeof tasks.$inferSelect;
+
+/** How many tasks each user holds, kept by the repository's inserts and deletes. */
+export const taskCounts = pgTable('task_counts', {
+  userId: uuid('user_id').primaryKey(),
+  tasks: integer('tasks').notNull(),
+});
