@@ -2,7 +2,7 @@
 // so it stays inside one hash partition and one index range.
 import { and, arrayContains, asc, desc, eq, inArray, isNotNull, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../infra/db/database.js';
-import { appendEvent, appendEventWith } from '../../events/outbox.js';
+import { appendEvent, eventValues, prepareAppendWith } from '../../events/outbox.js';
 import { isNotNullViolation } from '../../shared/db-errors.js';
 import { taskEvent } from './events.js';
 import { keysetCondition, type Keyset } from './keyset.js';
@@ -34,6 +34,14 @@ const taskColumns = {
 export type UpdateOutcome = { kind: 'updated'; task: Task } | { kind: 'not-found' } | { kind: 'version-mismatch' };
 
 const placeholder = (name: string) => sql.placeholder(name);
+/**
+ * A placeholder without the column's encoder, which Drizzle would run on a null too (a timestamp
+ * column's throws): for the nullable columns of a statement built once, encoded by the caller.
+ */
+const nullablePlaceholder = (name: string) => sql`${placeholder(name)}`;
+const isoOrNull = (d: Date | null) => (d === null ? null : iso(d));
+/** The cap when there is none: the count column is an int4. */
+const INT4_MAX = 2_147_483_647;
 
 /** A list query without filters: the shape most requests have, built once per sort and direction. */
 type PlainListShape = `${TaskSort}:${'asc' | 'desc'}:${'first' | 'after'}`;
@@ -44,6 +52,7 @@ export class TasksRepository {
   // Their names mean nothing to PostgreSQL: whether it prepares them follows DATABASE_PREPARE
   // (src/infra/db/observe.ts).
   private readonly getQuery;
+  private readonly createQuery;
   private readonly plainLists = new Map<PlainListShape, { execute(values: Record<string, unknown>): Promise<Task[]> }>();
 
   constructor(private readonly db: Db) {
@@ -52,6 +61,38 @@ export class TasksRepository {
       .from(tasks)
       .where(and(eq(tasks.userId, placeholder('userId')), eq(tasks.id, placeholder('id'))))
       .prepare('tasks_get');
+    // The create (see insert): the user's count, the row and its event in one statement.
+    const counted = db.$with('counted').as(
+      db
+        .insert(taskCounts)
+        .values({ userId: placeholder('userId'), tasks: 1 })
+        .onConflictDoUpdate({
+          target: taskCounts.userId,
+          set: { tasks: sql`${taskCounts.tasks} + 1` },
+          setWhere: sql`${taskCounts.tasks} < ${placeholder('max')}`,
+        })
+        .returning({ userId: taskCounts.userId }),
+    );
+    const inserted = db.$with('inserted').as(
+      db
+        .insert(tasks)
+        .values({
+          userId: sql`(select user_id from counted)`,
+          id: placeholder('id'),
+          title: placeholder('title'),
+          description: nullablePlaceholder('description'),
+          status: placeholder('status'),
+          priority: placeholder('priority'),
+          dueAt: nullablePlaceholder('dueAt'),
+          tags: placeholder('tags'),
+          createdAt: placeholder('createdAt'),
+          updatedAt: placeholder('createdAt'),
+          completedAt: nullablePlaceholder('completedAt'),
+          version: 1,
+        })
+        .returning({ id: tasks.id }),
+    );
+    this.createQuery = prepareAppendWith(db, [counted, inserted], 'tasks_create');
   }
 
   /**
@@ -68,22 +109,21 @@ export class TasksRepository {
   async insert(userId: string, t: NewTask, max = Number.POSITIVE_INFINITY): Promise<Task | undefined> {
     const now = new Date();
     const task: Task = { ...t, createdAt: now, updatedAt: now, completedAt: t.status === 'done' ? now : null, version: 1 };
-    const counted = this.db.$with('counted').as(
-      this.db
-        .insert(taskCounts)
-        .values({ userId, tasks: 1 })
-        .onConflictDoUpdate({
-          target: taskCounts.userId,
-          set: { tasks: sql`${taskCounts.tasks} + 1` },
-          setWhere: Number.isFinite(max) ? sql`${taskCounts.tasks} < ${max}` : undefined,
-        })
-        .returning({ userId: taskCounts.userId }),
-    );
-    const inserted = this.db
-      .$with('inserted')
-      .as(this.db.insert(tasks).values({ ...task, userId: sql`(select user_id from counted)` }).returning({ id: tasks.id }));
     try {
-      await appendEventWith(this.db, [counted, inserted], 'task', taskEvent('task.created', userId, task, now));
+      await this.createQuery.execute({
+        ...eventValues('task', taskEvent('task.created', userId, task, now)),
+        userId,
+        max: Number.isFinite(max) ? max : INT4_MAX,
+        id: task.id,
+        title: task.title,
+        description: task.description,
+        status: task.status,
+        priority: task.priority,
+        dueAt: isoOrNull(task.dueAt),
+        tags: task.tags,
+        createdAt: now,
+        completedAt: isoOrNull(task.completedAt),
+      });
     } catch (err) {
       if (isNotNullViolation(err)) return undefined;
       throw err;
