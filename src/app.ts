@@ -8,6 +8,7 @@ import { authPlugin } from './http/auth.js';
 import { answerClientError } from './http/client-error.js';
 import { corsPlugin } from './http/cors.js';
 import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
+import { idempotencyPlugin } from './http/idempotency.js';
 import { jsonBodyPlugin } from './http/json-body.js';
 import { methodsPlugin } from './http/methods.js';
 import { metricsPlugin } from './http/metrics.js';
@@ -20,6 +21,8 @@ import { securityHeadersPlugin } from './http/security-headers.js';
 import { validatorCompiler } from './http/validation.js';
 import type { Database } from './infra/db/database.js';
 import type { ResponseCacheStore } from './infra/cache/types.js';
+import { MemoryIdempotencyStore } from './infra/idempotency/memory.js';
+import type { IdempotencyStore } from './infra/idempotency/types.js';
 import { loggerOptions, requestIdFrom } from './observability/logging.js';
 import type { RefreshTokenStore } from './infra/token-store/types.js';
 import type { KeyRing } from './modules/auth/keys.js';
@@ -36,6 +39,8 @@ export interface AppDeps {
   redis?: Redis | undefined;
   /** Response cache store; undefined when caching is off. */
   cache?: ResponseCacheStore | undefined;
+  /** Idempotency-Key store (openInfrastructure picks Redis or memory); in-process memory when absent. */
+  idempotency?: IdempotencyStore;
   /** Extra readiness checks (Redis, ...). The database check is always there. */
   healthChecks?: HealthCheck[];
   health?: HealthState;
@@ -102,6 +107,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate('modules', modules);
   await app.register(authPlugin, { tokens: modules.apis.auth.tokens, recorder: deps.metrics?.auth });
   await app.register(rateLimitPlugin, { config: config.rateLimit, redis: deps.redis });
+  await app.register(idempotencyPlugin, { store: deps.idempotency ?? new MemoryIdempotencyStore(), ttlSeconds: config.idempotency.ttlSeconds, leaseMs: config.idempotency.leaseMs });
   await app.register(responseCachePlugin, { store: deps.cache, ttlSeconds: config.cache.ttlSeconds });
   if (deps.metrics) await app.register(metricsPlugin, { metrics: deps.metrics });
   await registerOpenApi(app, VERSION);

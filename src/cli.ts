@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=160 --liftoff-only
-// task-api <command>: serve | worker | migrate | create-admin <email> | openapi | dead-letters | seed
+// task-api <command>: serve | worker | migrate | create-admin <email> | openapi | dead-letters | seed | cluster
 // Only the configuration is imported up front: when tracing is on, its SDK must start before the
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -18,7 +18,9 @@ const USAGE = `usage: task-api <command>
   seed --users N --tasks-per-user M [--seed S] [--prefix P] [--password PW] [--concurrency C]
                             fill the database with generated users and tasks (benchmarks, demos)
   dead-letters list|replay <consumer> [limit]
-                            show, or move back to the consumer's queue, its dead-lettered events`;
+                            show, or move back to the consumer's queue, its dead-lettered events
+  cluster start|status|stop|restart|kill|start-one|roll|nginx-config ...
+                            the production topology on this machine (task-api cluster, for its options)`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -171,6 +173,13 @@ async function main(argv: string[]): Promise<number> {
       for (const l of letters) console.log(JSON.stringify({ messageId: l.messageId, type: l.type, reason: l.reason, deaths: l.deaths }));
       console.log(`${action === 'list' ? 'dead letters' : 'replayed'}: ${letters.length}`);
       return 0;
+    }
+    case 'cluster': {
+      // The cluster's own settings (the edge's limits; what its instances inherit). `config`
+      // above has already validated what the instances will read.
+      const { loadClusterConfig } = await import('./cluster-config.js');
+      const { clusterCommand } = await import('./operations/cluster/index.js');
+      return clusterCommand(args, loadClusterConfig());
     }
     case 'seed': {
       const { seedCommand } = await import('./operations/seed.js');

@@ -1,6 +1,7 @@
 // The one place that reads the environment. Everything else receives a typed Config.
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
+import { parseDatabaseUrl, splitUrls, type DatabaseUrl } from './shared/database-url.js';
 
 const Bool = Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')]);
 const Int = (min: number, max: number) => Type.String({ pattern: '^[0-9]+$', minimum: min, maximum: max });
@@ -17,6 +18,9 @@ const EnvSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATABASE_POOL_MAX: Type.Optional(Int(1, 1000)),
   DATABASE_PREPARE: Type.Optional(Bool),
+  DATABASE_READ_URLS: Type.Optional(Type.String({ pattern: '^\\s*postgres(ql)?://' })),
+  DATABASE_REPLICA_MAX_LAG_MS: Type.Optional(Int(100, 3600000)),
+  DATABASE_REPLICA_POLL_MS: Type.Optional(Int(10, 60000)),
   MIGRATE_ON_START: Type.Optional(Bool),
   TASK_PARTITIONS: Type.Optional(Int(1, 1024)),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
@@ -50,6 +54,8 @@ const EnvSchema = Type.Object({
   CACHE_TTL_SECONDS: Type.Optional(Int(1, 86400)),
   CACHE_MAX_BYTES: Type.Optional(Int(65536, 17179869184)),
   CACHE_MAX_ENTRY_BYTES: Type.Optional(Int(1024, 67108864)),
+  IDEMPOTENCY_TTL_SECONDS: Type.Optional(Int(1, 604800)),
+  IDEMPOTENCY_LEASE_MS: Type.Optional(Int(1000, 600000)),
   TASKS_PER_USER_MAX: Type.Optional(Int(1, 100000000)),
   WEBHOOKS_PER_USER_MAX: Type.Optional(Int(1, 10000)),
   RATE_LIMIT_ENABLED: Type.Optional(Bool),
@@ -75,12 +81,15 @@ const EnvSchema = Type.Object({
 });
 type Env = Static<typeof EnvSchema>;
 
+/** The names of every variable the process reads (`task-api cluster` hands these on to `serve`). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.properties);
+
 export interface Config {
   env: 'development' | 'production' | 'test';
   http: { host: string; port: number; bodyLimit: number; trustProxy: string | boolean; timeouts: HttpTimeouts };
   logLevel: string;
   dataDir: string;
-  database: { url: string | undefined; poolMax: number; prepare: boolean; migrateOnStart: boolean; taskPartitions: number };
+  database: DatabaseConfig;
   redis: { url: string | undefined; keyPrefix: string };
   jwt: {
     privateKeyPem: string | undefined;
@@ -94,6 +103,8 @@ export interface Config {
   shutdownDrainMs: number;
   /** maxBytes bounds the in-process store; maxEntryBytes: larger responses are never cached (either store). */
   cache: { enabled: boolean; ttlSeconds: number; maxBytes: number; maxEntryBytes: number };
+  /** Idempotency-Key on authenticated POST and PATCH: how long an answered key is kept and replayed. */
+  idempotency: { ttlSeconds: number; leaseMs: number };
   /** How many of each collection one user may own (a create past it is refused with 409). */
   limits: { tasksPerUser: number; webhooksPerUser: number };
   /** Prometheus metrics on their own port, never the public one. */
@@ -124,6 +135,31 @@ export interface Config {
     /** Finished webhook and email deliveries are deleted after this many days. */
     deliveryRetentionDays: number;
   };
+}
+
+/** A PostgreSQL pool: where, how many connections, how long to wait for one (see src/shared/database-url.ts). */
+export interface DatabaseTarget {
+  /** postgres:// without the pool parameters (connection_limit, pool_timeout, connect_timeout, ...). */
+  url: string;
+  poolMax: number;
+  /** Seconds to open a connection; 0: no limit. */
+  connectTimeoutSeconds: number;
+  /** How long a statement or transaction may wait for a free connection; 0: no limit. */
+  poolTimeoutMs: number;
+}
+
+export interface DatabaseConfig extends Omit<DatabaseTarget, 'url'> {
+  /** The primary (or the PgBouncer in front of it); undefined: the embedded PGlite. */
+  url: string | undefined;
+  prepare: boolean;
+  migrateOnStart: boolean;
+  taskPartitions: number;
+  /** Streaming replicas that take the reads routed to them (DATABASE_READ_URLS); empty: none. */
+  replicas: DatabaseTarget[];
+  /** A replica further behind the primary than this is not read from. */
+  replicaMaxLagMs: number;
+  /** How often each replica's replayed WAL position (and the primary's) is polled. */
+  replicaPollMs: number;
 }
 
 /** Server timeouts, all in milliseconds (see README, Configuration). */
@@ -212,6 +248,49 @@ function parsePolicies(raw: string | undefined, problems: string[]): Partial<Rec
   return out;
 }
 
+/** Seconds to open a database connection when the URL does not say (postgres.js would wait 30). */
+const CONNECT_TIMEOUT_SECONDS = 10;
+
+function targetOf(parsed: DatabaseUrl, poolMax: number): DatabaseTarget {
+  return {
+    url: parsed.url,
+    poolMax: parsed.connectionLimit ?? poolMax,
+    connectTimeoutSeconds: parsed.connectTimeoutSeconds ?? CONNECT_TIMEOUT_SECONDS,
+    poolTimeoutMs: (parsed.poolTimeoutSeconds ?? 0) * 1000,
+  };
+}
+
+/** DATABASE_URL (with Prisma's pool parameters), DATABASE_POOL_MAX, DATABASE_PREPARE and the replicas. */
+function parseDatabase(env: Env, problems: string[]): DatabaseConfig {
+  const primary = env.DATABASE_URL === undefined ? undefined : parseDatabaseUrl(env.DATABASE_URL, 'DATABASE_URL', problems);
+  const envPoolMax = env.DATABASE_POOL_MAX === undefined ? undefined : int(env.DATABASE_POOL_MAX, 10);
+  if (envPoolMax !== undefined && primary?.connectionLimit !== undefined && envPoolMax !== primary.connectionLimit) {
+    problems.push(`DATABASE_POOL_MAX: ${envPoolMax} disagrees with DATABASE_URL connection_limit=${primary.connectionLimit}; set one of them`);
+  }
+  if (primary?.pgbouncer === true && env.DATABASE_PREPARE !== undefined && bool(env.DATABASE_PREPARE, true)) {
+    problems.push('DATABASE_PREPARE: true contradicts DATABASE_URL pgbouncer=true (PgBouncer < 1.21 in transaction mode cannot carry prepared statements)');
+  }
+  const poolMax = envPoolMax ?? 10;
+  const readUrls = env.DATABASE_READ_URLS === undefined ? [] : splitUrls(env.DATABASE_READ_URLS);
+  readUrls.forEach((u, i) => {
+    if (!/^postgres(ql)?:\/\//.test(u)) problems.push(`DATABASE_READ_URLS: entry ${i + 1} is not a postgres:// URL`);
+  });
+  if (readUrls.length > 0 && env.DATABASE_URL === undefined) {
+    problems.push('DATABASE_READ_URLS: needs DATABASE_URL (the primary); the embedded database has no replicas');
+  }
+  const replicas = readUrls.map((u, i) => targetOf(parseDatabaseUrl(u, `DATABASE_READ_URLS[${i + 1}]`, problems), poolMax));
+  return {
+    ...(primary ? targetOf(primary, poolMax) : { poolMax, connectTimeoutSeconds: CONNECT_TIMEOUT_SECONDS, poolTimeoutMs: 0 }),
+    url: primary?.url,
+    prepare: primary?.pgbouncer === true ? false : bool(env.DATABASE_PREPARE, true),
+    migrateOnStart: bool(env.MIGRATE_ON_START, env.DATABASE_URL === undefined),
+    taskPartitions: int(env.TASK_PARTITIONS, 4),
+    replicas,
+    replicaMaxLagMs: int(env.DATABASE_REPLICA_MAX_LAG_MS, 5000),
+    replicaPollMs: int(env.DATABASE_REPLICA_POLL_MS, 200),
+  };
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -266,6 +345,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     unique.push('JWT_PUBLIC_KEYS: requires JWT_PRIVATE_KEY');
   }
   const policyOverrides = parsePolicies(env.RATE_LIMIT_POLICIES, unique);
+  const database = parseDatabase(env, unique);
   const corsOrigins = parseOrigins(env.CORS_ORIGINS, unique);
   if (unique.length > 0) throw new ConfigError(unique);
 
@@ -293,13 +373,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     },
     logLevel: env.LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
     dataDir: env.DATA_DIR ?? './data',
-    database: {
-      url: env.DATABASE_URL,
-      poolMax: int(env.DATABASE_POOL_MAX, 10),
-      prepare: bool(env.DATABASE_PREPARE, true),
-      migrateOnStart: bool(env.MIGRATE_ON_START, env.DATABASE_URL === undefined),
-      taskPartitions: int(env.TASK_PARTITIONS, 4),
-    },
+    database,
     redis: { url: redisUrl, keyPrefix: env.REDIS_KEY_PREFIX ?? 'task-api:' },
     jwt: {
       privateKeyPem: env.JWT_PRIVATE_KEY,
@@ -317,6 +391,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxBytes: int(env.CACHE_MAX_BYTES, 32 * 1024 * 1024),
       maxEntryBytes: int(env.CACHE_MAX_ENTRY_BYTES, 256 * 1024),
     },
+    idempotency: { ttlSeconds: int(env.IDEMPOTENCY_TTL_SECONDS, 24 * 3600), leaseMs: int(env.IDEMPOTENCY_LEASE_MS, 60_000) },
     limits: { tasksPerUser: int(env.TASKS_PER_USER_MAX, 10000), webhooksPerUser: int(env.WEBHOOKS_PER_USER_MAX, 20) },
     metrics: { enabled: bool(env.METRICS_ENABLED, true), host: env.METRICS_HOST ?? '0.0.0.0', port: int(env.METRICS_PORT, 9464) },
     tracing: { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME ?? 'task-api' },

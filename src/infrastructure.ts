@@ -6,9 +6,13 @@ import type { Config } from './config.js';
 import type { HealthCheck } from './http/health.js';
 import { openDatabase, type Database } from './infra/db/database.js';
 import { migrate, migrationState } from './infra/db/migrate.js';
+import { openReadReplicas } from './infra/db/read-replicas.js';
 import { MemoryResponseCache } from './infra/cache/memory.js';
 import { RedisResponseCache } from './infra/cache/redis.js';
 import type { ResponseCacheStore } from './infra/cache/types.js';
+import { MemoryIdempotencyStore } from './infra/idempotency/memory.js';
+import { RedisIdempotencyStore } from './infra/idempotency/redis.js';
+import type { IdempotencyStore } from './infra/idempotency/types.js';
 import { createRedis } from './infra/redis.js';
 import { MemoryTokenStore } from './infra/token-store/memory.js';
 import { RedisTokenStore } from './infra/token-store/redis.js';
@@ -23,6 +27,8 @@ export interface Infrastructure {
   redis: Redis | undefined;
   tokenStore: RefreshTokenStore;
   cache: ResponseCacheStore | undefined;
+  /** Idempotency keys: in Redis when configured (shared by every instance), else in process memory. */
+  idempotency: IdempotencyStore;
   keys: KeyRing;
   healthChecks: HealthCheck[];
   /** Prometheus metrics (own registry); undefined when METRICS_ENABLED=false. */
@@ -57,7 +63,7 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger)
   // Statement observers see postgres.js only (PGlite is one in-process connection, no pool). SQL
   // spans are always observed: without a registered tracing SDK they stop at their first check.
   const observers = config.database.url ? [sqlSpanObserver, ...(metrics ? [metrics.databaseObserver(config.database.poolMax)] : [])] : [];
-  const database = await openDatabase({ ...config.database, dataDir: config.dataDir, observers });
+  const database = await openDatabase({ ...config.database, dataDir: config.dataDir, observers, warn: (obj, msg) => log.warn(obj, msg) });
   if (database.kind === 'pglite') {
     log.warn({ dataDir: config.dataDir }, 'DATABASE_URL is not set: using the embedded PostgreSQL (PGlite), fine for one instance only');
   }
@@ -70,12 +76,20 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger)
   if (redis) redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis error'));
   else log.warn('REDIS_URL is not set: refresh tokens are kept in process memory (one instance only)');
   const tokenStore: RefreshTokenStore = redis ? new RedisTokenStore(redis) : new MemoryTokenStore();
+  // DATABASE_READ_URLS: reads routed to replicas, read-your-writes per user (src/infra/db/router.ts).
+  const replicas =
+    config.database.replicas.length > 0
+      ? await openReadReplicas(database, config.database, { redis, recorder: metrics?.readRouting(), observers: [sqlSpanObserver], log })
+      : undefined;
+  const routed = replicas ?? database;
 
   let cache: ResponseCacheStore | undefined;
   if (config.cache.enabled) {
     const { ttlSeconds, maxBytes, maxEntryBytes } = config.cache;
     cache = redis ? new RedisResponseCache(redis, ttlSeconds, log, maxEntryBytes) : new MemoryResponseCache({ maxBytes, maxEntryBytes });
   }
+
+  const idempotency: IdempotencyStore = redis ? new RedisIdempotencyStore(redis) : new MemoryIdempotencyStore();
 
   const keys = await loadKeyRing({ ...config.jwt, dataDir: config.dataDir });
   if (keys.generated) {
@@ -84,18 +98,29 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger)
   const healthChecks: HealthCheck[] = redis
     ? [{ name: 'redis', critical: false, check: async () => void (await redis.ping()) }]
     : [];
+  if (replicas) {
+    // Not critical: without a readable replica every read goes to the primary.
+    healthChecks.push({
+      name: 'replicas',
+      critical: false,
+      check: async () => {
+        if (replicas.monitor.readable().length === 0) throw new Error('no replica is readable (down or lagging): reads go to the primary');
+      },
+    });
+  }
   return {
-    database,
+    database: routed,
     redis,
     tokenStore,
     cache,
+    idempotency,
     keys,
     healthChecks,
     metrics,
     async close() {
       await tokenStore.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());
-      await database.close();
+      await routed.close();
     },
   };
 }

@@ -1,6 +1,6 @@
 // The only code that reads or writes the outbox table. Writers append in their own transaction
 // (the change and its event commit or roll back together); the relay claims, marks and prunes.
-import { and, asc, eq, inArray, isNotNull, isNull, lt, sql, type WithSubquery } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, isNull, lt, sql, type SQL, type WithSubquery } from 'drizzle-orm';
 import type { Db } from '../infra/db/database.js';
 import { outbox } from './tables.js';
 import type { TaskEvent } from '../shared/events.js';
@@ -57,13 +57,14 @@ const outboxPlaceholders = {
  * trip instead of BEGIN, change, event, COMMIT, and just as atomic (a statement commits or fails
  * whole; PostgreSQL runs a WITH insert exactly once even though nothing reads its result).
  * Built once, with the changes' own placeholders plus the event's (fill them with eventValues):
- * building a statement costs Drizzle more CPU than PostgreSQL spends running it.
+ * building a statement costs Drizzle more CPU than PostgreSQL spends running it. `columns` puts an
+ * expression in place of a placeholder (its value then comes from the changes).
  */
-export function prepareAppendWith(db: Db, changes: WithSubquery[], name: string) {
+export function prepareAppendWith(db: Db, changes: WithSubquery[], name: string, columns: { userId?: SQL } = {}) {
   return db
     .with(...changes)
     .insert(outbox)
-    .values(outboxPlaceholders)
+    .values({ ...outboxPlaceholders, ...columns })
     .prepare(name);
 }
 

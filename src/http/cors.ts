@@ -1,9 +1,9 @@
 // CORS, off unless CORS_ORIGINS lists origins (exact matches: scheme, host and port). Off, no
 // response carries an Access-Control-* header. On, a request from a listed origin gets that origin
 // back in Access-Control-Allow-Origin and may read the headers clients need (ETag, Location, the
-// rate-limit fields, Retry-After, X-Request-Id); other origins get nothing, so browsers withhold
-// the answer. Credentials are never allowed: the API takes bearer tokens, not cookies. Every
-// response says Vary: Origin, since its CORS headers depend on it.
+// rate-limit fields, Retry-After, X-Request-Id, Idempotent-Replayed); other origins get nothing,
+// so browsers withhold the answer. Credentials are never allowed: the API takes bearer tokens,
+// not cookies. Every response says Vary: Origin, since its CORS headers depend on it.
 //
 // A preflight (OPTIONS with Access-Control-Request-Method) is answered 204 by the methods plugin,
 // before authentication and rate limiting; this adds the allowed methods of the path, the
@@ -13,8 +13,8 @@ import fp from 'fastify-plugin';
 import { allowedMethods } from './methods.js';
 import { addVary } from './vary.js';
 
-const EXPOSED = 'ETag, Location, RateLimit, RateLimit-Policy, Retry-After, X-Request-Id';
-const REQUEST_HEADERS = 'Authorization, Content-Type, If-Match, If-None-Match, X-Request-Id';
+const EXPOSED = 'ETag, Idempotent-Replayed, Location, RateLimit, RateLimit-Policy, Retry-After, X-Request-Id';
+const REQUEST_HEADERS = 'Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, X-Request-Id';
 const PREFLIGHT_MAX_AGE_SECONDS = '600';
 
 export const corsPlugin = fp(

@@ -13,7 +13,10 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
       info: {
         title: 'task-api',
         version,
-        description: 'Task management REST API. Errors are RFC 9457 problem details (application/problem+json).',
+        description:
+          'Task management REST API. Errors are RFC 9457 problem details (application/problem+json). ' +
+          'Every authenticated POST and PATCH takes an Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header), scoped to the caller; ' +
+          'the public /v1/auth routes ignore it: they have no caller to scope a key to, and a key scoped by client address could replay one client\u2019s tokens to another behind the same address.',
       },
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       tags: [

@@ -4,7 +4,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Type } from 'typebox';
-import { AppError, type FieldError } from '../shared/errors.js';
+import { isDatabaseUnavailable } from '../shared/db-errors.js';
+import { AppError, serviceUnavailable, type FieldError } from '../shared/errors.js';
 import { fieldErrors } from './validation.js';
 
 export const PROBLEM_TYPE_BASE = 'urn:task-api:problem:';
@@ -94,7 +95,12 @@ export function sendFrameworkProblem(err: FastifyError, request: FastifyRequest,
 
 export const problemPlugin = fp(
   (app: FastifyInstance) => {
-    app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    app.setErrorHandler((thrown: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      // The database (or PgBouncer) unreachable, restarting or out of connections: a 503 the
+      // client may retry, not a 500 (src/shared/db-errors.ts). The cause is logged as a warning.
+      const err: FastifyError | AppError = isDatabaseUnavailable(thrown)
+        ? Object.assign(serviceUnavailable('The database is unavailable; retry shortly', 1), { cause: thrown })
+        : thrown;
       if (err instanceof AppError) {
         if (err.headers) void reply.headers(err.headers);
         if (err.status >= 500) request.log.warn({ err }, err.message);

@@ -1,5 +1,6 @@
 // Response schemas shared by routes: problem details for each error status a route can return.
-const problem = (description: string) => ({
+/** A problem+json answer with its own description (problems() below gives each status's usual one). */
+export const problem = (description: string) => ({
   description,
   content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } },
 });

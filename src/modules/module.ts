@@ -22,7 +22,7 @@ export interface Platform {
   tokenStore: RefreshTokenStore;
   keys: KeyRing;
   authRecorder: AuthRecorder | undefined;
-  /** After a write to a user's data: retire their cached responses. */
+  /** After a write to a user's data committed: record it for read-your-writes, retire their cached responses. */
   dataChanged(userId: string): Promise<void>;
   /** After a write committed an event to the outbox: wake the relay. */
   eventsWritten(): void;

@@ -57,8 +57,14 @@ export function platformOf(sources: PlatformSources, log: FastifyBaseLogger): Pl
     tokenStore: sources.tokenStore,
     keys: sources.keys,
     authRecorder: sources.authRecorder,
-    // After a write to a user's data, their cached responses are retired.
-    dataChanged: (userId) => cache?.invalidateUser(userId) ?? Promise.resolve(),
+    // After a write to a user's data: where the primary's WAL stands is recorded for the user
+    // (read-your-writes on replicas), then their cached responses are retired. In that order: a
+    // read that sees the new cache generation also sees the new position, so what it reads (and
+    // caches) comes from a server that has the write.
+    dataChanged: async (userId) => {
+      await sources.database.wrote(userId);
+      await cache?.invalidateUser(userId);
+    },
     eventsWritten: () => eventsWritten?.(),
   };
 }

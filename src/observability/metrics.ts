@@ -8,6 +8,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { RATE_LIMIT_POLICY_NAMES } from '../config.js';
 import { operationOf, type QueryObserver } from '../infra/db/observe.js';
+import { ROUTE_REASONS, type ReadRouteRecorder, type ReadTarget } from '../infra/db/router.js';
 import { AUTH_FAILURE_REASONS, type AuthFailureReason, type AuthRecorder, type CacheStats, type ConsumeRecorder, type RateLimitStats, type RelayRecorder } from './recorders.js';
 import { TASK_EVENT_TYPES } from '../shared/events.js';
 
@@ -228,6 +229,43 @@ export class Metrics {
         pool.inFlight--;
         this.dbDuration.observe({ operation }, (performance.now() - start) / 1000);
       };
+    };
+  }
+
+  /**
+   * Handed to the read/write router (DATABASE_READ_URLS): db_replica_up and
+   * db_replica_lag_seconds per replica (host:port), db_reads_routed_total by target and reason.
+   */
+  readRouting(): ReadRouteRecorder {
+    const registers = [this.registry];
+    const up = new Gauge({
+      name: 'db_replica_up',
+      help: 'Whether the read replica answers its polls and is a standby (1) or not (0)',
+      labelNames: ['replica'],
+      registers,
+    });
+    const lag = new Gauge({
+      name: 'db_replica_lag_seconds',
+      help: "How far the read replica's replayed WAL is behind the primary, in seconds (absent while it is down)",
+      labelNames: ['replica'],
+      registers,
+    });
+    const routed = new Counter({
+      name: 'db_reads_routed_total',
+      help: 'Reads routed by the read/write router, by target (primary or replica) and reason',
+      labelNames: ['target', 'reason'],
+      registers,
+    });
+    for (const target of Object.keys(ROUTE_REASONS) as ReadTarget[]) {
+      for (const reason of ROUTE_REASONS[target]) routed.inc({ target, reason }, 0);
+    }
+    return {
+      routed: (target, reason) => routed.inc({ target, reason }),
+      replica: (replica, isUp, lagSeconds) => {
+        up.set({ replica }, isUp ? 1 : 0);
+        if (lagSeconds === undefined) lag.remove({ replica });
+        else lag.set({ replica }, lagSeconds);
+      },
     };
   }
 

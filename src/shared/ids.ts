@@ -1,8 +1,13 @@
 import { randomBytes } from 'node:crypto';
 
-/** RFC 9562 UUIDv7: time-ordered, so new rows land at the right edge of the primary-key index. */
-export function uuidv7(now = Date.now()): string {
-  const b = randomBytes(16);
+/**
+ * RFC 9562 UUIDv7: time-ordered, so new rows land at the right edge of the primary-key index.
+ * Given `entropy` (16 bytes; the first 6 are overwritten by the time), the same inputs make the
+ * same id: how a retried create finds the row its first try made (src/http/idempotency.ts).
+ */
+export function uuidv7(now = Date.now(), entropy: Buffer = randomBytes(16)): string {
+  const b = Buffer.from(entropy.subarray(0, 16));
+  if (b.length < 16) throw new Error('uuidv7: 16 bytes of entropy needed');
   b.writeUIntBE(now, 0, 6);
   b[6] = (b[6]! & 0x0f) | 0x70;
   b[8] = (b[8]! & 0x3f) | 0x80;

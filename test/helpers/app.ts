@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { Database } from '../../src/infra/db/database.js';
+import type { IdempotencyStore } from '../../src/infra/idempotency/types.js';
 import { openInfrastructure } from '../../src/infrastructure.js';
 import type { KeyRing } from '../../src/modules/auth/keys.js';
 import { REDIS_URL } from '../setup/services.js';
@@ -20,6 +21,8 @@ export interface TestApp {
   testDb: TestDatabase | undefined;
   redis: Redis | undefined;
   keys: KeyRing;
+  /** The app's Idempotency-Key store (Redis or memory), for tests that claim a key themselves. */
+  idempotency: IdempotencyStore;
   close(): Promise<void>;
 }
 
@@ -61,6 +64,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     testDb,
     redis: infra.redis,
     keys: infra.keys,
+    idempotency: infra.idempotency,
     async close() {
       await app.close();
       if (infra.redis && !shared) await deleteKeys(infra.redis, prefix);
@@ -90,20 +94,23 @@ let seq = 0;
 export const uniqueEmail = (tag = 'user') => `${tag}-${process.pid}-${Date.now()}-${seq++}@example.test`;
 
 /** Registers a fresh user and returns the session body. */
-export async function register(app: FastifyInstance, email = uniqueEmail(), password = 'correct horse battery'): Promise<SessionBody> {
+/** What the helpers below call: app.inject, or the same over HTTP (test/helpers/http-inject.ts). */
+export type Injector = Pick<FastifyInstance, 'inject'>;
+
+export async function register(app: Injector, email = uniqueEmail(), password = 'correct horse battery'): Promise<SessionBody> {
   const res = await app.inject({ method: 'POST', url: '/v1/auth/register', payload: { email, password } });
   if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`);
   return res.json<SessionBody>();
 }
 
 /** app.inject with the user's Bearer token. */
-export function as(app: FastifyInstance, token: string) {
+export function as(app: Injector, token: string) {
   return (opts: InjectOptions): Promise<LightMyRequestResponse> =>
     app.inject({ ...opts, headers: { authorization: `Bearer ${token}`, ...opts.headers } });
 }
 
 /** Registers a user, promotes them to admin in the database, and logs in again for an admin token. */
-export async function registerAdmin(t: TestApp): Promise<SessionBody> {
+export async function registerAdmin(t: { app: Injector; database: Database }): Promise<SessionBody> {
   const email = uniqueEmail('admin');
   const password = 'admin password 1';
   const s = await register(t.app, email, password);

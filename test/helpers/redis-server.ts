@@ -1,6 +1,7 @@
 // A redis-server of the test's own, on a free loopback port, for tests that stop Redis. The
-// machine's shared Redis is never touched.
-import { spawn, type ChildProcess } from 'node:child_process';
+// machine's shared Redis is never touched. Started like the local cluster's (src/operations/cluster/redis.ts).
+import { redisCommand, redisUrl, startRedis } from '../../src/operations/cluster/redis.js';
+import { stopPid } from '../../src/operations/cluster/processes.js';
 import { freePort } from './process.js';
 
 export interface OwnRedis {
@@ -14,26 +15,17 @@ export interface OwnRedis {
 /** `extraArgs` e.g. ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir] to survive restarts. */
 export async function ownRedis(extraArgs: string[] = ['--appendonly', 'no']): Promise<OwnRedis> {
   const port = await freePort();
-  let proc: ChildProcess | undefined;
-  const ping = () =>
-    new Promise<boolean>((resolve) => spawn('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'ping'], { stdio: 'ignore' }).on('exit', (c) => resolve(c === 0)));
+  let pid: number | undefined;
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: redisUrl(port),
     async start() {
-      proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...extraArgs], { stdio: 'ignore' });
-      for (let i = 0; i < 100; i++) {
-        if (await ping()) return;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      throw new Error('redis-server did not start');
+      pid = await startRedis(redisCommand({ port, args: extraArgs, path: process.env.PATH ?? '' }), port, '/dev/null');
     },
     async kill() {
-      const p = proc;
-      if (!p || p.exitCode !== null || p.signalCode !== null) return;
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGKILL');
-      await exited;
+      if (pid === undefined) return;
+      await stopPid(pid, 'SIGKILL');
+      pid = undefined;
     },
   };
 }

@@ -1,8 +1,11 @@
-// The whole API, end to end, as one user story. Run on PostgreSQL + Redis and on the embedded stack.
+// The whole API, end to end, as one user story. Run on PostgreSQL + Redis, on the embedded stack,
+// and over HTTP through NGINX in front of a cluster (test/system/cluster.test.ts).
 import { expect } from 'vitest';
-import { as, register, registerAdmin, uniqueEmail, type SessionBody, type TestApp } from './app.js';
+import type { Database } from '../../src/infra/db/database.js';
+import { as, register, registerAdmin, uniqueEmail, type Injector, type SessionBody } from './app.js';
 
-export async function runScenario(t: TestApp): Promise<void> {
+/** An app to walk through (app.inject, or HTTP through NGINX) and its database. */
+export async function runScenario(t: { app: Injector; database: Database }): Promise<void> {
   const { app } = t;
   const email = uniqueEmail('scenario');
   const s1 = await register(app, `  ${email.toUpperCase()} `, 'first password');

@@ -272,7 +272,7 @@ describe('CORS', () => {
         const res = await as(c.app, bob.accessToken)({ method: 'GET', url: '/v1/users/me', headers: { origin } });
         expect(res.statusCode).toBe(200);
         expect(res.headers['access-control-allow-origin']).toBe(origin);
-        expect(res.headers['access-control-expose-headers']).toBe('ETag, Location, RateLimit, RateLimit-Policy, Retry-After, X-Request-Id');
+        expect(res.headers['access-control-expose-headers']).toBe('ETag, Idempotent-Replayed, Location, RateLimit, RateLimit-Policy, Retry-After, X-Request-Id');
         expect(res.headers['access-control-allow-credentials']).toBeUndefined();
         expect(vary(res)).toContain('origin');
       }
@@ -316,7 +316,7 @@ describe('CORS', () => {
       expect(res.body).toBe('');
       expect(res.headers['access-control-allow-origin']).toBe(ORIGIN);
       expect(res.headers['access-control-allow-methods']).toBe('DELETE, GET, HEAD, PATCH');
-      expect(res.headers['access-control-allow-headers']).toBe('Authorization, Content-Type, If-Match, If-None-Match, X-Request-Id');
+      expect(res.headers['access-control-allow-headers']).toBe('Authorization, Content-Type, Idempotency-Key, If-Match, If-None-Match, X-Request-Id');
       expect(res.headers['access-control-max-age']).toBe('600');
       expect(res.headers['access-control-allow-credentials']).toBeUndefined();
       expect(res.headers.allow).toBe('DELETE, GET, HEAD, OPTIONS, PATCH');

@@ -2,10 +2,11 @@
 // are installed but nothing answers on the default addresses: each on a free loopback port, with
 // its data in a temporary directory, stopped by its pid when the run ends.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, readdirSync } from 'node:fs';
+import { chownSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { postgresBin, serverUser } from '../../src/operations/cluster/postgres.js';
 import { freePort } from '../helpers/process.js';
 import { ownRabbit, rabbitmqAvailable } from '../helpers/rabbitmq-server.js';
 import { ownRedis } from '../helpers/redis-server.js';
@@ -13,26 +14,6 @@ import { ownRedis } from '../helpers/redis-server.js';
 export interface PrivateServer {
   url: string;
   stop(): Promise<void>;
-}
-
-/** The newest installed PostgreSQL server's bin directory (Debian: /usr/lib/postgresql/N/bin). */
-function postgresBin(): string | undefined {
-  const base = '/usr/lib/postgresql';
-  if (!existsSync(base)) return undefined;
-  const versions = readdirSync(base)
-    .filter((v) => existsSync(path.join(base, v, 'bin', 'postgres')))
-    .sort((a, b) => Number(b) - Number(a));
-  return versions[0] === undefined ? undefined : path.join(base, versions[0], 'bin');
-}
-
-/** initdb and postgres refuse to run as root: as root, run them as the package's postgres user. */
-function serverUser(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const id = (flag: string) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  const uid = id('-u');
-  const gid = id('-g');
-  if (!Number.isInteger(uid) || uid <= 0) throw new Error('running as root and no postgres user exists to run a private PostgreSQL as');
-  return { uid, gid };
 }
 
 export const canStartPostgres = (): boolean => postgresBin() !== undefined;

@@ -33,6 +33,10 @@ const KNOWN_METRICS = new Set([
   ...HISTOGRAMS.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`]),
   ...SERVICE_METRICS,
   ...EVENT_METRICS,
+  // the read/write router's, with DATABASE_READ_URLS (src/observability/metrics.ts readRouting)
+  'db_replica_up',
+  'db_replica_lag_seconds',
+  'db_reads_routed_total',
   // prom-client 15 default metrics
   'process_cpu_user_seconds_total',
   'process_cpu_system_seconds_total',

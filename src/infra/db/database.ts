@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { ParameterOrJSON, TransactionSql } from 'postgres';
 import { observeClient, type QueryObserver } from './observe.js';
+import { guardDriverRejections, type DriverWarn } from './driver-guard.js';
+import { PoolGate } from './pool-gate.js';
 
 /** Drizzle over either driver. Tables are defined by the code that owns them (modules, events). */
 export type Db = PgDatabase<PgQueryResultHKT>;
@@ -27,6 +29,13 @@ export interface Database {
   raw: RawSql;
   /** Statements sent so far by this process (the PostgreSQL driver counts; PGlite reports 0). */
   queryCount(): number;
+  /**
+   * Runs a read of the user's data on a server that has the user's writes: a streaming replica
+   * when one is configured and has replayed them (src/infra/db/router.ts), else this database.
+   */
+  read<T>(userId: string, fn: (db: Db) => Promise<T>): Promise<T>;
+  /** Told after a write of the user's data committed (read-your-writes); nothing without replicas. */
+  wrote(userId: string): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -35,6 +44,14 @@ export interface DatabaseOptions {
   url: string | undefined;
   poolMax: number;
   prepare: boolean;
+  /** Seconds to wait for a connection to open (DATABASE_URL connect_timeout); 10 when not given. */
+  connectTimeoutSeconds?: number;
+  /** Milliseconds a statement may wait for a free connection (pool_timeout); no limit when 0 or absent. */
+  poolTimeoutMs?: number;
+  /** application_name, as pg_stat_activity shows it. */
+  applicationName?: string;
+  /** Where the driver's swallowed connection errors are reported (src/infra/db/driver-guard.ts). */
+  warn?: DriverWarn;
   /** Directory for the embedded database; ':memory:' keeps it in memory. */
   dataDir: string;
   /** Told about every statement (PostgreSQL only): the entry point passes metrics and trace spans. */
@@ -48,6 +65,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
 async function openPostgres(url: string, opts: DatabaseOptions): Promise<Database> {
   const { default: postgres } = await import('postgres');
   const { drizzle } = await import('drizzle-orm/postgres-js');
+  guardDriverRejections(opts.warn ?? ((obj, msg) => console.error(msg, obj)));
   let queries = 0;
   const counter: QueryObserver = () => {
     queries++;
@@ -55,12 +73,22 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   };
   const pool = postgres(url, {
     max: opts.poolMax,
+    // false: every statement is sent unnamed (Parse/Bind with an empty name), which PgBouncer in
+    // transaction mode can carry; true: named prepared statements, once per connection.
     prepare: opts.prepare,
+    connect_timeout: opts.connectTimeoutSeconds ?? 10,
+    // postgres.js waits before each new connection attempt after failures, up to 20 s with its own
+    // backoff: a request arriving during an outage would wait that long before it could fail. The
+    // wait is capped at 1 s, so requests fail fast while the database (or PgBouncer) is away and
+    // the pool reconnects within a second of it coming back. Attempts are made on demand only.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2),
     onnotice: () => undefined,
-    connection: { application_name: 'task-api' },
+    connection: { application_name: opts.applicationName ?? 'task-api' },
   });
-  const client = observeClient(pool, [counter, ...(opts.observers ?? [])], opts.prepare);
+  const gate = opts.poolTimeoutMs ? new PoolGate(opts.poolMax, opts.poolTimeoutMs) : undefined;
+  const client = observeClient(pool, [counter, ...(opts.observers ?? [])], opts.prepare, gate);
   type Client = typeof client;
+  const db = drizzle(client) as unknown as Db;
   const rawOf = (c: Client | TransactionSql): RawSql => ({
     query: async <T>(text: string, params: unknown[] = []) =>
       (await c.unsafe(text, params as ParameterOrJSON<never>[])) as unknown as T[],
@@ -70,9 +98,11 @@ async function openPostgres(url: string, opts: DatabaseOptions): Promise<Databas
   });
   return {
     kind: 'postgres',
-    db: drizzle(client) as unknown as Db,
+    db,
     raw: rawOf(client),
     queryCount: () => queries,
+    read: (_userId, fn) => fn(db),
+    wrote: () => Promise.resolve(),
     rawTransaction: async <T>(fn: (raw: RawSql) => Promise<T>) =>
       (await client.begin((tx) => fn(rawOf(tx)))) as T,
     ping: async () => {
@@ -126,11 +156,14 @@ async function openPglite(dataDir: string): Promise<Database> {
       await c.exec(text);
     },
   });
+  const db = drizzle(pg) as unknown as Db;
   return {
     kind: 'pglite',
-    db: drizzle(pg) as unknown as Db,
+    db,
     raw: rawOf(pg),
     queryCount: () => 0,
+    read: (_userId, fn) => fn(db),
+    wrote: () => Promise.resolve(),
     rawTransaction: async <T>(fn: (raw: RawSql) => Promise<T>) => pg.transaction((tx) => fn(rawOf(tx))),
     ping: async () => {
       await pg.query('select 1');

@@ -1,6 +1,7 @@
 // Query observation for postgres.js, in one place: telemetry (spans, durations, counts) plugs in
 // here as observers instead of wrapping every repository.
 import type { Sql, TransactionSql } from 'postgres';
+import type { PoolGate } from './pool-gate.js';
 
 /** Called as a statement starts executing; returns what to call when it settles. */
 export type QueryObserver = (text: string) => (error: unknown) => void;
@@ -33,6 +34,32 @@ function observed<Q>(query: Q, text: string, observers: readonly QueryObserver[]
   return query;
 }
 
+/**
+ * Holds the query back until the gate admits it (a free connection within the pool timeout),
+ * then lets it run; the connection is given back to the gate when the query settles. A query
+ * that waited too long is rejected with the gate's PoolTimeoutError and never sent.
+ */
+function gated<Q>(query: Q, gate: PoolGate): Q {
+  const q = query as unknown as Executable & Promise<unknown> & { reject(err: Error): void };
+  const original = q.handle.bind(q);
+  let state: 'new' | 'waiting' | 'admitted' = 'new';
+  q.handle = (...args: unknown[]) => {
+    if (state === 'admitted') return original(...args);
+    if (state === 'waiting') return undefined;
+    state = 'waiting';
+    gate.acquire().then(
+      (release) => {
+        state = 'admitted';
+        void Promise.prototype.then.call(q, release, release);
+        return original(...args);
+      },
+      (err: Error) => q.reject(err),
+    );
+    return undefined;
+  };
+  return query;
+}
+
 type AnySql = Sql | TransactionSql;
 
 /**
@@ -41,22 +68,30 @@ type AnySql = Sql | TransactionSql;
  * `prepare: false` for every statement it has not been given a name for, which would turn off
  * server-side prepared statements whatever DATABASE_PREPARE says.
  */
-export function observeClient<S extends AnySql>(client: S, observers: readonly QueryObserver[], prepare?: boolean): S {
-  if (observers.length === 0 && prepare === undefined) return client;
+export function observeClient<S extends AnySql>(client: S, observers: readonly QueryObserver[], prepare?: boolean, gate?: PoolGate): S {
+  if (observers.length === 0 && prepare === undefined && gate === undefined) return client;
   return new Proxy(client, {
     get(target, prop, receiver) {
       if (prop === 'unsafe') {
         return (text: string, params?: unknown[], options?: Record<string, unknown>) => {
           const opts = prepare === undefined ? options : { ...options, prepare };
           const query = (target.unsafe as (...a: unknown[]) => unknown)(text, params, opts);
-          return observers.length === 0 ? query : observed(query, text, observers);
+          const seen = observers.length === 0 ? query : observed(query, text, observers);
+          return gate ? gated(seen, gate) : seen;
         };
       }
       if (prop === 'begin') {
         return (...args: unknown[]) => {
           const fn = args[args.length - 1] as (tx: TransactionSql) => unknown;
+          // A transaction holds its connection throughout: it passes the gate once, as a whole.
           const wrapped = (tx: TransactionSql) => fn(observeClient(tx, observers, prepare));
-          return ((target as Sql).begin as (...a: unknown[]) => unknown)(...args.slice(0, -1), wrapped);
+          const begin = () => ((target as Sql).begin as (...a: unknown[]) => Promise<unknown>)(...args.slice(0, -1), wrapped);
+          if (!gate) return begin();
+          return gate.acquire().then((release) => {
+            const done = begin();
+            done.then(release, release);
+            return done;
+          });
         };
       }
       return Reflect.get(target, prop, receiver) as unknown;

@@ -12,7 +12,7 @@ export const tasksModule = defineModule<'tasks', 'database' | 'config' | 'dataCh
       eventsWritten();
       return dataChanged(userId);
     };
-    const tasks = new TasksService(new TasksRepository(database.db), changed, (ids) => apis.users.ownersOf(ids), config.limits.tasksPerUser);
+    const tasks = new TasksService(new TasksRepository(database.db, database), changed, (ids) => apis.users.ownersOf(ids), config.limits.tasksPerUser);
     return { api: {}, routes: (app) => tasksRoutes(app, { tasks }) };
   },
 });

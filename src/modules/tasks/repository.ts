@@ -1,7 +1,7 @@
 // The only code that reads or writes the tasks table. Every query names the owner's user_id,
 // so it stays inside one hash partition and one index range.
 import { and, arrayContains, asc, desc, eq, inArray, isNotNull, sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../../infra/db/database.js';
+import type { Database, Db } from '../../infra/db/database.js';
 import { appendEvent, eventValues, prepareAppendWith } from '../../events/outbox.js';
 import { isNotNullViolation } from '../../shared/db-errors.js';
 import { taskEvent } from './events.js';
@@ -46,6 +46,21 @@ const INT4_MAX = 2_147_483_647;
 /** A list query without filters: the shape most requests have, built once per sort and direction. */
 type PlainListShape = `${TaskSort}:${'asc' | 'desc'}:${'first' | 'after'}`;
 
+type Prepared = { execute(values: Record<string, unknown>): Promise<Task[]> };
+
+/**
+ * Where a read goes: 'routed' lets the read/write router pick a replica that has the user's
+ * writes (src/infra/db/router.ts); 'primary' is for the reads of a write path (a precondition).
+ */
+export type ReadFrom = 'routed' | 'primary';
+
+const buildGet = (db: Db): Prepared =>
+  db
+    .select(taskColumns)
+    .from(tasks)
+    .where(and(eq(tasks.userId, placeholder('userId')), eq(tasks.id, placeholder('id'))))
+    .prepare('tasks_get');
+
 export class TasksRepository {
   // Building a query with Drizzle costs about 50 µs of CPU, as much as PostgreSQL spends running
   // it; the hottest reads are built once, with placeholders, and only their values change.
@@ -53,14 +68,19 @@ export class TasksRepository {
   // (src/infra/db/observe.ts).
   private readonly getQuery;
   private readonly createQuery;
-  private readonly plainLists = new Map<PlainListShape, { execute(values: Record<string, unknown>): Promise<Task[]> }>();
+  /** The hot reads, per server they run on (the primary's, each replica's): see plainList. */
+  private readonly replicaGets = new Map<Db, Prepared>();
+  private readonly plainLists = new Map<Db, Map<PlainListShape, Prepared>>();
 
-  constructor(private readonly db: Db) {
-    this.getQuery = db
-      .select(taskColumns)
-      .from(tasks)
-      .where(and(eq(tasks.userId, placeholder('userId')), eq(tasks.id, placeholder('id'))))
-      .prepare('tasks_get');
+  /**
+   * Writes and transactions go to `db` (the primary); a user's reads through `reads` (the
+   * read/write router, which may pick a replica that has the user's writes), or `db` without it.
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly reads?: Pick<Database, 'read'>,
+  ) {
+    this.getQuery = buildGet(db);
     // The create (see insert): the user's count, the row and its event in one statement.
     const counted = db.$with('counted').as(
       db
@@ -77,7 +97,7 @@ export class TasksRepository {
       db
         .insert(tasks)
         .values({
-          userId: sql`(select user_id from counted)`,
+          userId: placeholder('userId'),
           id: placeholder('id'),
           title: placeholder('title'),
           description: nullablePlaceholder('description'),
@@ -92,7 +112,10 @@ export class TasksRepository {
         })
         .returning({ id: tasks.id }),
     );
-    this.createQuery = prepareAppendWith(db, [counted, inserted], 'tasks_create');
+    // The event's user_id is read from `counted`: NULL, and so a NOT NULL violation that undoes the
+    // whole statement, when the cap held the count back. The task's insert comes first so that
+    // the statement is named after it ("insert tasks", src/infra/db/observe.ts).
+    this.createQuery = prepareAppendWith(db, [inserted, counted], 'tasks_create', { userId: sql`(select user_id from counted)` });
   }
 
   /**
@@ -101,7 +124,7 @@ export class TasksRepository {
    * Every column of the new row is known here (the defaults are version 1 and no completion
    * unless done), so the event is built before the write and the row needs no reading back.
    *
-   * The cap is the upsert's condition: at the cap, `counted` returns no row, the task's user_id
+   * The cap is the upsert's condition: at the cap, `counted` returns no row, the event's user_id
    * (read from it) is NULL, and the NOT NULL constraint fails the whole statement (no row, no
    * event, no count). The count row's lock orders one user's concurrent creates, so the cap is
    * exact; other users' creates never wait on it.
@@ -131,8 +154,19 @@ export class TasksRepository {
     return task;
   }
 
-  async get(userId: string, id: string): Promise<Task | undefined> {
-    const [row] = await this.getQuery.execute({ userId, id });
+  private reading<T>(userId: string, from: ReadFrom, fn: (db: Db) => Promise<T>): Promise<T> {
+    return from === 'primary' || !this.reads ? fn(this.db) : this.reads.read(userId, fn);
+  }
+
+  private getOn(db: Db): Prepared {
+    if (db === this.db) return this.getQuery;
+    let query = this.replicaGets.get(db);
+    if (!query) this.replicaGets.set(db, (query = buildGet(db)));
+    return query;
+  }
+
+  async get(userId: string, id: string, from: ReadFrom = 'routed'): Promise<Task | undefined> {
+    const [row] = await this.reading(userId, from, (db) => this.getOn(db).execute({ userId, id }));
     return row;
   }
 
@@ -190,32 +224,36 @@ export class TasksRepository {
     if (filters.length === 0) {
       const values: Record<string, unknown> = { userId, limit };
       after?.values.forEach((v, i) => (values[`k${i}`] = v));
-      return this.plainList(sort, descending, after !== undefined).execute(values);
+      return this.reading(userId, 'routed', (db) => this.plainList(db, sort, descending, after !== undefined).execute(values));
     }
     const where: (SQL | undefined)[] = [eq(tasks.userId, userId), ...filters];
     if (after) where.push(keysetCondition(keys, after.values, descending));
-    return this.db
-      .select(taskColumns)
-      .from(tasks)
-      .where(and(...where))
-      .orderBy(...keys.map((k) => (descending ? desc(k.expr) : asc(k.expr))))
-      .limit(limit);
+    return this.reading(userId, 'routed', (db) =>
+      db
+        .select(taskColumns)
+        .from(tasks)
+        .where(and(...where))
+        .orderBy(...keys.map((k) => (descending ? desc(k.expr) : asc(k.expr))))
+        .limit(limit),
+    );
   }
 
-  private plainList(sort: TaskSort, descending: boolean, after: boolean) {
+  private plainList(db: Db, sort: TaskSort, descending: boolean, after: boolean): Prepared {
     const shape: PlainListShape = `${sort}:${descending ? 'desc' : 'asc'}:${after ? 'after' : 'first'}`;
-    let query = this.plainLists.get(shape);
+    let lists = this.plainLists.get(db);
+    if (!lists) this.plainLists.set(db, (lists = new Map<PlainListShape, Prepared>()));
+    let query = lists.get(shape);
     if (!query) {
       const keys = SORT_KEYS[sort];
       const cursor = after ? keysetCondition(keys, keys.map((_, i) => placeholder(`k${i}`)), descending) : undefined;
-      query = this.db
+      query = db
         .select(taskColumns)
         .from(tasks)
         .where(and(eq(tasks.userId, placeholder('userId')), cursor))
         .orderBy(...keys.map((k) => (descending ? desc(k.expr) : asc(k.expr))))
         .limit(placeholder('limit'))
         .prepare(`tasks_list_${shape}`);
-      this.plainLists.set(shape, query);
+      lists.set(shape, query);
     }
     return query;
   }

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { actorOf } from '../../http/auth.js';
 import { etagOf, parseIfMatch } from '../../http/conditional.js';
+import { resourceIdOf } from '../../http/idempotency.js';
 import { problems } from '../../http/responses.js';
 import { AdminListTasksQuery, AdminTaskPage, CreateTaskBody, ListTasksQuery, Task, TaskIdParams, TaskPage, UpdateTaskBody } from './schemas.js';
 import type { TasksService } from './service.js';
@@ -18,7 +19,7 @@ export function tasksRoutes(fastify: FastifyInstance, opts: { tasks: TasksServic
     '/v1/tasks',
     { schema: { tags, summary: 'Create a task', body: CreateTaskBody, response: { 201: Task, ...problems(400, 401, 409, 413, 415) } } },
     async (request, reply) => {
-      const task = await tasks.create(actorOf(request), request.body);
+      const task = await tasks.create(actorOf(request), request.body, resourceIdOf(request));
       return reply.code(201).header('location', `/v1/tasks/${task.id}`).header('etag', etagOf(task.version)).send(task);
     },
   );

@@ -3,7 +3,7 @@
 import type { Actor } from '../../shared/actor.js';
 import { decodeCursor, encodeCursor, pageOf, type Page } from '../../shared/cursor.js';
 import { parseDateTime } from '../../shared/date-time.js';
-import { isForeignKeyViolation } from '../../shared/db-errors.js';
+import { isForeignKeyViolation, isUniqueViolation } from '../../shared/db-errors.js';
 import { accountGone, AppError, badRequest, forbidden, notFound, preconditionFailed } from '../../shared/errors.js';
 import { uuidv7 } from '../../shared/ids.js';
 import type { Precondition } from '../../shared/precondition.js';
@@ -40,12 +40,17 @@ export class TasksService {
     private readonly maxPerUser = Number.POSITIVE_INFINITY,
   ) {}
 
-  async create(actor: Actor, input: CreateTaskInput): Promise<Task> {
+  /**
+   * `id`, when given, names the task (an idempotent retry's: src/http/idempotency.ts). A task of
+   * the user with that id already there is the one an earlier run of the same request made, and
+   * is answered as created: the retry does not make a second one.
+   */
+  async create(actor: Actor, input: CreateTaskInput, id: string = uuidv7()): Promise<Task> {
     try {
       const task = await this.repo.insert(
         actor.userId,
         {
-          id: uuidv7(),
+          id,
           title: input.title,
           description: input.description ?? null,
           status: input.status ?? DEFAULT_TASK_STATUS,
@@ -60,6 +65,10 @@ export class TasksService {
       return task;
     } catch (err) {
       if (isForeignKeyViolation(err)) throw accountGone();
+      if (isUniqueViolation(err)) {
+        const made = await this.repo.get(actor.userId, id, 'primary');
+        if (made) return made;
+      }
       throw err;
     }
   }
@@ -150,7 +159,8 @@ export class TasksService {
   /** If-Match: '*' needs the task to exist; a list of versions needs the current one among them. */
   private async expectedVersion(actor: Actor, id: string, ifMatch: Precondition): Promise<number | undefined> {
     if (ifMatch === undefined) return undefined;
-    const current = await this.get(actor, id);
+    // On the primary: a write's precondition is checked against the latest version.
+    const current = (await this.repo.get(actor.userId, id, 'primary')) ?? (await this.missing(actor));
     if (ifMatch === '*' || ifMatch.includes(current.version)) return current.version;
     throw preconditionFailed();
   }

@@ -137,6 +137,18 @@ function queryOf(op: Operation): fc.Arbitrary<[string, ParamValue][]> {
   return fc.tuple(fc.tuple(...each), unknown).map(([lists, extra]) => [...lists.flat(), ...extra]);
 }
 
+/**
+ * Stands for a fresh Idempotency-Key, drawn when the request is rendered: a key the fuzzer reused
+ * would be answered from the first request (a replay, or 422 for another body), which the
+ * round-trip model would take for a new acknowledgement. Replays have their own tests
+ * (test/integration/idempotency.test.ts); here a key must only never cause a 5xx.
+ */
+export const FRESH_IDEMPOTENCY_KEY = '<fresh>';
+const idempotencyKey = fc.oneof(
+  { weight: 4, arbitrary: fc.constant(FRESH_IDEMPOTENCY_KEY) },
+  { weight: 1, arbitrary: fc.constantFrom('', ' ', 'x'.repeat(256), 'cl\u00e9', 'two words', '"a", "b"', '\u007f') },
+);
+
 function headersOf(op: Operation): fc.Arbitrary<Record<string, string>> {
   const ifMatch = fc.constantFrom('*', '"1"', '"2"', 'W/"1"', '"1", "2"', '"0"', '"-1"', '"999999999"', '"9999999999"', '""', 'garbage', '"1', ' "1" ', '*, "1"', '"1",,', 'x'.repeat(1025));
   const entries: fc.Arbitrary<[string, string] | undefined>[] = [
@@ -146,6 +158,7 @@ function headersOf(op: Operation): fc.Arbitrary<Record<string, string>> {
     fc.option(fc.tuple(fc.constant('accept-encoding'), fc.constantFrom('gzip', 'br', 'identity;q=0', '*')), { freq: 8 }),
   ].map((a) => a.map((v) => v ?? undefined));
   if (op.parameters.some((p) => p.in === 'header' && p.name === 'if-match')) entries.push(fc.option(fc.tuple(fc.constant('if-match'), ifMatch), { freq: 2 }).map((v) => v ?? undefined));
+  if (op.parameters.some((p) => p.in === 'header' && p.name === 'idempotency-key')) entries.push(fc.option(fc.tuple(fc.constant('idempotency-key'), idempotencyKey), { freq: 2 }).map((v) => v ?? undefined));
   return fc.tuple(...entries).map((list) => Object.fromEntries(list.filter((e): e is [string, string] => e !== undefined)));
 }
 

@@ -3,12 +3,13 @@
 // write acknowledged is what every later read returns, field by field, twice (the second read
 // comes from the response cache). The runner keeps the pools the plans pick ids from and the
 // acknowledged state (the model) that reads are compared with.
+import { randomUUID } from 'node:crypto';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { register, registerAdmin, type SessionBody, type TestApp, uniqueEmail } from '../app.js';
 import type { TaskBody, UserBody } from '../bodies.js';
 import type { Operation } from './openapi.js';
 import { responseProblem } from './openapi.js';
-import type { Body, CursorRef, IdRef, ParamValue, Plan } from './requests.js';
+import { FRESH_IDEMPOTENCY_KEY, type Body, type CursorRef, type IdRef, type ParamValue, type Plan } from './requests.js';
 import { comparator, createDiffs, fieldDiffs, keeps, patchDiffs, type Json, type ListFilter } from './tasks-model.js';
 import { CANONICAL_UUID, instantOf, spell } from './values.js';
 
@@ -243,6 +244,7 @@ export class FuzzRunner {
     const qs = query.map(([k, v]) => `${pct(k)}=${/^(%[0-9A-Fa-f]{2})+$/.test(v) ? v : pct(v)}`).join('&');
     if (qs) url += `?${qs}`;
     const headers: Record<string, string> = { ...plan.headers };
+    if (headers['idempotency-key'] === FRESH_IDEMPOTENCY_KEY) headers['idempotency-key'] = randomUUID();
     const authorization = this.authorization(plan, actor);
     if (authorization !== undefined) headers.authorization = authorization;
     const { payload, input } = bodyText(plan.body);

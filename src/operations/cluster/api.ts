@@ -1,0 +1,70 @@
+// The API instances of the local topology: `node dist/cli.js serve` with the production node
+// flags, each on its own loopback port and metrics port, all on the same PgBouncer, replicas,
+// Redis, RabbitMQ and signing key, behind NGINX.
+import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../node-flags.js';
+import { httpOk, LOOPBACK, type CommandLine } from './processes.js';
+
+/** The built CLI (dist/cli.js) and the project root (where migrations/ is). */
+export const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** What every instance shares: where the services are, and who may set X-Forwarded-For. */
+export interface Topology {
+  /** Through PgBouncer (transaction pooling: no prepared statements). */
+  databaseUrl: string;
+  /** The streaming replicas, for DATABASE_READ_URLS. */
+  readUrls: string[];
+  redisUrl: string;
+  amqpUrl: string;
+  /** NGINX's address as the instances see it: the only proxy whose X-Forwarded-For counts. */
+  trustProxy: string;
+  jwtPrivateKey: string;
+}
+
+export interface Instance {
+  name: string;
+  port: number;
+  metricsPort: number;
+  /** DATA_DIR: unused with PostgreSQL and a given key, but never the shared ./data. */
+  dataDir: string;
+}
+
+/** Defaults for a local production-like instance, which the runner's own environment may change. */
+const DEFAULTS: Record<string, string> = {
+  NODE_ENV: 'production',
+  LOG_LEVEL: 'info',
+  // Long enough for a request NGINX has just sent to arrive; short enough for a quick roll.
+  SHUTDOWN_DRAIN_MS: '2000',
+};
+
+/**
+ * `serve` for one instance. The environment is the defaults, then what the runner was given
+ * (the variables serve reads), then what the topology decides, which nothing overrides.
+ */
+export function apiCommand(i: Instance, t: Topology, inherited: Record<string, string>): CommandLine {
+  const env: Record<string, string> = {
+    ...DEFAULTS,
+    ...inherited,
+    HOST: LOOPBACK,
+    PORT: String(i.port),
+    METRICS_HOST: LOOPBACK,
+    METRICS_PORT: String(i.metricsPort),
+    DATA_DIR: i.dataDir,
+    DATABASE_URL: t.databaseUrl,
+    DATABASE_PREPARE: 'false',
+    MIGRATE_ON_START: 'false',
+    REDIS_URL: t.redisUrl,
+    AMQP_URL: t.amqpUrl,
+    TRUST_PROXY: t.trustProxy,
+    JWT_PRIVATE_KEY: inherited.JWT_PRIVATE_KEY ?? t.jwtPrivateKey,
+  };
+  if (t.readUrls.length > 0) env.DATABASE_READ_URLS = t.readUrls.join(',');
+  else delete env.DATABASE_READ_URLS;
+  return { command: process.execPath, args: [...NODE_FLAGS, CLI, 'serve'], env, cwd: ROOT };
+}
+
+export const apiUrl = (port: number) => `http://${LOOPBACK}:${port}`;
+
+/** GET /health on the instance's own port answers 200: database reachable, not draining. */
+export const apiHealthy = (port: number) => httpOk(`${apiUrl(port)}/health`);

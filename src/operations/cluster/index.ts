@@ -1,0 +1,133 @@
+// `task-api cluster <command>`: the production topology on one machine (see README, Scaling out).
+// Progress goes to stderr; what a command answers (status JSON, a rendered configuration) to stdout.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ClusterConfig } from '../../cluster-config.js';
+import { controlOne, roll } from './control.js';
+import { NGINX_TEMPLATE, renderSite } from './nginx.js';
+import { startCluster } from './start.js';
+import { clusterStatus } from './status.js';
+import { readState, StateWriter } from './state.js';
+import { stopAll } from './stop.js';
+
+export const CLUSTER_USAGE = `usage: task-api cluster <command>
+  start [--instances N] [--replicas R] [--base-port P] [--dir D]
+                            PostgreSQL primary + R replicas (1), PgBouncer, Redis, RabbitMQ,
+                            N API instances (3), NGINX and Prometheus on loopback ports
+  status [--dir D]          one JSON object: every URL, pid and whether it runs
+  stop [--dir D]            stop everything start started
+  restart|kill|start-one <name> [--dir D]
+                            one recorded process (api-2, replica-1, pgbouncer, nginx, ...)
+  roll [--dir D]            restart the API instances one after another
+  nginx-config --upstream HOST:PORT ... [--listen 80] [--server-name NAME] [--access-log PATH]
+                            print deploy/nginx/task-api.conf.template rendered for production
+D defaults to ./.cluster; EDGE_RATE_LIMIT and EDGE_RATE_BURST set NGINX's per-client limit.`;
+
+export class UsageError extends Error {}
+
+interface Parsed {
+  positional: string[];
+  flags: Map<string, string[]>;
+}
+
+const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log']);
+
+function parse(args: string[]): Parsed {
+  const out: Parsed = { positional: [], flags: new Map() };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!m) {
+      out.positional.push(arg);
+      continue;
+    }
+    const name = m[1]!;
+    if (!KNOWN_FLAGS.has(name)) throw new UsageError(`unknown option --${name}`);
+    const value = m[2] ?? args[++i];
+    if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    out.flags.set(name, [...(out.flags.get(name) ?? []), value]);
+  }
+  return out;
+}
+
+function intFlag(p: Parsed, name: string, min: number, max: number, dflt: number | undefined): number | undefined {
+  const raw = p.flags.get(name)?.at(-1);
+  if (raw === undefined) return dflt;
+  if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}`);
+  return Number(raw);
+}
+
+const dirOf = (p: Parsed) => path.resolve(p.flags.get('dir')?.at(-1) ?? '.cluster');
+const say = (line: string) => console.error(`cluster: ${line}`);
+const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+
+/** Runs the command; returns the exit code (2 for a usage error). */
+export async function clusterCommand(args: string[], config: ClusterConfig): Promise<number> {
+  const [command, ...rest] = args;
+  let p: Parsed;
+  try {
+    p = parse(rest);
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${CLUSTER_USAGE}`);
+    return 2;
+  }
+  try {
+    return await run(command, p, config);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`${err.message}\n${CLUSTER_USAGE}`);
+      return 2;
+    }
+    // What went wrong, and which log to read: the stack of the runner would say nothing more.
+    say(err instanceof Error ? err.message : String(err));
+    return 1;
+  }
+}
+
+async function run(given: string | undefined, p: Parsed, config: ClusterConfig): Promise<number> {
+  const command = given ?? '';
+  switch (command) {
+    case 'start': {
+      const options = {
+        dir: dirOf(p),
+        instances: intFlag(p, 'instances', 1, 32, 3)!,
+        replicas: intFlag(p, 'replicas', 0, 8, 1)!,
+        basePort: intFlag(p, 'base-port', 1, 65535, undefined),
+      };
+      print(clusterStatus(await startCluster(options, config, say)));
+      return 0;
+    }
+    case 'status':
+      print(clusterStatus(readState(dirOf(p))));
+      return 0;
+    case 'stop':
+      await stopAll(new StateWriter(readState(dirOf(p))), say);
+      return 0;
+    case 'restart':
+    case 'kill':
+    case 'start-one': {
+      const name = p.positional[0];
+      if (!name) throw new UsageError(`${command} needs the name of a process`);
+      await controlOne(dirOf(p), command, name, say);
+      return 0;
+    }
+    case 'roll':
+      await roll(dirOf(p), say);
+      return 0;
+    case 'nginx-config': {
+      const upstreams = (p.flags.get('upstream') ?? []).flatMap((u) => u.split(',')).filter(Boolean);
+      if (upstreams.length === 0) throw new UsageError('nginx-config needs at least one --upstream HOST:PORT');
+      const site = renderSite(readFileSync(NGINX_TEMPLATE, 'utf8'), {
+        listen: p.flags.get('listen')?.at(-1) ?? '80',
+        serverName: p.flags.get('server-name')?.at(-1) ?? '_',
+        upstreams,
+        accessLog: p.flags.get('access-log')?.at(-1) ?? '/var/log/nginx/task-api.access.log',
+        edge: config.edge,
+      });
+      process.stdout.write(site);
+      return 0;
+    }
+    default:
+      throw new UsageError(command ? `unknown cluster command "${command}"` : 'a cluster command is needed');
+  }
+}

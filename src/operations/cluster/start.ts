@@ -1,0 +1,186 @@
+// `task-api cluster start`: the production topology on one machine, from the installed binaries,
+// on loopback ports. PostgreSQL (primary and streaming replicas, PgBouncer in front), Redis and
+// RabbitMQ come up side by side; then the migrations, once; then the API instances; then NGINX
+// in front of them and Prometheus scraping them. Each process is recorded in <dir>/state.json
+// before it is waited for, and a start that fails stops everything it had started.
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmod, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ClusterConfig } from '../../cluster-config.js';
+import { apiCommand, apiUrl, CLI, ROOT, type Topology } from './api.js';
+import { requireBinaries, type Binaries } from './binaries.js';
+import { nginxCommand, writeNginxConfig } from './nginx.js';
+import { initPrimary, initReplica, nodeLaunchSpec, pgUrl, psql, type PgNode } from './postgres.js';
+import { LOOPBACK, PortAllocator } from './processes.js';
+import { preparePrometheus } from './prometheus.js';
+import { amqpUrl, prepareRabbit, rabbitPidFile } from './rabbitmq.js';
+import { redisCommand, redisUrl } from './redis.js';
+import { running, startProcess } from './roles.js';
+import { readState, stateFile, StateWriter, type ClusterState, type CommandLine, type ProcessRecord, type Role } from './state.js';
+import { stopAll } from './stop.js';
+
+export interface StartOptions {
+  dir: string;
+  instances: number;
+  replicas: number;
+  /** Ports are handed out counting up from here; kernel-chosen when undefined. */
+  basePort?: number;
+}
+
+/** The database the API uses, on the primary (PgBouncer serves it under the same name). */
+export const DATABASE = 'task_api';
+
+type Say = (line: string) => void;
+
+/**
+ * A directory for a new cluster: made if missing; a stopped cluster's files are discarded; a
+ * running cluster, or files that are not a cluster's, stop the start.
+ */
+async function prepareDir(dir: string, say: Say): Promise<void> {
+  if (existsSync(stateFile(dir))) {
+    const alive = readState(dir).processes.filter(running);
+    if (alive.length > 0) throw new Error(`a cluster runs under ${dir} (${alive.map((p) => p.name).join(', ')}): run cluster stop --dir ${dir} first`);
+    say(`discarding the stopped cluster under ${dir}`);
+    for (const entry of readdirSync(dir)) await rm(path.join(dir, entry), { recursive: true, force: true });
+  } else if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new Error(`${dir} is not empty and holds no cluster (no state.json): choose another --dir`);
+  }
+  mkdirSync(dir, { recursive: true });
+  // PostgreSQL (as postgres) and NGINX's workers (as nobody) must reach their files under it.
+  await chmod(dir, 0o755);
+}
+
+function commandRecord(name: string, role: Role, port: number, url: string, logFile: string, cmd: CommandLine): ProcessRecord {
+  return { name, role, pid: null, port, urls: { url }, logFile, start: { kind: 'command', ...cmd } };
+}
+
+/** `task-api migrate` against the primary itself (not through PgBouncer); output in <dir>/migrate.log. */
+async function migrate(dir: string, databaseUrl: string, inherited: Record<string, string>): Promise<void> {
+  const env: Record<string, string> = { ...inherited, NODE_ENV: 'production', LOG_LEVEL: 'warn', DATABASE_URL: databaseUrl };
+  delete env.DATABASE_READ_URLS;
+  const logFile = path.join(dir, 'migrate.log');
+  const log = createWriteStream(logFile);
+  const child = spawn(process.execPath, [CLI, 'migrate'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  if (code !== 0) throw new Error(`task-api migrate exited with ${code}: see ${logFile}`);
+}
+
+/** Ed25519 signing key shared by every instance (unless JWT_PRIVATE_KEY was given). */
+async function signingKey(dir: string): Promise<string> {
+  const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  await writeFile(path.join(dir, 'jwt-private.pem'), pem, { mode: 0o600 });
+  return pem;
+}
+
+/** Throws the first failure of parallel steps, after all of them have finished. */
+async function allOrFirstError(steps: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+export async function startCluster(o: StartOptions, config: ClusterConfig, say: Say): Promise<ClusterState> {
+  const dir = path.resolve(o.dir);
+  const pathEnv = config.inherited.PATH ?? '';
+  const bins: Binaries = requireBinaries(pathEnv);
+  await prepareDir(dir, say);
+  const ports = new PortAllocator(o.basePort);
+  const take = () => ports.take();
+  const nginxPort = await take();
+  const apiPorts: number[] = [];
+  for (let i = 0; i < o.instances; i++) apiPorts.push(await take());
+  const metricsPorts: number[] = [];
+  for (let i = 0; i < o.instances; i++) metricsPorts.push(await take());
+  const primaryPort = await take();
+  const replicaPorts: number[] = [];
+  for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
+  const [pgbouncerPort, redisPort, amqpPort, distPort, prometheusPort] = [await take(), await take(), await take(), await take(), await take()];
+
+  const state: ClusterState = { dir, createdAt: new Date().toISOString(), publicUrl: `http://${LOOPBACK}:${nginxPort}`, processes: [] };
+  const writer = new StateWriter(state);
+  await writer.save();
+  const bring = async (rec: ProcessRecord) => {
+    await writer.record(rec);
+    await startProcess(rec, async (pid) => {
+      rec.pid = pid;
+      await writer.save();
+    });
+    say(`${rec.name}: ${rec.urls.url} (pid ${rec.pid})`);
+  };
+  const log = (name: string) => path.join(dir, `${name}.log`);
+
+  const pgNode = (name: string, port: number): PgNode => ({ name, port, dataDir: path.join(dir, name), logFile: log(name) });
+  const pgRecord = (node: PgNode, role: Role): ProcessRecord => {
+    const { logFile, ...spec } = nodeLaunchSpec(node);
+    return { ...commandRecord(node.name, role, node.port, pgUrl(node.port, DATABASE), logFile, { ...spec, env: { PATH: pathEnv } }), dataDir: node.dataDir };
+  };
+
+  const databases = async () => {
+    const primary = pgNode('primary', primaryPort);
+    await initPrimary(primary);
+    await bring(pgRecord(primary, 'postgres-primary'));
+    psql(primaryPort, `CREATE DATABASE ${DATABASE}`);
+    await allOrFirstError(
+      replicaPorts.map(async (port, i) => {
+        const replica = pgNode(`replica-${i + 1}`, port);
+        // A slot per replica: the primary keeps the WAL a stopped replica still needs.
+        await initReplica(primary, replica, { slot: `replica_${i + 1}` });
+        await bring(pgRecord(replica, 'postgres-replica'));
+      }),
+    );
+    const options = { dir: path.join(dir, 'pgbouncer'), port: pgbouncerPort, primaryPort, logFile: log('pgbouncer'), databases: [DATABASE] };
+    await bring({
+      name: 'pgbouncer',
+      role: 'pgbouncer',
+      pid: null,
+      port: pgbouncerPort,
+      urls: { url: pgUrl(pgbouncerPort, DATABASE) },
+      logFile: options.logFile,
+      start: { kind: 'pgbouncer', options },
+    });
+  };
+  const redis = () => bring(commandRecord('redis', 'redis', redisPort, redisUrl(redisPort), log('redis'), redisCommand({ port: redisPort, path: pathEnv, binary: bins.redis, args: ['--appendonly', 'no', '--dir', dir] })));
+  const rabbit = async () => {
+    const node = { nodename: `task-api-${randomBytes(4).toString('hex')}@localhost`, dir: path.join(dir, 'rabbitmq'), port: amqpPort, distPort, path: pathEnv };
+    const cmd = await prepareRabbit(node);
+    await bring({ ...commandRecord('rabbitmq', 'rabbitmq', amqpPort, amqpUrl(amqpPort), log('rabbitmq'), cmd), pidFile: rabbitPidFile(node) });
+  };
+
+  try {
+    await allOrFirstError([databases(), redis(), rabbit()]);
+    await migrate(dir, pgUrl(primaryPort, DATABASE), config.inherited);
+    say('migrations applied');
+    const topology: Topology = {
+      databaseUrl: pgUrl(pgbouncerPort, DATABASE),
+      readUrls: replicaPorts.map((p) => pgUrl(p, DATABASE)),
+      redisUrl: redisUrl(redisPort),
+      amqpUrl: amqpUrl(amqpPort),
+      trustProxy: LOOPBACK,
+      jwtPrivateKey: config.inherited.JWT_PRIVATE_KEY ?? (await signingKey(dir)),
+    };
+    await allOrFirstError(
+      apiPorts.map((port, i) => {
+        const name = `api-${i + 1}`;
+        const cmd = apiCommand({ name, port, metricsPort: metricsPorts[i]!, dataDir: path.join(dir, name) }, topology, config.inherited);
+        const rec = commandRecord(name, 'api', port, apiUrl(port), log(name), cmd);
+        rec.urls.metricsUrl = `http://${LOOPBACK}:${metricsPorts[i]}/metrics`;
+        return bring(rec);
+      }),
+    );
+    const site = { listen: `${LOOPBACK}:${nginxPort}`, serverName: 'localhost', upstreams: apiPorts.map((p) => `${LOOPBACK}:${p}`), edge: config.edge };
+    const nginx = await writeNginxConfig(path.join(dir, 'nginx'), site);
+    const edge = commandRecord('nginx', 'nginx', nginxPort, state.publicUrl, log('nginx'), nginxCommand(nginx, bins.nginx, pathEnv));
+    await bring({ ...edge, site: { dir: nginx.dir, options: site } });
+    const targets = metricsPorts.map((port, i) => ({ name: `api-${i + 1}`, port }));
+    const prometheus = await preparePrometheus(path.join(dir, 'prometheus'), prometheusPort, targets, bins.prometheus, pathEnv);
+    await bring(commandRecord('prometheus', 'prometheus', prometheusPort, `http://${LOOPBACK}:${prometheusPort}`, log('prometheus'), prometheus));
+  } catch (err) {
+    say('start failed: stopping what it started');
+    await stopAll(writer, say);
+    throw err;
+  }
+  return state;
+}

@@ -1,0 +1,89 @@
+// <dir>/state.json: every process `task-api cluster start` started, written as each one comes up,
+// so that `stop` (or a test's cleanup) finds them by pid even when the start failed half way. It
+// holds what restarts each one: its command line and environment (the signing key included, so
+// the file is readable by its owner only).
+import { existsSync, readFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { SiteOptions } from './nginx.js';
+import type { PgBouncerOptions } from './pgbouncer.js';
+import type { CommandLine } from './processes.js';
+
+export type { CommandLine };
+
+export type Role = 'postgres-primary' | 'postgres-replica' | 'pgbouncer' | 'redis' | 'rabbitmq' | 'api' | 'nginx' | 'prometheus';
+
+export interface ProcessRecord {
+  /** primary, replica-1, pgbouncer, redis, rabbitmq, api-1, nginx, prometheus. */
+  name: string;
+  role: Role;
+  /** The running process (for RabbitMQ the Erlang VM); null once stopped. */
+  pid: number | null;
+  port: number;
+  /** url, and metricsUrl for an API instance. */
+  urls: Record<string, string>;
+  logFile: string;
+  /** PostgreSQL's data directory. */
+  dataDir?: string;
+  /** How to start it again; PgBouncer is started through startPgBouncer, which writes its ini first. */
+  start: ({ kind: 'command' } & CommandLine) | { kind: 'pgbouncer'; options: PgBouncerOptions };
+  /** RabbitMQ writes the VM's pid here: the launched script is not the process to signal. */
+  pidFile?: string;
+  /** NGINX: its directory and what its site was rendered from, to render it again (roll). */
+  site?: { dir: string; options: Omit<SiteOptions, 'accessLog'> };
+}
+
+export interface ClusterState {
+  dir: string;
+  createdAt: string;
+  /** NGINX: the one address clients use. */
+  publicUrl: string;
+  /** Started, or to be started, in this order; stopped in STOP_ORDER. */
+  processes: ProcessRecord[];
+}
+
+export const stateFile = (dir: string) => path.join(dir, 'state.json');
+
+export function readState(dir: string): ClusterState {
+  const file = stateFile(dir);
+  if (!existsSync(file)) throw new Error(`no cluster under ${dir} (${file} does not exist)`);
+  return JSON.parse(readFileSync(file, 'utf8')) as ClusterState;
+}
+
+export function findProcess(state: ClusterState, name: string): ProcessRecord {
+  const rec = state.processes.find((p) => p.name === name);
+  if (!rec) throw new Error(`no process named ${name}; known: ${state.processes.map((p) => p.name).join(', ')}`);
+  return rec;
+}
+
+/** The edge first (no new requests), then the instances (they drain), then what they use. */
+const STOP_ORDER: Role[] = ['nginx', 'api', 'prometheus', 'pgbouncer', 'postgres-replica', 'postgres-primary', 'redis', 'rabbitmq'];
+
+/** The processes in the order they are stopped: one group per role. */
+export function stopOrder(state: ClusterState): ProcessRecord[][] {
+  return STOP_ORDER.map((role) => state.processes.filter((p) => p.role === role)).filter((g) => g.length > 0);
+}
+
+/** Writes the state atomically (a reader never sees half a file), one write at a time. */
+export class StateWriter {
+  private last: Promise<void> = Promise.resolve();
+  constructor(readonly state: ClusterState) {}
+
+  save(): Promise<void> {
+    const text = `${JSON.stringify(this.state, null, 2)}\n`;
+    const file = stateFile(this.state.dir);
+    this.last = this.last.then(async () => {
+      await writeFile(`${file}.tmp`, text, { mode: 0o600 });
+      await rename(`${file}.tmp`, file);
+    });
+    return this.last;
+  }
+
+  /** Adds (or replaces, by name) a record and saves. */
+  record(rec: ProcessRecord): Promise<void> {
+    const i = this.state.processes.findIndex((p) => p.name === rec.name);
+    if (i >= 0) this.state.processes[i] = rec;
+    else this.state.processes.push(rec);
+    return this.save();
+  }
+}

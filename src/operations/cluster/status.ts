@@ -1,0 +1,37 @@
+// `task-api cluster status`: one JSON object with every address of the topology, each process's
+// pid, and whether it runs.
+import { running } from './roles.js';
+import type { ClusterState, ProcessRecord, Role } from './state.js';
+
+interface Brief {
+  name: string;
+  url: string;
+  pid: number | null;
+  alive: boolean;
+  logFile: string;
+}
+
+const brief = (rec: ProcessRecord): Brief => ({ name: rec.name, url: rec.urls.url ?? '', pid: rec.pid, alive: running(rec), logFile: rec.logFile });
+
+export function clusterStatus(state: ClusterState) {
+  const of = (role: Role) => state.processes.filter((p) => p.role === role);
+  const one = (role: Role) => {
+    const rec = of(role)[0];
+    return rec ? brief(rec) : null;
+  };
+  const processes = state.processes.map((rec) => ({ ...brief(rec), role: rec.role, port: rec.port }));
+  return {
+    dir: state.dir,
+    publicUrl: state.publicUrl,
+    allAlive: processes.length > 0 && processes.every((p) => p.alive),
+    nginx: one('nginx'),
+    instances: of('api').map((rec) => ({ ...brief(rec), metricsUrl: rec.urls.metricsUrl ?? '' })),
+    primary: one('postgres-primary'),
+    replicas: of('postgres-replica').map(brief),
+    pgbouncer: one('pgbouncer'),
+    redis: one('redis'),
+    rabbitmq: one('rabbitmq'),
+    prometheus: one('prometheus'),
+    processes,
+  };
+}

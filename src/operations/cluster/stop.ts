@@ -1,0 +1,28 @@
+// Stopping a cluster: every recorded process by its pid, in an order that lets each finish its
+// work (NGINX first, so no new requests; the API instances drain while PostgreSQL, Redis and
+// RabbitMQ are still there; those last). One that does not stop in time is killed.
+import { running, stopProcess } from './roles.js';
+import { stopOrder, type ProcessRecord, type StateWriter } from './state.js';
+
+export async function stopAll(writer: StateWriter, say: (line: string) => void): Promise<void> {
+  const failures: string[] = [];
+  const stop = async (rec: ProcessRecord) => {
+    const pid = rec.pid;
+    if (pid === null) return;
+    const was = running(rec);
+    try {
+      await stopProcess(rec, 'graceful');
+      say(`${rec.name}: ${was ? 'stopped' : 'had exited'} (pid ${pid})`);
+    } catch (err) {
+      failures.push(`${rec.name}: ${err instanceof Error ? err.message : String(err)}`);
+      // Whatever went wrong with the clean stop, nothing may be left running.
+      await stopProcess(rec, 'kill').catch(() => undefined);
+    }
+  };
+  // The processes of one role stop together (the instances drain side by side), roles in order.
+  for (const group of stopOrder(writer.state)) {
+    await Promise.all(group.map(stop));
+    await writer.save();
+  }
+  if (failures.length > 0) say(`stopped, with problems on the way:\n  ${failures.join('\n  ')}`);
+}
