@@ -75,7 +75,11 @@ async function underLoad(runTag: string, writeRetries: number, during: () => Pro
 async function checkAgainstPrimary(res: MixedLoadResult, runTag: string) {
   const rows = await sql<{ id: string; userId: string; title: string }[]>`
     select id, user_id as "userId", title from tasks where title like ${runTag + '-%'}`;
-  return checkWrites(res.writes, rows, (t) => t.startsWith(`${runTag}-`));
+  const check = checkWrites(res.writes, rows, (t) => t.startsWith(`${runTag}-`));
+  const retried = res.writes.attempts().filter((a) => a.tries > 1).length;
+  // The figures of the run, for the log: what the load met and what the checker found.
+  console.error(`[${runTag}] ${res.requests} requests, answers ${JSON.stringify(res.byStatus)}; writes retried by the client ${retried}; ${summarizeCheck(check)}`);
+  return check;
 }
 
 /** Answers of the run that are not 2xx, grouped: status (or network error) -> count. */
