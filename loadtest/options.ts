@@ -1,4 +1,6 @@
 // Command-line flags of `npm run loadtest`. A bad flag is a UsageError naming it (exit 2).
+import path from 'node:path';
+import { readState } from '../src/operations/cluster/state.js';
 import { parsePhase, type Phase } from './arrivals.js';
 import { METRICS_HELP, parseThreshold, type Threshold } from './thresholds.js';
 import { STEPS } from './scenario.js';
@@ -45,6 +47,9 @@ Target
                        embedded PGlite and memory stores) and stopped at the end. Its rate limits
                        are raised so one IP can drive the load (see README, Load testing).
   --server-env K=V     extra environment for the local instance (repeatable; wins over the above)
+  --cluster DIR        the public URL (NGINX) of the cluster "task-api cluster start --dir DIR"
+                       runs, as "cluster status" reports it; start it with EDGE_RATE_LIMIT,
+                       EDGE_RATE_BURST and RATE_LIMIT_POINTS lifted (README, Scaling out)
 
 Load
   --rate R             arrivals (new VUs) per second                               [default 5]
@@ -97,7 +102,7 @@ function number(flag: string, raw: string, opts: { min?: number; max?: number; i
 }
 
 const FLAGS_WITH_VALUE = new Set([
-  '--url', '--server-env', '--rate', '--duration', '--ramp-from', '--phase', '--max-vus', '--grace',
+  '--url', '--cluster', '--server-env', '--rate', '--duration', '--ramp-from', '--phase', '--max-vus', '--grace',
   '--think-ms', '--timeout-ms', '--tasks', '--refresh-ratio', '--threshold', '--out',
 ]);
 const BOOLEAN_FLAGS = new Set(['--smoke', '--quiet', '--help', '-h']);
@@ -136,6 +141,15 @@ export function parseOptions(argv: readonly string[]): Options {
   const smoke = booleans.has('--smoke');
 
   let url = single('--url');
+  const cluster = single('--cluster');
+  if (cluster !== undefined) {
+    if (url !== undefined) throw new UsageError('--cluster: cannot be combined with --url');
+    try {
+      url = readState(path.resolve(cluster)).publicUrl;
+    } catch (err) {
+      throw new UsageError(`--cluster: ${(err as Error).message}`);
+    }
+  }
   if (url !== undefined) {
     let parsed: URL;
     try {

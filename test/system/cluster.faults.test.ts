@@ -7,7 +7,8 @@
 //
 // Bounded: each load runs at most LOAD_MAX_MS and MAX_REQUESTS; every process is the cluster's
 // and is stopped by `cluster stop` (by pid) in afterAll.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
@@ -42,6 +43,18 @@ async function cluster(...args: string[]) {
   const res = await runCli(['cluster', ...args, '--dir', dir], env);
   if (res.code !== 0) throw new Error(`cluster ${args.join(' ')} exited ${res.code}: ${res.stderr.slice(-3000)}`);
   return res;
+}
+
+/** A built tool (build/...) of this repository, run to its end. */
+function runTool(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const proc = spawn(process.execPath, [script, ...args], { cwd: path.resolve(import.meta.dirname, '../..') });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 async function readStatus(): Promise<Status> {
@@ -130,6 +143,14 @@ afterAll(async () => {
 }, 120_000);
 
 describe('the cluster under load', () => {
+  it('npm run loadtest runs against the cluster status names (--cluster): every threshold held', async () => {
+    const out = path.join(dir, 'loadtest.json');
+    const res = await runTool('build/loadtest/run.js', ['--smoke', '--cluster', dir, '--out', out, '--quiet']);
+    expect(res.code, res.stderr.slice(-2000)).toBe(0);
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { target: { url: string } };
+    expect(report.target.url).toBe(status.publicUrl);
+  }, 120_000);
+
   it('a rolling restart of every instance: zero non-2xx answers, zero socket errors, every write stored once', async () => {
     const before = (await readStatus()).instances.map((i) => i.pid);
     const res = await underLoad('roll', 0, async () => {

@@ -107,6 +107,7 @@ it.each([
   [['--threshold', 'p95<<500'], '--threshold'],
   [['--threshold', 'step:nosuchstep:p95<500'], '--threshold'],
   [['--url', 'not a url'], '--url'],
+  [['--cluster', '/nonexistent/cluster-dir'], '--cluster'],
   [['--think-ms'], '--think-ms'],
   [['--frobnicate'], '--frobnicate'],
 ])('bad arguments %j: exit 2 naming %s', async (args, flag) => {
