@@ -3,8 +3,9 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import type { Redis } from 'ioredis';
-import type { Config } from './config.js';
-import { authPlugin } from './http/auth.js';
+import { ConfigError, type Config } from './config.js';
+import { authPlugin, type AccessTokenVerifier } from './http/auth.js';
+import { RemoteAccessTokens, type RemoteJwks } from './http/remote-jwks.js';
 import { answerClientError } from './http/client-error.js';
 import { corsPlugin } from './http/cors.js';
 import { healthRoutes, type HealthCheck, type HealthState } from './http/health.js';
@@ -59,7 +60,38 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every feature module, built for this process (serve runs the selected ones' consumers). */
     modules: Modules;
+    /** The auth service's keys as this process holds them, where tokens are checked against AUTH_JWKS_URL. */
+    remoteJwks?: RemoteJwks;
   }
+}
+
+/**
+ * Who checks access tokens: the auth module where it runs; elsewhere the auth service's JWKS
+ * (AUTH_JWKS_URL, cached and refreshed, src/http/remote-jwks.ts), or, without it, the fixed
+ * JWT_PRIVATE_KEY / JWT_PUBLIC_KEYS shared with the auth service (no rotation without a restart).
+ */
+function accessTokensFor(app: FastifyInstance, deps: AppDeps, modules: Modules): AccessTokenVerifier {
+  const { config } = deps;
+  if ((deps.modules ?? ALL_MODULES).has('auth')) return modules.apis.auth.tokens;
+  const { jwksUrl, jwksCooldownMs } = config.authService;
+  if (jwksUrl) {
+    const remote = new RemoteAccessTokens({
+      url: jwksUrl,
+      cooldownMs: jwksCooldownMs,
+      background: true,
+      issuer: config.jwt.issuer,
+      audience: config.jwt.audience,
+      warn: (obj, msg) => app.log.warn(obj, msg),
+    });
+    remote.jwks.start();
+    app.addHook('onClose', async () => remote.jwks.close());
+    app.decorate('remoteJwks', remote.jwks);
+    return remote;
+  }
+  if (deps.keys.verification.size > 0) return modules.apis.auth.tokens;
+  throw new ConfigError([
+    'AUTH_JWKS_URL: required when the auth module is not in this process (serve --modules without auth), e.g. http://auth-host/.well-known/jwks.json',
+  ]);
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -105,7 +137,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(jsonBodyPlugin);
   const modules = buildModules(platformOf({ ...deps, authRecorder: deps.metrics?.auth }, app.log));
   app.decorate('modules', modules);
-  await app.register(authPlugin, { tokens: modules.apis.auth.tokens, recorder: deps.metrics?.auth });
+  await app.register(authPlugin, { tokens: accessTokensFor(app, deps, modules), recorder: deps.metrics?.auth });
   await app.register(rateLimitPlugin, { config: config.rateLimit, redis: deps.redis });
   await app.register(idempotencyPlugin, { store: deps.idempotency ?? new MemoryIdempotencyStore(), ttlSeconds: config.idempotency.ttlSeconds, leaseMs: config.idempotency.leaseMs });
   await app.register(responseCachePlugin, { store: deps.cache, ttlSeconds: config.cache.ttlSeconds });

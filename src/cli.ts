@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=160 --liftoff-only
-// task-api <command>: serve | worker | migrate | create-admin <email> | openapi | dead-letters | seed | cluster
+// task-api <command>: serve | worker | migrate | create-admin <email> | keys | openapi | dead-letters | seed | cluster
 // Only the configuration is imported up front: when tracing is on, its SDK must start before the
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -17,6 +17,8 @@ const USAGE = `usage: task-api <command>
   openapi                   print the OpenAPI document
   seed --users N --tasks-per-user M [--seed S] [--prefix P] [--password PW] [--concurrency C]
                             fill the database with generated users and tasks (benchmarks, demos)
+  keys rotate|list           add a signing key (published now, signing after JWT_KEY_PUBLISH_AHEAD_SECONDS;
+                            the old one retires once its tokens expired), or show the stored keys
   dead-letters list|replay <consumer> [limit]
                             show, or move back to the consumer's queue, its dead-lettered events
   cluster start|status|stop|restart|kill|start-one|roll|nginx-config ...
@@ -145,6 +147,21 @@ async function main(argv: string[]): Promise<number> {
         return ensureAdmin(db, { email, password }, { info: () => undefined });
       });
       console.log(`admin ${email}: ${outcome}`);
+      return 0;
+    }
+    case 'keys': {
+      const action = args[0];
+      if ((action !== 'rotate' && action !== 'list') || args.length > 1) {
+        console.error(USAGE);
+        return 2;
+      }
+      const { migrate } = await import('./infra/db/migrate.js');
+      const { keysCommand } = await import('./operations/keys.js');
+      const lines = await withDatabase(config, async (db) => {
+        if (config.database.migrateOnStart) await migrate(db, { taskPartitions: config.database.taskPartitions });
+        return keysCommand(action, db, config);
+      });
+      for (const line of lines) console.log(line);
       return 0;
     }
     case 'dead-letters': {

@@ -34,6 +34,10 @@ const EnvSchema = Type.Object({
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_ACCESS_TTL_SECONDS: Type.Optional(Int(30, 86400)),
   JWT_REFRESH_TTL_SECONDS: Type.Optional(Int(60, 31536000)),
+  JWT_KEY_PUBLISH_AHEAD_SECONDS: Type.Optional(Int(0, 604800)),
+  JWT_KEY_RELOAD_SECONDS: Type.Optional(Int(1, 3600)),
+  AUTH_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$' })),
+  AUTH_JWKS_COOLDOWN_MS: Type.Optional(Int(0, 3600000)),
   ADMIN_EMAIL: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' })),
   ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 8, maxLength: 128 })),
   BODY_LIMIT_BYTES: Type.Optional(Int(1024, 10485760)),
@@ -98,7 +102,13 @@ export interface Config {
     audience: string;
     accessTtlSeconds: number;
     refreshTtlSeconds: number;
+    /** `keys rotate`: a new key is published this long before it signs (longer than verifiers cache the JWKS). */
+    keyPublishAheadSeconds: number;
+    /** Auth instances read the shared key store again this often. */
+    keyReloadSeconds: number;
   };
+  /** Where processes without the auth module get the public keys of access tokens. */
+  authService: { jwksUrl: string | undefined; jwksCooldownMs: number };
   admin: { email: string; password: string } | undefined;
   shutdownDrainMs: number;
   /** maxBytes bounds the in-process store; maxEntryBytes: larger responses are never cached (either store). */
@@ -382,7 +392,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       audience: env.JWT_AUDIENCE ?? 'task-api',
       accessTtlSeconds: int(env.JWT_ACCESS_TTL_SECONDS, 900),
       refreshTtlSeconds: int(env.JWT_REFRESH_TTL_SECONDS, 30 * 24 * 3600),
+      keyPublishAheadSeconds: int(env.JWT_KEY_PUBLISH_AHEAD_SECONDS, 900),
+      keyReloadSeconds: int(env.JWT_KEY_RELOAD_SECONDS, 60),
     },
+    authService: { jwksUrl: env.AUTH_JWKS_URL, jwksCooldownMs: int(env.AUTH_JWKS_COOLDOWN_MS, 30_000) },
     admin: env.ADMIN_EMAIL && env.ADMIN_PASSWORD ? { email: env.ADMIN_EMAIL, password: env.ADMIN_PASSWORD } : undefined,
     shutdownDrainMs: int(env.SHUTDOWN_DRAIN_MS, nodeEnv === 'production' ? 5000 : 0),
     cache: {

@@ -17,7 +17,9 @@ import { createRedis } from './infra/redis.js';
 import { MemoryTokenStore } from './infra/token-store/memory.js';
 import { RedisTokenStore } from './infra/token-store/redis.js';
 import type { RefreshTokenStore } from './infra/token-store/types.js';
-import { loadKeyRing, type KeyRing } from './modules/auth/keys.js';
+import { KeyRepository, StoredKeyRing } from './modules/auth/key-store.js';
+import { loadKeyRing, noSigningKeys, type KeyRing } from './modules/auth/keys.js';
+import type { ModuleName } from './modules/registry.js';
 import { Metrics } from './observability/metrics.js';
 import { sqlSpanObserver } from './observability/trace-context.js';
 import { StartupError } from './shared/errors.js';
@@ -58,7 +60,34 @@ async function checkSchema(database: Database, log: FastifyBaseLogger): Promise<
   }
 }
 
-export async function openInfrastructure(config: Config, log: FastifyBaseLogger): Promise<Infrastructure> {
+export interface InfrastructureOptions {
+  /** The feature modules the process runs: the signing keys are opened only where auth runs. */
+  modules?: ReadonlySet<ModuleName> | undefined;
+}
+
+/**
+ * Where the auth module runs: the shared key store (signing_keys), read again periodically, with
+ * JWT_PRIVATE_KEY (or the key under DATA_DIR) while the store is empty. Elsewhere: JWT_PRIVATE_KEY's
+ * fixed keys when set (verification only, as before the key store), else no key at all (tokens
+ * are verified against AUTH_JWKS_URL).
+ */
+async function openKeys(config: Config, database: Database, log: FastifyBaseLogger, modules: ReadonlySet<ModuleName> | undefined): Promise<{ keys: KeyRing; close(): void }> {
+  const fixed = () => loadKeyRing({ ...config.jwt, dataDir: config.dataDir });
+  if (modules && !modules.has('auth')) return { keys: config.jwt.privateKeyPem ? await fixed() : noSigningKeys(), close: () => undefined };
+  const ring = await StoredKeyRing.open(new KeyRepository(database.db), {
+    reloadSeconds: config.jwt.keyReloadSeconds,
+    fallback: fixed,
+    warn: (obj, msg) => log.warn(obj, msg),
+  });
+  ring.start();
+  if (ring.generated) {
+    log.warn({ kid: ring.signing.kid }, 'JWT_PRIVATE_KEY is not set: using a key generated under DATA_DIR (wrong for several instances)');
+  }
+  if (ring.stored && config.jwt.privateKeyPem) log.info({ kid: ring.signing.kid }, 'signing keys come from the key store (task-api keys list); JWT_PRIVATE_KEY is not used');
+  return { keys: ring, close: () => ring.close() };
+}
+
+export async function openInfrastructure(config: Config, log: FastifyBaseLogger, opts: InfrastructureOptions = {}): Promise<Infrastructure> {
   const metrics = config.metrics.enabled ? new Metrics() : undefined;
   // Statement observers see postgres.js only (PGlite is one in-process connection, no pool). SQL
   // spans are always observed: without a registered tracing SDK they stop at their first check.
@@ -91,10 +120,8 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger)
 
   const idempotency: IdempotencyStore = redis ? new RedisIdempotencyStore(redis) : new MemoryIdempotencyStore();
 
-  const keys = await loadKeyRing({ ...config.jwt, dataDir: config.dataDir });
-  if (keys.generated) {
-    log.warn({ kid: keys.signing.kid }, 'JWT_PRIVATE_KEY is not set: using a key generated under DATA_DIR (wrong for several instances)');
-  }
+  const openedKeys = await openKeys(config, routed, log, opts.modules);
+  const keys = openedKeys.keys;
   const healthChecks: HealthCheck[] = redis
     ? [{ name: 'redis', critical: false, check: async () => void (await redis.ping()) }]
     : [];
@@ -118,6 +145,7 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger)
     healthChecks,
     metrics,
     async close() {
+      openedKeys.close();
       await tokenStore.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());
       await routed.close();

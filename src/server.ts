@@ -1,7 +1,7 @@
 // `task-api serve`: the HTTP server with graceful shutdown.
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
 import type { HealthState } from './http/health.js';
 import { openInfrastructure } from './infrastructure.js';
 import { loggerOptions } from './observability/logging.js';
@@ -26,12 +26,15 @@ export interface ServeOptions {
 
 export async function serve(config: Config, opts: ServeOptions = {}): Promise<RunningServer> {
   const modules = opts.modules ?? ALL_MODULES;
+  if (!modules.has('auth') && !config.authService.jwksUrl && !config.jwt.privateKeyPem) {
+    throw new ConfigError(['AUTH_JWKS_URL: required when the auth module is not in this process (serve --modules without auth), e.g. http://auth-host/.well-known/jwks.json']);
+  }
   const health: HealthState = { draining: false };
   const { default: pino } = await import('pino');
   // The app's logger exists only once the infrastructure is open: until then, the same options
   // (redaction and error serializers included), on stdout alone.
   const bootLog = pino({ ...loggerOptions(config), transport: undefined });
-  const infra = await openInfrastructure(config, bootLog);
+  const infra = await openInfrastructure(config, bootLog, { modules });
   // Task writes wake the relay once it runs (it polls anyway).
   const relayWake = { nudge: (): void => undefined };
   const app = await buildApp({ config, ...infra, health, modules, eventsWritten: () => relayWake.nudge() });

@@ -11,6 +11,7 @@ import type { Database } from '../../src/infra/db/database.js';
 import type { IdempotencyStore } from '../../src/infra/idempotency/types.js';
 import { openInfrastructure } from '../../src/infrastructure.js';
 import type { KeyRing } from '../../src/modules/auth/keys.js';
+import type { ModuleName } from '../../src/modules/registry.js';
 import { REDIS_URL } from '../setup/services.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
@@ -35,6 +36,8 @@ export interface TestAppOptions {
   sharing?: TestApp;
   /** Told about every route as it is added (the route table, as the server builds it). */
   onRoute?: (route: RouteOptions) => void;
+  /** The feature modules the app serves, as `serve --modules` (default: all). */
+  modules?: ReadonlySet<ModuleName>;
 }
 
 export const testPrivateKey = () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -54,8 +57,8 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     ...(testDb ? { DATABASE_URL: testDb.url, REDIS_URL: shared?.config.redis.url ?? REDIS_URL } : {}),
     ...opts.env,
   });
-  const infra = await openInfrastructure(config, pino({ level: 'silent' }));
-  const app = await buildApp({ config, ...infra, ...(opts.onRoute ? { onRoute: opts.onRoute } : {}) });
+  const infra = await openInfrastructure(config, pino({ level: 'silent' }), { modules: opts.modules });
+  const app = await buildApp({ config, ...infra, ...(opts.onRoute ? { onRoute: opts.onRoute } : {}), ...(opts.modules ? { modules: opts.modules } : {}) });
   await app.ready();
   return {
     app,

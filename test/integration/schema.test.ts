@@ -11,6 +11,7 @@ import { eventRetries, outbox } from '../../src/events/tables.js';
 import { emailDeliveries, notificationPreferences, notifications, processedEvents, webhookDeliveries, webhooks } from '../../src/modules/notifications/tables.js';
 import { tasks } from '../../src/modules/tasks/table.js';
 import { users } from '../../src/modules/users/table.js';
+import { signingKeys } from '../../src/modules/auth/table.js';
 import { readdirSync } from 'node:fs';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
@@ -26,7 +27,7 @@ afterAll(async () => {
 });
 
 describe('schema', () => {
-  it.each([users, tasks, outbox, processedEvents, notificationPreferences, notifications, webhooks, webhookDeliveries, emailDeliveries, eventRetries] as PgTable[])('Drizzle columns match the migrated table %#', async (table) => {
+  it.each([users, tasks, outbox, processedEvents, notificationPreferences, notifications, webhooks, webhookDeliveries, emailDeliveries, eventRetries, signingKeys] as PgTable[])('Drizzle columns match the migrated table %#', async (table) => {
     const name = getTableName(table);
     const rows = await database.raw.query<{ column_name: string; is_nullable: string }>(
       `select column_name, is_nullable from information_schema.columns where table_schema = 'public' and table_name = $1`,

@@ -15,10 +15,17 @@ export interface VerificationKey {
 }
 
 export interface KeyRing {
-  signing: { kid: string; alg: SigningAlg; key: KeyObject };
-  verification: Map<string, VerificationKey>;
-  jwks: { keys: JWK[] };
-  generated: boolean;
+  /** The key that signs now (a stored key ring moves to the next key at its sign_from). */
+  readonly signing: { kid: string; alg: SigningAlg; key: KeyObject };
+  /** The keys that verify now: the published ones (the JWKS). */
+  readonly verification: ReadonlyMap<string, VerificationKey>;
+  readonly jwks: { keys: JWK[] };
+  readonly generated: boolean;
+  /**
+   * A stored key ring reads the shared key store again when a token names a kid it does not know
+   * (at most once per cooldown); true when it did. Absent on a fixed key ring.
+   */
+  reloadOnUnknownKid?(): Promise<boolean>;
 }
 
 function algOf(key: KeyObject): SigningAlg {
@@ -27,7 +34,7 @@ function algOf(key: KeyObject): SigningAlg {
   throw new Error(`Unsupported JWT key type ${key.asymmetricKeyType}: use Ed25519 or P-256`);
 }
 
-async function verificationKey(pub: KeyObject): Promise<VerificationKey> {
+export async function verificationKey(pub: KeyObject): Promise<VerificationKey> {
   const alg = algOf(pub);
   const jwk = await exportJWK(pub);
   const kid = await calculateJwkThumbprint(jwk);
@@ -69,5 +76,20 @@ export async function loadKeyRing(opts: KeyOptions): Promise<KeyRing> {
     verification,
     jwks: { keys: [...verification.values()].map((k) => k.jwk) },
     generated,
+  };
+}
+
+/**
+ * The key ring of a process that does not run the auth module: it signs nothing and verifies
+ * nothing itself (its access tokens are checked against the auth service's JWKS).
+ */
+export function noSigningKeys(): KeyRing {
+  return {
+    get signing(): never {
+      throw new Error('this process does not run the auth module: it has no signing key');
+    },
+    verification: new Map(),
+    jwks: { keys: [] },
+    generated: false,
   };
 }
