@@ -21,6 +21,8 @@ export interface Options {
   pgbench: boolean;
   /** The seed's stack (bench/peers/seed-stack) against task-api instead of the suite (bench/peers.ts). */
   peers: boolean;
+  /** 1 vs 3 instances behind NGINX, and direct vs through PgBouncer (`task-api cluster`; bench/topology.ts). */
+  topology: boolean;
 }
 
 export const USAGE = `usage: node build/bench/run.js [options]
@@ -38,6 +40,10 @@ export const USAGE = `usage: node build/bench/run.js [options]
   --peers              task-api against the seed's stack (bench/peers/seed-stack) on the mixed
                        80/15/5 workload of 50 users: closed max, open 500/s and 700/s, memory
                        (defaults then: 15 s rows, 32 connections; quick 2 s rows)
+  --topology           the same workload on \`task-api cluster\`: 1 vs 3 instances behind NGINX, then
+                       one instance direct to the primary vs through PgBouncer (closed max, open
+                       500/s; a fresh cluster per topology and repetition, seeded with --users
+                       (default 50) x --tasks-per-user; defaults as --peers)
 env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/task_api_bench; dropped and
      created at start), BENCH_REDIS_URL (default redis://127.0.0.1:6379), DATABASE_POOL_MAX (10)`;
 
@@ -50,7 +56,7 @@ export function parseOptions(argv: string[]): Options {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
     if (!m) throw new UsageError(`unexpected argument ${a}`);
     const name = m[1]!;
-    const boolean = ['quick', 'scale', 'scale-only', 'no-pgbench', 'peers', 'help'].includes(name);
+    const boolean = ['quick', 'scale', 'scale-only', 'no-pgbench', 'peers', 'topology', 'help'].includes(name);
     if (boolean) flags.set(name, true);
     else {
       const v = m[2] ?? argv[++i];
@@ -58,7 +64,7 @@ export function parseOptions(argv: string[]): Options {
       flags.set(name, v);
     }
   }
-  const known = ['quick', 'scale', 'scale-only', 'scale-max', 'duration', 'connections', 'runs', 'users', 'tasks-per-user', 'out', 'no-pgbench', 'peers', 'help'];
+  const known = ['quick', 'scale', 'scale-only', 'scale-max', 'duration', 'connections', 'runs', 'users', 'tasks-per-user', 'out', 'no-pgbench', 'peers', 'topology', 'help'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new UsageError(`unknown flag --${k}`);
   if (flags.has('help')) throw new UsageError('');
   const num = (name: string, dflt: number, min: number, max: number): number => {
@@ -70,17 +76,22 @@ export function parseOptions(argv: string[]): Options {
   };
   const quick = flags.has('quick');
   const peers = flags.has('peers');
+  const topology = flags.has('topology');
+  if (peers && topology) throw new UsageError('--peers and --topology are separate runs: give one');
+  // Both modes measure the mixed workload of 50 users (bench/mixed.ts) with the same defaults.
+  const mixed = peers || topology;
   const pool = Number(process.env.DATABASE_POOL_MAX ?? '10');
   const out = flags.get('out');
   return {
     quick,
-    scale: (flags.has('scale') || flags.has('scale-only')) && !quick && !peers,
-    scaleOnly: flags.has('scale-only') && !quick && !peers,
+    scale: (flags.has('scale') || flags.has('scale-only')) && !quick && !mixed,
+    scaleOnly: flags.has('scale-only') && !quick && !mixed,
     scaleMax: num('scale-max', 10_000_000, 10_000, 100_000_000),
-    durationS: num('duration', quick ? 2 : peers ? 15 : 10, 1, 600),
-    connections: Math.round(num('connections', peers ? 32 : 50, 1, 1000)),
+    durationS: num('duration', quick ? 2 : mixed ? 15 : 10, 1, 600),
+    connections: Math.round(num('connections', mixed ? 32 : 50, 1, 1000)),
     runs: Math.round(num('runs', quick ? 1 : 3, 1, 20)),
-    users: Math.round(num('users', quick ? 100 : 500, 2, 100_000)),
+    // --topology seeds every cluster it starts: only the users the workload logs in, by default.
+    users: Math.round(num('users', topology ? 50 : quick ? 100 : 500, 2, 100_000)),
     tasksPerUser: Math.round(num('tasks-per-user', quick ? 1000 : 2000, 40, 100_000)),
     outDir: path.resolve(typeof out === 'string' ? out : path.join(ROOT, 'bench', 'results')),
     databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/task_api_bench',
@@ -89,5 +100,6 @@ export function parseOptions(argv: string[]): Options {
     metricsOff: !quick,
     pgbench: !flags.has('no-pgbench'),
     peers,
+    topology,
   };
 }

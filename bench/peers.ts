@@ -11,20 +11,18 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../tools/local.js';
-import { runLoad, type Req } from './load.js';
-import { runOpen } from './open-model.js';
+import { runLoad } from './load.js';
+import { defineMixedRows, emptyCache, errorRate, measureMax, measureOpen, mixedRequest, mixedRows, MIXED_USERS, printTables } from './mixed.js';
 import type { Options } from './options.js';
-import { buildPools, type TaskRef } from './pools.js';
-import { ROOT, sleep, spawnTracked, waitForUrl } from './procs.js';
+import { buildPools } from './pools.js';
+import { ROOT, spawnTracked, waitForUrl } from './procs.js';
 import { writeHtml } from './report-html.js';
-import { Rows, summarise, writeJson, type RowSummary, type RunFigures } from './report.js';
+import { Rows, summarise, writeJson } from './report.js';
 import { deleteKeys, drainWithWorker, login, migrate, newSigningKey, recreateDatabase, redisClient, seed, startApi, type ApiInstance, type Session } from './setup.js';
-import { CREATE_BODY, PATCH_BODY } from './sql-capture.js';
 import { round } from './stats.js';
 
 export const PEER_DIR = path.join(ROOT, 'bench', 'peers', 'seed-stack');
 export const PEER_INSTALL = 'npm ci --prefix bench/peers/seed-stack --no-audit --no-fund';
-const PEER_USERS = 50;
 const OPEN_RATES = [500, 700] as const;
 const PROJECT = 'task-api';
 const PEER = 'seed-stack';
@@ -94,23 +92,6 @@ async function startPeer(s: { databaseUrl: string; redisUrl: string; redisPrefix
   };
 }
 
-/** Deterministic 0..99 for request i (the same dice as the suite's mixed row). */
-const dice = (i: number) => (Math.imul(i ^ 0x9e3779b9, 0x85ebca6b) >>> 0) % 100;
-const LIST_PATH = '/v1/tasks?limit=20';
-const createBody = JSON.stringify(CREATE_BODY);
-const patchBody = JSON.stringify(PATCH_BODY);
-
-/** 80 % list of 20 (page 1), 15 % create, 5 % patch; request i is the same on both systems. */
-export function peerMixed(sessions: Session[], patches: TaskRef[], i: number): Req {
-  const d = dice(i);
-  const auth = (user: number) => ({ authorization: `Bearer ${sessions[user]!.token}` });
-  const user = i % sessions.length;
-  if (d < 80) return { method: 'GET', path: LIST_PATH, headers: auth(user) };
-  if (d < 95) return { method: 'POST', path: '/v1/tasks', headers: auth(user), body: createBody };
-  const t = patches[i % patches.length]!;
-  return { method: 'PATCH', path: `/v1/tasks/${t.taskId}`, headers: auth(t.user), body: patchBody };
-}
-
 interface System {
   name: string;
   inst: Instance;
@@ -121,11 +102,6 @@ interface System {
   after: () => Promise<void>;
 }
 
-const rowNames = (sys: string, connections: number) => ({
-  max: `${sys}: max (closed, ${connections} conn)`,
-  open: (rate: number) => `${sys}: open ${rate}/s`,
-});
-
 const FIG = {
   rps: `${PROJECT} req/s / ${PEER} req/s (max)`,
   p99: `${PROJECT} p99 / ${PEER} p99 at 500/s`,
@@ -134,29 +110,6 @@ const FIG = {
   rssPeer: `${PEER} max RSS under the mixed load (MB)`,
   errors: 'error rate, both systems, all rows',
 };
-
-const fmt = (x: number | undefined, d: number) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
-
-function printTables(rows: RowSummary[]): string {
-  const measured = rows.filter((r) => r.kind !== 'figure');
-  const figures = rows.filter((r) => r.kind === 'figure');
-  const grid = (head: string[], body: string[][], left: number[]) => {
-    const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-    const line = (cells: string[]) => cells.map((c, i) => (left.includes(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-    return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
-  };
-  const a = grid(
-    ['row', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'errors', 'max RSS MB'],
-    measured.map((r) => [r.name, fmt(r.rps, 0), fmt(r.p50, 2), fmt(r.p99, 2), fmt(r.maxMs, 1), String(r.errors), fmt(r.maxRssMb, 1)]),
-    [0],
-  );
-  const b = grid(
-    ['figure', 'value', 'per repetition', 'bar', 'held'],
-    figures.map((r) => [r.name, fmt(r.ratio, 3), r.ratios.join(' '), r.bar ? `${r.bar.op} ${r.bar.value}` : '', r.pass === undefined ? '' : r.pass ? 'yes' : 'no']),
-    [0, 2],
-  );
-  return `${a}\n\n${b}`;
-}
 
 export async function runPeers(o: Options, facts: Record<string, unknown>, progress: (msg: string) => void, started: number): Promise<number> {
   if (!existsSync(path.join(PEER_DIR, 'node_modules', 'express'))) {
@@ -169,7 +122,7 @@ export async function runPeers(o: Options, facts: Record<string, unknown>, progr
   const rows = new Rows();
   const stoppable: Instance[] = [];
   let failed = false;
-  const users = Math.min(PEER_USERS, o.users);
+  const users = Math.min(MIXED_USERS, o.users);
   const rates = OPEN_RATES;
   try {
     progress(`database ${o.databaseUrl}: drop, create, migrate, seed ${o.users} users x ${o.tasksPerUser} tasks`);
@@ -207,11 +160,7 @@ export async function runPeers(o: Options, facts: Record<string, unknown>, progr
       },
       { name: PEER, inst: peer, sessions: peerSessions, cache: `${peerPrefix}cache*`, after: async () => undefined },
     ];
-    for (const sys of systems) {
-      const n = rowNames(sys.name, o.connections);
-      rows.define(n.max, 'api', { note: 'closed model: autocannon, as fast as it answers; mixed 80/15/5 over 50 users' });
-      for (const rate of rates) rows.define(n.open(rate), 'api', { note: `open model: ${rate} starts per second, evenly spaced; latency from the scheduled start; req/s is the achieved rate` });
-    }
+    for (const sys of systems) defineMixedRows(rows, sys.name, o.connections, rates);
     rows.define(FIG.rps, 'figure', { bar: { op: '>=', value: 3, label: 'task-api req/s vs the seed stack, closed max' } });
     rows.define(FIG.p99, 'figure', { bar: { op: '<=', value: 0.1, label: 'task-api p99 vs the seed stack at 500/s (open model)' } });
     rows.define(FIG.spread, 'figure', { bar: { op: '<=', value: 3, label: 'task-api p99/p50 at 500/s (open model)' } });
@@ -226,11 +175,8 @@ export async function runPeers(o: Options, facts: Record<string, unknown>, progr
         else inst.pause();
       }
     };
-    const cold = async (sys: System) => {
-      await sleep(750);
-      await deleteKeys(redis, sys.cache);
-    };
-    const next = (sys: System) => (i: number) => peerMixed(sys.sessions, patches, i);
+    const cold = (sys: System) => emptyCache(redis, sys.cache);
+    const next = (sys: System) => (i: number) => mixedRequest(sys.sessions, patches, i);
 
     // Unmeasured warm-up of each (JIT, pools, connections).
     for (const sys of systems) {
@@ -245,32 +191,15 @@ export async function runPeers(o: Options, facts: Record<string, unknown>, progr
       const byRep: Record<string, { maxRps: number; p50: number; p99: number }> = {};
       for (const sys of order) {
         only(sys.inst);
-        const n = rowNames(sys.name, o.connections);
+        const n = mixedRows(sys.name, o.connections);
+        const target = { url: sys.inst.url, pid: sys.inst.pid, next: next(sys) };
         await cold(sys);
-        const m = await runLoad({ url: sys.inst.url, durationS: o.durationS, connections: o.connections, pid: sys.inst.pid, next: next(sys) });
-        const mf: RunFigures = { requests: m.requests, rps: m.rps, p50: m.p50, p99: m.p99, maxMs: m.max, errors: m.errors, maxRssMb: m.maxRssMb, statusCodes: m.statusCodes };
-        rows.add(n.max, mf);
-        progress(`${n.max}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} p99 ${m.p99} max ${m.max} ms, errors ${m.errors}, RSS ${m.maxRssMb.toFixed(0)} MB`);
+        const m = await measureMax(rows, n.max, target, o.durationS, o.connections, progress);
         await sys.after();
         byRep[sys.name] = { maxRps: m.rps, p50: NaN, p99: NaN };
         for (const rate of rates) {
           await cold(sys);
-          const r = await runOpen({ url: sys.inst.url, rate, durationS: o.durationS, pid: sys.inst.pid, next: next(sys) });
-          rows.add(n.open(rate), {
-            requests: r.requests,
-            rps: r.rps,
-            p50: r.p50,
-            p99: r.p99,
-            maxMs: r.max,
-            errors: r.errors,
-            maxRssMb: r.maxRssMb,
-            statusCodes: r.statusCodes,
-            generatorLagMaxMs: r.dispatchLagMaxMs,
-            ...(r.firstError ? { firstError: r.firstError } : {}),
-          });
-          progress(
-            `${n.open(rate)}: achieved ${r.rps.toFixed(0)}/s of ${rate}, p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms, errors ${r.errors}, RSS ${r.maxRssMb.toFixed(0)} MB, generator lag max ${r.dispatchLagMaxMs.toFixed(1)} ms`,
-          );
+          const r = await measureOpen(rows, n.open(rate), target, rate, o.durationS, progress);
           if (rate === 500) Object.assign(byRep[sys.name]!, { p50: r.p50, p99: r.p99 });
           await sys.after();
         }
@@ -283,15 +212,13 @@ export async function runPeers(o: Options, facts: Record<string, unknown>, progr
     }
 
     const maxRss = (sys: string) => {
-      const n = rowNames(sys, o.connections);
+      const n = mixedRows(sys, o.connections);
       const v = [n.max, ...rates.map(n.open)].flatMap((name) => rows.rows.get(name)!.runs.map((r) => r.maxRssMb ?? NaN)).filter((x) => Number.isFinite(x));
       return v.length > 0 ? Math.max(...v) : NaN;
     };
     rows.ratio(FIG.rssProject, maxRss(PROJECT));
     rows.ratio(FIG.rssPeer, maxRss(PEER));
-    const measured = [...rows.rows.values()].filter((r) => r.kind === 'api');
-    const total = measured.reduce((a, r) => a + r.runs.reduce((b, x) => b + x.requests + (x.statusCodes?.unanswered ?? 0), 0), 0);
-    rows.ratio(FIG.errors, measured.reduce((a, r) => a + r.runs.reduce((b, x) => b + x.errors, 0), 0) / Math.max(1, total));
+    rows.ratio(FIG.errors, errorRate(rows));
   } catch (err) {
     failed = true;
     console.error('bench --peers: failed:', err instanceof Error ? err.stack : err);

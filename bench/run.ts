@@ -1,5 +1,6 @@
 // npm run bench: ceilings and the API, same machine, same run; ratios against performance.md's bars.
-// See bench/options.ts for the flags (--quick, --scale, --duration, --connections, --runs, --out).
+// See bench/options.ts for the flags (--quick, --scale, --duration, --connections, --runs, --out,
+// --peers, --topology).
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import { deleteKeys, drainWithWorker, login, migrate, newSigningKey, recreateDat
 import { captureAll } from './sql-capture.js';
 import { round } from './stats.js';
 import { defineRows, ROW, runSuite } from './suite.js';
+import { runTopology } from './topology.js';
 
 const started = Date.now();
 const progress = (msg: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}`);
@@ -51,6 +53,10 @@ async function main(o: Options): Promise<number> {
   if (o.peers) {
     progress(`${facts.cpus} cpus, node ${facts.node}, --peers ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
     return runPeers(o, facts, progress, started);
+  }
+  if (o.topology) {
+    progress(`${facts.cpus} cpus, node ${facts.node}, --topology ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
+    return runTopology(o, facts, progress, started);
   }
   progress(`${facts.cpus} cpus, node ${facts.node}, ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
   const redisPrefix = `task-api-bench:${process.pid}:`;

@@ -94,13 +94,15 @@ export interface ApiSettings {
   logLevel?: string;
   /** Send stdout (the log lines) to /dev/null instead of reading it (--peers: as the peer's). */
   discardStdout?: boolean;
+  /** More variables, applied last (--topology: DATABASE_PREPARE, MIGRATE_ON_START). */
+  env?: Record<string, string>;
 }
 
 /** One signing key for every instance of the run, so tokens from one verify on the others. */
 export const newSigningKey = () => generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 
 // Rate limiting stays on (its Redis round trip per request is measured) with quotas no run reaches.
-const HIGH_LIMITS = {
+export const HIGH_LIMITS = {
   RATE_LIMIT_ENABLED: 'true',
   RATE_LIMIT_POINTS: '1000000',
   RATE_LIMIT_DURATION: '1',
@@ -132,6 +134,7 @@ export async function startApi(s: ApiSettings): Promise<ApiInstance> {
     JWT_ACCESS_TTL_SECONDS: '86400',
     OUTBOX_RELAY_ENABLED: String(s.relay),
     ...HIGH_LIMITS,
+    ...s.env,
   };
   const command = s.command ?? 'serve';
   // BENCH_API_NODE_FLAGS: extra node flags for the `serve` instances only, to profile them (bench/README.md).

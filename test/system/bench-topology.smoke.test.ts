@@ -1,0 +1,77 @@
+// Smoke run of `node build/bench/run.js --topology --quick`: a 1-instance and a 3-instance
+// `task-api cluster` (each started, seeded, measured through NGINX and stopped), and one instance
+// beside the first direct to the primary (prepared and not) and through PgBouncer: every row ran
+// without errors, every figure is a number, and no cluster is left behind. Never asserts on
+// timing. Assumes build/ and dist/ are current and the cluster's programs are installed
+// (PostgreSQL, PgBouncer, Redis, RabbitMQ, NGINX, Prometheus).
+import { readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { benchRunner, expectRowsRan, type BenchRow } from '../helpers/bench-run.js';
+
+const SYSTEMS = ['nginx -> 1 instance', 'nginx -> 3 instances', 'direct to primary, prepared', 'direct to primary, unprepared', 'PgBouncer, unprepared'];
+const EXPECTED_ROWS = SYSTEMS.flatMap((s) => [`${s}: max (closed, 32 conn)`, `${s}: open 500/s`]);
+const FIGURES = [
+  '3 instances / 1 instance req/s (max, via NGINX)',
+  '3 instances / 1 instance p99 at 500/s',
+  'PgBouncer / direct req/s (max)',
+  'PgBouncer / direct p99 at 500/s',
+  'direct unprepared / direct prepared req/s (max)',
+  'PgBouncer / direct, both unprepared, req/s (max)',
+  'error rate, all rows',
+];
+
+interface RowSummary extends BenchRow {
+  kind: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  maxMs?: number;
+  ratios: number[];
+}
+
+interface Phase {
+  rep: number;
+  instances: number;
+  replicas: number;
+}
+
+/** The bench's cluster directories (task-api-bench-topology-*) in the temporary directory. */
+const clusterDirs = () => readdirSync(tmpdir()).filter((f) => f.startsWith('task-api-bench-topology-'));
+
+describe('bench --topology --quick', { timeout: 300_000 }, () => {
+  const bench = benchRunner('bench-topology-smoke');
+
+  it('measures both clusters and the three ways to the primary, and stops every cluster', async () => {
+    const before = new Set(clusterDirs());
+    const { code, output } = await bench.run(['--topology', '--quick']);
+    expect(code, output.slice(-5000)).toBe(0);
+
+    const json = bench.latest<{ rows: RowSummary[]; meta: { mode: string; failed: boolean; phases: Phase[]; pgbouncerDroppedPackets: number } }>();
+    expect(json.meta.mode).toBe('topology');
+    expect(json.meta.failed).toBe(false);
+    // One repetition: the 1-instance cluster, then the 3-instance one.
+    expect(json.meta.phases.map((p) => [p.rep, p.instances])).toEqual([
+      [1, 1],
+      [1, 3],
+    ]);
+    expect(json.meta.pgbouncerDroppedPackets).toBe(0);
+    const byName = expectRowsRan(json.rows, EXPECTED_ROWS);
+    for (const name of EXPECTED_ROWS) {
+      const row = byName.get(name)!;
+      for (const k of ['rps', 'p50', 'p99', 'maxMs'] as const) expect(Number.isFinite(row[k]), `${name} ${k}`).toBe(true);
+    }
+    for (const name of FIGURES) {
+      expect(Number.isFinite(byName.get(name)?.ratio), name).toBe(true);
+      expect(byName.get(name)!.ratios, name).toHaveLength(1);
+    }
+    expect(byName.get('error rate, all rows')!.ratio).toBe(0);
+
+    // The printed table has every row and figure; each cluster was stopped and its directory removed.
+    for (const name of [...EXPECTED_ROWS, ...FIGURES]) expect(output).toContain(name);
+    expect(output).toMatch(/cluster of 1 instance\(s\) stopped/);
+    expect(output).toMatch(/cluster of 3 instance\(s\) stopped/);
+    expect(clusterDirs().filter((d) => !before.has(d))).toEqual([]);
+    expect(bench.html().text).toContain('<svg');
+  });
+});
