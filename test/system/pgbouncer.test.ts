@@ -6,11 +6,14 @@
 //   whichever server connection is free (a named prepared statement would not be found there);
 // - the seed's URL parameters (connection_limit, pool_timeout, connect_timeout) are accepted;
 // - PgBouncer gone: requests answer 503 problem+json with Retry-After, none hangs; back: 2xx
-//   again, without restarting the API.
+//   again, without restarting the API;
+// - statements without parameters are not pipelined ahead of others (PgBouncer 1.18 dropped the
+//   answers of the statement behind: it hung).
 // pgbouncer comes with Debian's pgbouncer package (.ci/run installs it); without it this fails.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../src/infra/db/database.js';
 import { psql } from '../../src/operations/cluster/postgres.js';
 import { startPgBouncer, stopPgBouncer } from '../../src/operations/cluster/pgbouncer.js';
 import { serverFixture, servicesEnv } from '../helpers/server-fixture.js';
@@ -173,5 +176,35 @@ describe('through PgBouncer in transaction mode', () => {
     expect((await call('POST', '/v1/tasks', { token, body: { title: 'after the outage' } })).status).toBe(201);
     expect((await call('GET', '/health')).status).toBe(200);
     expect(server!.proc.exitCode).toBeNull();
+  });
+
+  it('statements without parameters are not pipelined ahead of others: a write position read beside queries never hangs', async () => {
+    // What read-your-writes does after every write (src/infra/db/router.ts), on one client
+    // connection so that postgres.js would pipeline; through PgBouncer 1.18 that hung for good.
+    bouncer ??= await startPgBouncer(pgbOptions());
+    const direct = new URL(fx.db.url);
+    const database = await openDatabase({
+      url: `postgres://${direct.username}@127.0.0.1:${pgbPort}/${fx.db.name}`,
+      poolMax: 1,
+      prepare: false,
+      dataDir: '',
+    });
+    try {
+      const round = () =>
+        Promise.all([
+          database.raw.query('select pg_current_wal_lsn()::text as lsn'),
+          database.raw.query('select $1::int + 1 as n', [1]),
+          database.raw.query('select 1 as one'),
+          database.raw.query('select $1::text as t', ['x']),
+        ]);
+      const rounds = (async () => {
+        for (let i = 0; i < 200; i++) expect((await round())[1]).toEqual([{ n: 2 }]);
+        return 'answered' as const;
+      })();
+      const bound = new Promise<'hung'>((r) => setTimeout(() => r('hung'), REQUEST_BOUND_MS).unref());
+      expect(await Promise.race([rounds, bound])).toBe('answered');
+    } finally {
+      await database.close();
+    }
   });
 });

@@ -11,6 +11,19 @@ interface Executable {
 }
 
 /**
+ * With unnamed statements (prepare false: the PgBouncer mode), no statement is sent on a
+ * connection while another is still running there. postgres.js pipelines a statement behind one
+ * without parameters (`select pg_current_wal_lsn()`, `select 1`); the one behind it, with
+ * parameters, first asks for a description and waits (Parse, Describe, Sync), and PgBouncer 1.18
+ * in transaction mode hands the server connection back at the first statement's end: the
+ * description's answer is dropped ("got packet from server when not linked") and the statement
+ * waits forever. postgres.js moves a connection whose statement's `onexecute` answers false to
+ * its full queue until that statement has finished, so the next one goes to a free connection
+ * (or waits for one). A transaction's statements are already sent one by one.
+ */
+const notPipelined = () => false;
+
+/**
  * postgres.js queries are lazy promises that run when first awaited (or executed). Hooking the
  * instance's `handle` sees the real start whichever way the query is consumed (`.values()`,
  * `.execute()`, `await`); Promise.prototype.then observes the outcome without running it twice.
@@ -68,13 +81,21 @@ type AnySql = Sql | TransactionSql;
  * `prepare: false` for every statement it has not been given a name for, which would turn off
  * server-side prepared statements whatever DATABASE_PREPARE says.
  */
-export function observeClient<S extends AnySql>(client: S, observers: readonly QueryObserver[], prepare?: boolean, gate?: PoolGate): S {
+export function observeClient<S extends AnySql>(
+  client: S,
+  observers: readonly QueryObserver[],
+  prepare?: boolean,
+  gate?: PoolGate,
+  /** A transaction's statements: already one after another on their reserved connection. */
+  pipelined = false,
+): S {
   if (observers.length === 0 && prepare === undefined && gate === undefined) return client;
   return new Proxy(client, {
     get(target, prop, receiver) {
       if (prop === 'unsafe') {
         return (text: string, params?: unknown[], options?: Record<string, unknown>) => {
-          const opts = prepare === undefined ? options : { ...options, prepare };
+          let opts = prepare === undefined ? options : { ...options, prepare };
+          if (prepare === false && !pipelined) opts = { ...opts, onexecute: opts?.onexecute ?? notPipelined };
           const query = (target.unsafe as (...a: unknown[]) => unknown)(text, params, opts);
           const seen = observers.length === 0 ? query : observed(query, text, observers);
           return gate ? gated(seen, gate) : seen;
@@ -84,7 +105,7 @@ export function observeClient<S extends AnySql>(client: S, observers: readonly Q
         return (...args: unknown[]) => {
           const fn = args[args.length - 1] as (tx: TransactionSql) => unknown;
           // A transaction holds its connection throughout: it passes the gate once, as a whole.
-          const wrapped = (tx: TransactionSql) => fn(observeClient(tx, observers, prepare));
+          const wrapped = (tx: TransactionSql) => fn(observeClient(tx, observers, prepare, undefined, true));
           const begin = () => ((target as Sql).begin as (...a: unknown[]) => Promise<unknown>)(...args.slice(0, -1), wrapped);
           if (!gate) return begin();
           return gate.acquire().then((release) => {
