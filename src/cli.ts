@@ -21,7 +21,7 @@ const USAGE = `usage: task-api <command>
                             the old one retires once its tokens expired), or show the stored keys
   dead-letters list|replay <consumer> [limit]
                             show, or move back to the consumer's queue, its dead-lettered events
-  cluster start|status|stop|restart|kill|start-one|roll|nginx-config ...
+  cluster start|status|stop|restart|kill|start-one|roll|nginx-config|gateway-config ...
                             the production topology on this machine (task-api cluster, for its options)`;
 
 async function readStdin(): Promise<string> {

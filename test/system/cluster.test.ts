@@ -5,36 +5,12 @@
 // checked as a client and an operator see them. Whatever happens, afterAll stops every recorded
 // pid (cluster stop, then SIGKILL to anything still running).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '../../src/infra/db/database.js';
-import { nginxLayout, testNginxConfig } from '../../src/operations/cluster/nginx.js';
-import { findBinary, isAlive, tcpOpen, waitUntil } from '../../src/operations/cluster/processes.js';
-import { running, stopProcess } from '../../src/operations/cluster/roles.js';
-import { readState, stateFile } from '../../src/operations/cluster/state.js';
-import { httpInjector } from '../helpers/http-inject.js';
-import { runCli } from '../helpers/process.js';
-import { runScenario } from '../helpers/scenario.js';
+import { describe, expect, it } from 'vitest';
+import { isAlive, waitUntil } from '../../src/operations/cluster/processes.js';
+import { clusterFixture, expectNginxAccepts, walkContract, type Brief } from '../helpers/cluster.js';
 
-// The scenario and the checks below send more than the seed's limits allow one client a second.
-const high = { points: 100000, duration: 60 };
-const ENV = {
-  EDGE_RATE_LIMIT: '100000',
-  EDGE_RATE_BURST: '100000',
-  RATE_LIMIT_POINTS: '100000',
-  RATE_LIMIT_DURATION: '60',
-  RATE_LIMIT_POLICIES: JSON.stringify({ 'auth-ip': high, 'login-account-ip': high, 'login-account': high, 'password-change': high }),
-};
-
-interface Brief {
-  name: string;
-  url: string;
-  pid: number | null;
-  alive: boolean;
-}
 interface Status {
   publicUrl: string;
   allAlive: boolean;
@@ -49,29 +25,8 @@ interface Status {
   processes: (Brief & { port: number; role: string })[];
 }
 
-let dir = '';
-let started: Status;
-const cluster = (...args: string[]) => runCli(['cluster', ...args, '--dir', dir], ENV);
-async function status(): Promise<Status> {
-  const res = await cluster('status');
-  expect(res.code, res.stderr).toBe(0);
-  return JSON.parse(res.stdout) as Status;
-}
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'task-api-cluster-'));
-  const res = await cluster('start', '--instances', '3', '--replicas', '1');
-  if (res.code !== 0) throw new Error(`cluster start exited with ${res.code}:\n${res.stderr}`);
-  started = JSON.parse(res.stdout) as Status;
-}, 240_000);
-
-afterAll(async () => {
-  if (dir && existsSync(stateFile(dir))) {
-    if (readState(dir).processes.some(running)) await cluster('stop');
-    for (const rec of readState(dir).processes) if (running(rec)) await stopProcess(rec, 'kill');
-  }
-  if (dir) await rm(dir, { recursive: true, force: true });
-}, 180_000);
+const fx = clusterFixture<Status>('task-api-cluster-', ['--instances', '3', '--replicas', '1']);
+const { cluster, status } = fx;
 
 /** GET on a connection of its own, from a loopback address of our choosing (the whole of 127/8 is local). */
 function getFrom(localAddress: string, url: string, headers: Record<string, string> = {}) {
@@ -91,7 +46,7 @@ const remaining = (headers: Record<string, string | string[] | undefined>) => Nu
 describe('task-api cluster', () => {
   it('start prints the status: every URL and pid, all alive', async () => {
     const s = await status();
-    expect(s).toEqual(started);
+    expect(s).toEqual(fx.started());
     expect(s.allAlive).toBe(true);
     expect(s.publicUrl).toBe(s.nginx.url);
     expect(s.instances.map((i) => i.name)).toEqual(['api-1', 'api-2', 'api-3']);
@@ -109,37 +64,31 @@ describe('task-api cluster', () => {
   });
 
   it('nginx -t accepts the configuration it runs with', () => {
-    const checked = testNginxConfig(nginxLayout(path.join(dir, 'nginx')), findBinary('nginx', process.env.PATH ?? '')!);
-    expect(checked.output).toMatch(/test is successful/);
+    expectNginxAccepts(fx.dir());
   });
 
   it("holds the API's contract through NGINX (register, login, refresh, tasks, lists, admin)", async () => {
-    const database: Database = await openDatabase({ url: started.primary.url, poolMax: 2, prepare: true, dataDir: ':memory:' });
-    try {
-      await runScenario({ app: httpInjector(started.publicUrl), database });
-    } finally {
-      await database.close();
-    }
+    await walkContract(fx.started().publicUrl, fx.started().primary.url);
   });
 
   it('makes a request id at the edge when the client sends none; the instance logs and answers with it', async () => {
-    const res = await fetch(`${started.publicUrl}/v1/tasks`);
+    const res = await fetch(`${fx.started().publicUrl}/v1/tasks`);
     expect(res.status).toBe(401);
     const id = res.headers.get('x-request-id')!;
     expect(id).toMatch(/^[0-9a-f]{32}$/); // NGINX's $request_id
     expect(((await res.json()) as { requestId: string }).requestId).toBe(id);
     // Both log their line once the answer is on its way: wait for them.
     const logged = (file: string) => existsSync(file) && readFileSync(file, 'utf8').includes(id);
-    const apiLogs = () => readdirSync(dir).filter((f) => /^api-\d+\.log$/.test(f)).map((f) => path.join(dir, f));
+    const apiLogs = () => readdirSync(fx.dir()).filter((f) => /^api-\d+\.log$/.test(f)).map((f) => path.join(fx.dir(), f));
     await waitUntil('the instance logs the request id', () => apiLogs().some(logged), 10_000);
     expect(apiLogs().filter((f) => readFileSync(f, 'utf8').includes(`"reqId":"${id}"`))).toHaveLength(1);
-    await waitUntil('NGINX logs the request id', () => logged(path.join(dir, 'nginx', 'access.log')), 10_000);
-    const own = await fetch(`${started.publicUrl}/v1/tasks`, { headers: { 'x-request-id': 'client-chosen-1' } });
+    await waitUntil('NGINX logs the request id', () => logged(path.join(fx.dir(), 'nginx', 'access.log')), 10_000);
+    const own = await fetch(`${fx.started().publicUrl}/v1/tasks`, { headers: { 'x-request-id': 'client-chosen-1' } });
     expect(own.headers.get('x-request-id')).toBe('client-chosen-1');
   });
 
   it('keys the rate limit by the address NGINX saw, never by a client-sent X-Forwarded-For', async () => {
-    const jwks = `${started.publicUrl}/.well-known/jwks.json`;
+    const jwks = `${fx.started().publicUrl}/.well-known/jwks.json`;
     const first = await getFrom('127.0.0.2', jwks);
     expect(first.status).toBe(200);
     const quota = remaining(first.headers) + 1;
@@ -157,7 +106,7 @@ describe('task-api cluster', () => {
     const s = await status();
     expect(s.instances.map((i) => i.alive)).toEqual([true, false, true]);
     expect(s.allAlive).toBe(false);
-    for (let i = 0; i < 12; i++) expect((await fetch(`${started.publicUrl}/.well-known/jwks.json`)).status).toBe(200);
+    for (let i = 0; i < 12; i++) expect((await fetch(`${fx.started().publicUrl}/.well-known/jwks.json`)).status).toBe(200);
     const back = await cluster('start-one', 'api-2');
     expect(back.code, back.stderr).toBe(0);
     expect((await status()).allAlive).toBe(true);
@@ -170,7 +119,7 @@ describe('task-api cluster', () => {
     let reads = 0;
     const reader = async () => {
       while (!stop) {
-        const res = await fetch(`${started.publicUrl}/.well-known/jwks.json`).catch((err: Error) => err);
+        const res = await fetch(`${fx.started().publicUrl}/.well-known/jwks.json`).catch((err: Error) => err);
         reads++;
         if (res instanceof Error) failures.push(res.message);
         else if (res.status !== 200) failures.push(String(res.status));
@@ -190,13 +139,7 @@ describe('task-api cluster', () => {
   });
 
   it('stop ends every recorded process and frees its ports', async () => {
-    const s = await status();
-    const res = await cluster('stop');
-    expect(res.code, res.stderr).toBe(0);
-    for (const p of s.processes) {
-      expect(isAlive(p.pid!), `${p.name} (pid ${p.pid})`).toBe(false);
-      expect(await tcpOpen(p.port), `${p.name} port ${p.port}`).toBe(false);
-    }
+    await fx.stopAndCheck();
     const after = await status();
     expect(after.processes.every((p) => p.pid === null && !p.alive)).toBe(true);
   });

@@ -28,6 +28,10 @@ export interface Instance {
   metricsPort: number;
   /** DATA_DIR: unused with PostgreSQL and a given key, but never the shared ./data. */
   dataDir: string;
+  /** The split topology: the one module it serves (`serve --modules`); all of them when absent. */
+  service?: string;
+  /** Where a service without the auth module fetches the auth service's keys (AUTH_JWKS_URL). */
+  authJwksUrl?: string;
 }
 
 /** Defaults for a local production-like instance, which the runner's own environment may change. */
@@ -61,7 +65,9 @@ export function apiCommand(i: Instance, t: Topology, inherited: Record<string, s
   };
   if (t.readUrls.length > 0) env.DATABASE_READ_URLS = t.readUrls.join(',');
   else delete env.DATABASE_READ_URLS;
-  return { command: process.execPath, args: [...NODE_FLAGS, CLI, 'serve'], env, cwd: ROOT };
+  if (i.authJwksUrl) env.AUTH_JWKS_URL = i.authJwksUrl;
+  const modules = i.service ? ['--modules', i.service] : [];
+  return { command: process.execPath, args: [...NODE_FLAGS, CLI, 'serve', ...modules], env, cwd: ROOT };
 }
 
 export const apiUrl = (port: number) => `http://${LOOPBACK}:${port}`;

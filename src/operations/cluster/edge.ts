@@ -43,7 +43,8 @@ function failTimeoutMs(siteFile: string): number {
  */
 export async function waitForAnotherInRotation(state: ClusterState, rec: ProcessRecord, say: (line: string) => void, maxWaitMs = 120_000): Promise<void> {
   const edge = state.processes.find((p) => p.role === 'nginx');
-  const others = state.processes.filter((p) => p.role === 'api' && p !== rec && running(p));
+  // Behind the gateway, another instance of the same service.
+  const others = state.processes.filter((p) => p.role === 'api' && p !== rec && p.service === rec.service && running(p));
   if (!edge?.site || !running(edge) || others.length === 0) return;
   const layout = nginxLayout(edge.site.dir);
   const leftOutFor = failTimeoutMs(layout.site) + 2000;

@@ -4,16 +4,19 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ClusterConfig } from '../../cluster-config.js';
 import { controlOne, roll } from './control.js';
-import { NGINX_TEMPLATE, renderSite } from './nginx.js';
+import { ROOT } from './api.js';
+import { GATEWAY_SERVICES, GATEWAY_TEMPLATE, NGINX_TEMPLATE, renderGateway, renderSite, type GatewayService } from './nginx.js';
 import { startCluster } from './start.js';
 import { clusterStatus } from './status.js';
 import { readState, StateWriter } from './state.js';
 import { stopAll } from './stop.js';
 
 export const CLUSTER_USAGE = `usage: task-api cluster <command>
-  start [--instances N] [--replicas R] [--base-port P] [--dir D]
+  start [--instances N] [--replicas R] [--base-port P] [--split] [--dir D]
                             PostgreSQL primary + R replicas (1), PgBouncer, Redis, RabbitMQ,
-                            N API instances (3), NGINX and Prometheus on loopback ports
+                            N API instances (3), NGINX and Prometheus on loopback ports;
+                            --split: a service per module (auth, users, tasks, notifications),
+                            N instances each (2), behind the gateway (gateway.conf.template)
   status [--dir D]          one JSON object: every URL, pid and whether it runs
   stop [--dir D]            stop everything start started
   restart|kill|start-one <name> [--dir D]
@@ -21,6 +24,9 @@ export const CLUSTER_USAGE = `usage: task-api cluster <command>
   roll [--dir D]            restart the API instances one after another
   nginx-config --upstream HOST:PORT ... [--listen 80] [--server-name NAME] [--access-log PATH]
                             print deploy/nginx/task-api.conf.template rendered for production
+  gateway-config --service auth=HOST:PORT[,HOST:PORT] (and users=, tasks=, notifications=)
+                 [--openapi PATH] [--listen 80] [--server-name NAME] [--access-log PATH]
+                            print deploy/nginx/gateway.conf.template rendered for production
 D defaults to ./.cluster; EDGE_RATE_LIMIT and EDGE_RATE_BURST set NGINX's per-client limit.`;
 
 export class UsageError extends Error {}
@@ -30,7 +36,9 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log']);
+const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split']);
+/** Flags that take no value. */
+const SWITCHES = new Set(['split']);
 
 function parse(args: string[]): Parsed {
   const out: Parsed = { positional: [], flags: new Map() };
@@ -43,6 +51,11 @@ function parse(args: string[]): Parsed {
     }
     const name = m[1]!;
     if (!KNOWN_FLAGS.has(name)) throw new UsageError(`unknown option --${name}`);
+    if (SWITCHES.has(name)) {
+      if (m[2] !== undefined) throw new UsageError(`--${name} takes no value`);
+      out.flags.set(name, ['true']);
+      continue;
+    }
     const value = m[2] ?? args[++i];
     if (value === undefined) throw new UsageError(`--${name} needs a value`);
     out.flags.set(name, [...(out.flags.get(name) ?? []), value]);
@@ -88,9 +101,11 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
   const command = given ?? '';
   switch (command) {
     case 'start': {
+      const split = p.flags.has('split');
       const options = {
         dir: dirOf(p),
-        instances: intFlag(p, 'instances', 1, 32, 3)!,
+        split,
+        instances: intFlag(p, 'instances', 1, 32, split ? 2 : 3)!,
         replicas: intFlag(p, 'replicas', 0, 8, 1)!,
         basePort: intFlag(p, 'base-port', 1, 65535, undefined),
       };
@@ -121,6 +136,27 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
         listen: p.flags.get('listen')?.at(-1) ?? '80',
         serverName: p.flags.get('server-name')?.at(-1) ?? '_',
         upstreams,
+        accessLog: p.flags.get('access-log')?.at(-1) ?? '/var/log/nginx/task-api.access.log',
+        edge: config.edge,
+      });
+      process.stdout.write(site);
+      return 0;
+    }
+    case 'gateway-config': {
+      const services = Object.fromEntries(GATEWAY_SERVICES.map((s) => [s, [] as string[]])) as Record<GatewayService, string[]>;
+      for (const given of p.flags.get('service') ?? []) {
+        const m = /^([a-z]+)=(.+)$/.exec(given);
+        const list = m ? services[m[1] as GatewayService] : undefined;
+        if (!m || !list) throw new UsageError(`--service ${given}: expected one of ${GATEWAY_SERVICES.join(', ')}=HOST:PORT[,HOST:PORT]`);
+        list.push(...m[2]!.split(',').filter(Boolean));
+      }
+      const missing = GATEWAY_SERVICES.filter((s) => services[s].length === 0);
+      if (missing.length > 0) throw new UsageError(`gateway-config needs --service ${missing.join('=..., --service ')}=HOST:PORT`);
+      const site = renderGateway(readFileSync(GATEWAY_TEMPLATE, 'utf8'), {
+        listen: p.flags.get('listen')?.at(-1) ?? '80',
+        serverName: p.flags.get('server-name')?.at(-1) ?? '_',
+        services,
+        openapiFile: path.resolve(p.flags.get('openapi')?.at(-1) ?? path.join(ROOT, 'docs', 'openapi.json')),
         accessLog: p.flags.get('access-log')?.at(-1) ?? '/var/log/nginx/task-api.access.log',
         edge: config.edge,
       });

@@ -1,7 +1,10 @@
 // NGINX in front of the API instances. deploy/nginx/task-api.conf.template is the one site
-// configuration: production renders it with `task-api cluster nginx-config`, the local topology
-// with the instances' loopback ports, and wraps it in a main context of its own (pid file, temp
-// paths and logs under the cluster's directory; `daemon off`, so the launched pid is the master's).
+// configuration of the monolith, gateway.conf.template that of the split services (a service per
+// module, routed by path); both put in the edge rules they share (deploy/nginx/*.conf.inc) when
+// rendered. Production renders them with `task-api cluster nginx-config` / `gateway-config`, the
+// local topology with the instances' loopback ports, and wraps the site in a main context of its
+// own (pid file, temp paths and logs under the cluster's directory; `daemon off`, so the launched
+// pid is the master's).
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -10,7 +13,14 @@ import { fileURLToPath } from 'node:url';
 import type { EdgeSettings } from '../../cluster-config.js';
 import type { CommandLine } from './processes.js';
 
-export const NGINX_TEMPLATE = fileURLToPath(new URL('../../../deploy/nginx/task-api.conf.template', import.meta.url));
+const NGINX_DIR = fileURLToPath(new URL('../../../deploy/nginx/', import.meta.url));
+export const NGINX_TEMPLATE = path.join(NGINX_DIR, 'task-api.conf.template');
+/** The split topology's site: a service per module, routed by path (`cluster start --split`). */
+export const GATEWAY_TEMPLATE = path.join(NGINX_DIR, 'gateway.conf.template');
+
+/** The services behind the gateway, one per module, each its own upstream task_api_<service>. */
+export const GATEWAY_SERVICES = ['auth', 'users', 'tasks', 'notifications'] as const;
+export type GatewayService = (typeof GATEWAY_SERVICES)[number];
 
 export interface SiteOptions {
   /** `listen` argument: 80, or 127.0.0.1:8080. */
@@ -23,27 +33,47 @@ export interface SiteOptions {
   edge: EdgeSettings;
 }
 
+export interface GatewayOptions extends Omit<SiteOptions, 'upstreams'> {
+  /** Each service's instances, host:port each. */
+  services: Record<GatewayService, string[]>;
+  /** The whole API's OpenAPI document, which the gateway serves as /openapi.json and /docs/json. */
+  openapiFile: string;
+}
+
 /** A value goes into the config as one token: no whitespace, quotes, braces or semicolons. */
 function token(name: string, value: string): string {
   if (!/^[^\s;{}"'#]+$/.test(value)) throw new Error(`nginx: ${name} "${value}" cannot go into the configuration as one word`);
   return value;
 }
 
-/** The template with its placeholders filled in; the {{UPSTREAM}} line once per instance. */
-export function renderSite(template: string, o: SiteOptions): string {
-  if (o.upstreams.length === 0) throw new Error('nginx: at least one upstream instance is needed');
-  const values: Record<string, string> = {
-    LISTEN: token('listen', o.listen),
-    SERVER_NAME: token('server name', o.serverName),
-    ACCESS_LOG: token('access log', o.accessLog),
-    EDGE_RATE_LIMIT: String(o.edge.ratePerSecond),
-    EDGE_RATE_BURST: String(o.edge.burst),
-  };
-  const lines = template.split('\n').flatMap((line) =>
-    line.includes('{{UPSTREAM}}') && !line.trimStart().startsWith('#')
-      ? o.upstreams.map((u) => line.replace('{{UPSTREAM}}', token('upstream', u)))
-      : [line],
+/**
+ * Puts in each `{{> FILE}}` line the file of that name beside the templates (the parts both
+ * templates share). `{{> upstream.conf.inc SERVICE}}` names the upstream task_api_SERVICE and
+ * its instances' placeholder UPSTREAM_SERVICE; without a service, task_api and UPSTREAM.
+ */
+function expandIncludes(template: string): string {
+  return template.replace(/^\{\{> ([\w.-]+)(?: ([a-z]+))?\}\}$/gm, (_line, file: string, service: string | undefined) =>
+    readFileSync(path.join(NGINX_DIR, path.basename(file)), 'utf8')
+      .replace(/\n$/, '')
+      .replaceAll('{{UPSTREAM_NAME}}', service ? `task_api_${service}` : 'task_api')
+      .replaceAll('{{UPSTREAM}}', service ? `{{UPSTREAM_${service.toUpperCase()}}}` : '{{UPSTREAM}}'),
   );
+}
+
+/**
+ * A template with its includes put in and its placeholders filled in: a line with an upstream
+ * placeholder (UPSTREAM, UPSTREAM_AUTH, ...) once per instance in `lists`, the rest from `values`.
+ */
+function render(template: string, values: Record<string, string>, lists: Record<string, string[]>): string {
+  const lines = expandIncludes(template)
+    .split('\n')
+    .flatMap((line) => {
+      const m = /\{\{(UPSTREAM(?:_[A-Z]+)?)\}\}/.exec(line);
+      if (!m || line.trimStart().startsWith('#')) return [line];
+      const list = lists[m[1]!];
+      if (!list || list.length === 0) throw new Error(`nginx: at least one upstream instance is needed for ${m[0]}`);
+      return list.map((u) => line.replace(m[0], token('upstream', u)));
+    });
   return lines.join('\n').replace(/\{\{([A-Z_]+)\}\}/g, (whole, name: string) => {
     const v = values[name];
     if (v !== undefined) return v;
@@ -51,6 +81,29 @@ export function renderSite(template: string, o: SiteOptions): string {
     if (name === 'UPSTREAM' || name === 'NAME') return whole;
     throw new Error(`nginx: the template has an unknown placeholder ${whole}`);
   });
+}
+
+const edgeValues = (o: Omit<SiteOptions, 'upstreams'>, proxyTarget: string): Record<string, string> => ({
+  LISTEN: token('listen', o.listen),
+  SERVER_NAME: token('server name', o.serverName),
+  ACCESS_LOG: token('access log', o.accessLog),
+  EDGE_RATE_LIMIT: String(o.edge.ratePerSecond),
+  EDGE_RATE_BURST: String(o.edge.burst),
+  PROXY_TARGET: proxyTarget,
+});
+
+/** The template with its placeholders filled in; the {{UPSTREAM}} line once per instance. */
+export function renderSite(template: string, o: SiteOptions): string {
+  if (o.upstreams.length === 0) throw new Error('nginx: at least one upstream instance is needed');
+  return render(template, edgeValues(o, 'task_api'), { UPSTREAM: o.upstreams });
+}
+
+/** gateway.conf.template rendered: each service's upstream line once per instance of it. */
+export function renderGateway(template: string, o: GatewayOptions): string {
+  const lists = Object.fromEntries(GATEWAY_SERVICES.map((s) => [`UPSTREAM_${s.toUpperCase()}`, o.services[s] ?? []]));
+  // The request's service (the map on the path) picks the upstream.
+  const values = { ...edgeValues(o, 'task_api_$task_api_service'), OPENAPI_FILE: token('openapi file', o.openapiFile) };
+  return render(template, values, lists);
 }
 
 export interface NginxLayout {
@@ -114,6 +167,12 @@ export async function writeNginxFiles(dir: string, siteText: string): Promise<Ng
   await writeFile(l.site, siteText);
   await writeFile(l.conf, mainConfig(l));
   return l;
+}
+
+/** The gateway rendered for the local topology, its access log beside it, written into dir. */
+export function writeGatewayConfig(dir: string, site: Omit<GatewayOptions, 'accessLog'>): Promise<NginxLayout> {
+  const siteText = renderGateway(readFileSync(GATEWAY_TEMPLATE, 'utf8'), { ...site, accessLog: nginxLayout(dir).accessLog });
+  return writeNginxFiles(dir, siteText);
 }
 
 /** The template rendered for the local topology, its access log beside it, written into dir. */

@@ -1,8 +1,10 @@
 // `task-api cluster start`: the production topology on one machine, from the installed binaries,
 // on loopback ports. PostgreSQL (primary and streaming replicas, PgBouncer in front), Redis and
 // RabbitMQ come up side by side; then the migrations, once; then the API instances; then NGINX
-// in front of them and Prometheus scraping them. Each process is recorded in <dir>/state.json
-// before it is waited for, and a start that fails stops everything it had started.
+// in front of them and Prometheus scraping them. With --split, a service per module instead
+// (`serve --modules <m>`, auth first, then the gateway, then the others with AUTH_JWKS_URL through
+// it). Each process is recorded in <dir>/state.json before it is waited for, and a start that
+// fails stops everything it had started.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
@@ -11,7 +13,7 @@ import path from 'node:path';
 import type { ClusterConfig } from '../../cluster-config.js';
 import { apiCommand, apiUrl, CLI, ROOT, type Topology } from './api.js';
 import { requireBinaries, type Binaries } from './binaries.js';
-import { nginxCommand, writeNginxConfig } from './nginx.js';
+import { GATEWAY_SERVICES, nginxCommand, writeGatewayConfig, writeNginxConfig, type GatewayService, type NginxLayout } from './nginx.js';
 import { initPrimary, initReplica, nodeLaunchSpec, pgUrl, psql, type PgNode } from './postgres.js';
 import { LOOPBACK, PortAllocator } from './processes.js';
 import { preparePrometheus } from './prometheus.js';
@@ -27,6 +29,19 @@ export interface StartOptions {
   replicas: number;
   /** Ports are handed out counting up from here; kernel-chosen when undefined. */
   basePort?: number;
+  /**
+   * A service per module (auth, users, tasks, notifications: `serve --modules <m>`), `instances`
+   * of each, behind the gateway (deploy/nginx/gateway.conf.template) instead of the monolith.
+   */
+  split?: boolean;
+}
+
+/** One API instance to start: the monolith's api-N, or the split topology's <service>-N. */
+interface PlannedInstance {
+  name: string;
+  service?: GatewayService;
+  port: number;
+  metricsPort: number;
 }
 
 /** The database the API uses, on the primary (PgBouncer serves it under the same name). */
@@ -76,6 +91,24 @@ async function signingKey(dir: string): Promise<string> {
   return pem;
 }
 
+/** Each service's instances, host:port each, for the gateway. */
+function gatewayServices(planned: PlannedInstance[]): Record<GatewayService, string[]> {
+  const of = (s: GatewayService) => planned.filter((p) => p.service === s).map((p) => `${LOOPBACK}:${p.port}`);
+  return { auth: of('auth'), users: of('users'), tasks: of('tasks'), notifications: of('notifications') };
+}
+
+/**
+ * The whole API's OpenAPI document (every module's routes, as a monolith serves it), which the
+ * gateway serves: each service's own document describes only its module. Returns its path.
+ */
+async function writeOpenApi(dir: string): Promise<string> {
+  const { openApiDocument, serialiseDocument } = await import('../openapi.js');
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'openapi.json');
+  await writeFile(file, serialiseDocument(await openApiDocument()), { mode: 0o644 });
+  return file;
+}
+
 /** Throws the first failure of parallel steps, after all of them have finished. */
 async function allOrFirstError(steps: Promise<unknown>[]): Promise<void> {
   const failed = (await Promise.allSettled(steps)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -90,16 +123,17 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   const ports = new PortAllocator(o.basePort);
   const take = () => ports.take();
   const nginxPort = await take();
-  const apiPorts: number[] = [];
-  for (let i = 0; i < o.instances; i++) apiPorts.push(await take());
-  const metricsPorts: number[] = [];
-  for (let i = 0; i < o.instances; i++) metricsPorts.push(await take());
+  const planned: PlannedInstance[] = [];
+  for (const service of o.split ? GATEWAY_SERVICES : [undefined]) {
+    for (let i = 0; i < o.instances; i++) planned.push({ name: `${service ?? 'api'}-${i + 1}`, service, port: await take(), metricsPort: 0 });
+  }
+  for (const p of planned) p.metricsPort = await take();
   const primaryPort = await take();
   const replicaPorts: number[] = [];
   for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
   const [pgbouncerPort, redisPort, amqpPort, distPort, prometheusPort] = [await take(), await take(), await take(), await take(), await take()];
 
-  const state: ClusterState = { dir, createdAt: new Date().toISOString(), publicUrl: `http://${LOOPBACK}:${nginxPort}`, processes: [] };
+  const state: ClusterState = { dir, createdAt: new Date().toISOString(), ...(o.split ? { split: true } : {}), publicUrl: `http://${LOOPBACK}:${nginxPort}`, processes: [] };
   const writer = new StateWriter(state);
   await writer.save();
   const bring = async (rec: ProcessRecord) => {
@@ -161,20 +195,38 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
       trustProxy: LOOPBACK,
       jwtPrivateKey: config.inherited.JWT_PRIVATE_KEY ?? (await signingKey(dir)),
     };
-    await allOrFirstError(
-      apiPorts.map((port, i) => {
-        const name = `api-${i + 1}`;
-        const cmd = apiCommand({ name, port, metricsPort: metricsPorts[i]!, dataDir: path.join(dir, name) }, topology, config.inherited);
-        const rec = commandRecord(name, 'api', port, apiUrl(port), log(name), cmd);
-        rec.urls.metricsUrl = `http://${LOOPBACK}:${metricsPorts[i]}/metrics`;
-        return bring(rec);
-      }),
-    );
-    const site = { listen: `${LOOPBACK}:${nginxPort}`, serverName: 'localhost', upstreams: apiPorts.map((p) => `${LOOPBACK}:${p}`), edge: config.edge };
-    const nginx = await writeNginxConfig(path.join(dir, 'nginx'), site);
-    const edge = commandRecord('nginx', 'nginx', nginxPort, state.publicUrl, log('nginx'), nginxCommand(nginx, bins.nginx, pathEnv));
-    await bring({ ...edge, site: { dir: nginx.dir, options: site } });
-    const targets = metricsPorts.map((port, i) => ({ name: `api-${i + 1}`, port }));
+    const instances = (list: PlannedInstance[], authJwksUrl?: string) =>
+      allOrFirstError(
+        list.map(({ name, service, port, metricsPort }) => {
+          const cmd = apiCommand({ name, port, metricsPort, dataDir: path.join(dir, name), service, authJwksUrl }, topology, config.inherited);
+          const rec = commandRecord(name, 'api', port, apiUrl(port), log(name), cmd);
+          if (service) rec.service = service;
+          rec.urls.metricsUrl = `http://${LOOPBACK}:${metricsPort}/metrics`;
+          return bring(rec);
+        }),
+      );
+    const listen = { listen: `${LOOPBACK}:${nginxPort}`, serverName: 'localhost', edge: config.edge };
+    const bringEdge = async (nginx: NginxLayout, options: NonNullable<ProcessRecord['site']>['options']) => {
+      const edge = commandRecord('nginx', 'nginx', nginxPort, state.publicUrl, log('nginx'), nginxCommand(nginx, bins.nginx, pathEnv));
+      await bring({ ...edge, site: { dir: nginx.dir, options } });
+    };
+    if (o.split) {
+      // The auth service first, then the gateway in front of every service, then the services
+      // that verify tokens with the auth service's keys, fetched through the gateway (cached:
+      // no request to auth per token, and tokens keep verifying while auth is down).
+      await instances(planned.filter((p) => p.service === 'auth'));
+      const site = { ...listen, services: gatewayServices(planned), openapiFile: await writeOpenApi(path.join(dir, 'nginx')) };
+      await bringEdge(await writeGatewayConfig(path.join(dir, 'nginx'), site), site);
+      await instances(
+        planned.filter((p) => p.service !== 'auth'),
+        `${state.publicUrl}/.well-known/jwks.json`,
+      );
+    } else {
+      await instances(planned);
+      const site = { ...listen, upstreams: planned.map((p) => `${LOOPBACK}:${p.port}`) };
+      await bringEdge(await writeNginxConfig(path.join(dir, 'nginx'), site), site);
+    }
+    const targets = planned.map((p) => ({ name: p.name, port: p.metricsPort }));
     const prometheus = await preparePrometheus(path.join(dir, 'prometheus'), prometheusPort, targets, bins.prometheus, pathEnv);
     await bring(commandRecord('prometheus', 'prometheus', prometheusPort, `http://${LOOPBACK}:${prometheusPort}`, log('prometheus'), prometheus));
   } catch (err) {

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { SiteOptions } from './nginx.js';
+import type { GatewayOptions, SiteOptions } from './nginx.js';
 import type { PgBouncerOptions } from './pgbouncer.js';
 import type { CommandLine } from './processes.js';
 
@@ -20,6 +20,8 @@ export interface ProcessRecord {
   /** The running process (for RabbitMQ the Erlang VM); null once stopped. */
   pid: number | null;
   port: number;
+  /** An API instance of the split topology: the service (module) it runs (`serve --modules`). */
+  service?: string;
   /** url, and metricsUrl for an API instance. */
   urls: Record<string, string>;
   logFile: string;
@@ -30,12 +32,14 @@ export interface ProcessRecord {
   /** RabbitMQ writes the VM's pid here: the launched script is not the process to signal. */
   pidFile?: string;
   /** NGINX: its directory and what its site was rendered from, to render it again (roll). */
-  site?: { dir: string; options: Omit<SiteOptions, 'accessLog'> };
+  site?: { dir: string; options: Omit<SiteOptions, 'accessLog'> | Omit<GatewayOptions, 'accessLog'> };
 }
 
 export interface ClusterState {
   dir: string;
   createdAt: string;
+  /** `cluster start --split`: a service per module behind the gateway. */
+  split?: boolean;
   /** NGINX: the one address clients use. */
   publicUrl: string;
   /** Started, or to be started, in this order; stopped in STOP_ORDER. */

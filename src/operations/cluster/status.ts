@@ -19,13 +19,15 @@ export function clusterStatus(state: ClusterState) {
     const rec = of(role)[0];
     return rec ? brief(rec) : null;
   };
-  const processes = state.processes.map((rec) => ({ ...brief(rec), role: rec.role, port: rec.port }));
+  const processes = state.processes.map((rec) => ({ ...brief(rec), role: rec.role, ...(rec.service ? { service: rec.service } : {}), port: rec.port }));
   return {
     dir: state.dir,
     publicUrl: state.publicUrl,
     allAlive: processes.length > 0 && processes.every((p) => p.alive),
     nginx: one('nginx'),
-    instances: of('api').map((rec) => ({ ...brief(rec), metricsUrl: rec.urls.metricsUrl ?? '' })),
+    topology: state.split ? 'split' : 'monolith',
+    // service: the module the instance serves (split), or all of them (the monolith's "api").
+    instances: of('api').map((rec) => ({ ...brief(rec), service: rec.service ?? 'api', metricsUrl: rec.urls.metricsUrl ?? '' })),
     primary: one('postgres-primary'),
     replicas: of('postgres-replica').map(brief),
     pgbouncer: one('pgbouncer'),
