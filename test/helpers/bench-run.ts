@@ -21,6 +21,15 @@ export interface BenchRow {
   problems: string[];
 }
 
+/** A row of the mixed-workload modes (--peers, --topology): bench/mixed.ts. */
+export interface MixedRowSummary extends BenchRow {
+  kind: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  maxMs?: number;
+}
+
 export function benchRunner(tag: string) {
   const dbName = `task_api_bench_${randomBytes(5).toString('hex')}`;
   const out = mkdtempSync(path.join(tmpdir(), `task-api-${tag}-`));

@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { benchRunner, expectRowsRan, ROOT, type BenchRow } from '../helpers/bench-run.js';
+import { benchRunner, expectRowsRan, ROOT, type MixedRowSummary } from '../helpers/bench-run.js';
 
 const SYSTEMS = ['task-api', 'seed-stack'];
 const EXPECTED_ROWS = SYSTEMS.flatMap((s) => [`${s}: max (closed, 32 conn)`, `${s}: open 500/s`, `${s}: open 700/s`]);
@@ -18,12 +18,7 @@ const FIGURES = [
   'error rate, both systems, all rows',
 ];
 
-interface RowSummary extends BenchRow {
-  kind: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  maxMs?: number;
+interface RowSummary extends MixedRowSummary {
   maxRssMb: number;
 }
 

@@ -7,7 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { benchRunner, expectRowsRan, type BenchRow } from '../helpers/bench-run.js';
+import { benchRunner, expectRowsRan, type MixedRowSummary } from '../helpers/bench-run.js';
 
 const SYSTEMS = ['nginx -> 1 instance', 'nginx -> 3 instances', 'direct to primary, prepared', 'direct to primary, unprepared', 'PgBouncer, unprepared'];
 const EXPECTED_ROWS = SYSTEMS.flatMap((s) => [`${s}: max (closed, 32 conn)`, `${s}: open 500/s`]);
@@ -21,12 +21,7 @@ const FIGURES = [
   'error rate, all rows',
 ];
 
-interface RowSummary extends BenchRow {
-  kind: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  maxMs?: number;
+interface RowSummary extends MixedRowSummary {
   ratios: number[];
 }
 

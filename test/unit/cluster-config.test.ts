@@ -3,19 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadClusterConfig } from '../../src/cluster-config.js';
-import { ConfigError } from '../../src/config.js';
 import { lastDisabled } from '../../src/operations/cluster/edge.js';
 import { NGINX_TEMPLATE, renderSite, type SiteOptions } from '../../src/operations/cluster/nginx.js';
+import { problemsOf as configProblems } from './support/config-problems.js';
 
-const problemsOf = (env: Record<string, string>) => {
-  try {
-    loadClusterConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems.join('\n');
-  }
-  throw new Error('expected a ConfigError');
-};
+const problemsOf = (env: Record<string, string>) => configProblems(loadClusterConfig, env);
 
 describe('cluster config', () => {
   it("defaults to the seed's edge limit: 10 requests a second, burst 20", () => {

@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
+import { problemsOf as configProblems } from './support/config-problems.js';
 
-const problemsOf = (env: Record<string, string>) => {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems.join('\n');
-  }
-  throw new Error('expected a ConfigError');
-};
+const problemsOf = (env: Record<string, string>) => configProblems(loadConfig, env);
 
 describe('config', () => {
   it('has working defaults for an empty environment (embedded mode)', () => {

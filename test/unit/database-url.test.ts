@@ -1,17 +1,10 @@
 // DATABASE_URL's pool parameters in Prisma's spelling (the seed's), and DATABASE_READ_URLS.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config.js';
 import { parseDatabaseUrl, splitUrls } from '../../src/shared/database-url.js';
+import { problemsOf as configProblems } from './support/config-problems.js';
 
-const problemsOf = (env: Record<string, string>) => {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems.join('\n');
-  }
-  throw new Error('expected a ConfigError');
-};
+const problemsOf = (env: Record<string, string>) => configProblems(loadConfig, env);
 
 describe('parseDatabaseUrl', () => {
   it("reads the seed's parameters and strips them, keeping the rest of the URL verbatim", () => {

@@ -13,6 +13,7 @@ export interface LaunchSpec {
   args: string[];
   /** Appended to (created if missing): the process's stdout and stderr. */
   logFile: string;
+  /** The process's whole environment; without it, the child inherits this process's (spawn's default). */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   /** Run as this user and group (root starting servers that refuse to run as root). */
@@ -29,7 +30,7 @@ export function launch(spec: LaunchSpec): number {
     const child = spawn(spec.command, spec.args, {
       detached: true,
       stdio: ['ignore', fd, fd],
-      env: spec.env ?? process.env,
+      env: spec.env,
       cwd: spec.cwd,
       ...(spec.user ?? {}),
     });
