@@ -23,7 +23,8 @@ export interface ClusterConfig {
   edge: EdgeSettings;
   /**
    * What of this process's environment each API instance is given: the variables `serve` reads
-   * (src/config.ts), and PATH. The cluster sets the ones its topology decides on top.
+   * (src/config.ts), the OpenTelemetry SDK's own OTEL_* settings (OTEL_BSP_SCHEDULE_DELAY, ...),
+   * and PATH. The cluster sets the ones its topology decides on top.
    */
   inherited: Record<string, string>;
 }
@@ -52,6 +53,8 @@ export function loadClusterConfig(source: NodeJS.ProcessEnv = process.env): Clus
     const v = source[key];
     if (v !== undefined) inherited[key] = v;
   }
+  // With tracing on (OTEL_EXPORTER_OTLP_ENDPOINT), the SDK reads the rest of its settings itself.
+  for (const [key, v] of Object.entries(source)) if (key.startsWith('OTEL_') && v !== undefined) inherited[key] = v;
   return {
     edge: {
       ratePerSecond: env.EDGE_RATE_LIMIT === undefined ? EDGE_DEFAULTS.ratePerSecond : Number(env.EDGE_RATE_LIMIT),

@@ -88,7 +88,7 @@ async function openKeys(config: Config, database: Database, log: FastifyBaseLogg
 }
 
 export async function openInfrastructure(config: Config, log: FastifyBaseLogger, opts: InfrastructureOptions = {}): Promise<Infrastructure> {
-  const metrics = config.metrics.enabled ? new Metrics() : undefined;
+  const metrics = config.metrics.enabled ? new Metrics({ service: config.tracing.serviceName }) : undefined;
   // Statement observers see postgres.js only (PGlite is one in-process connection, no pool). SQL
   // spans are always observed: without a registered tracing SDK they stop at their first check.
   const observers = config.database.url ? [sqlSpanObserver, ...(metrics ? [metrics.databaseObserver(config.database.poolMax)] : [])] : [];

@@ -39,13 +39,17 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<Ru
   const relayWake = { nudge: (): void => undefined };
   const app = await buildApp({ config, ...infra, health, modules, eventsWritten: () => relayWake.nudge() });
   if (config.admin) await ensureAdmin(infra.database, config.admin, app.log);
-  // The consumers run where the notifications module does. The relay publishes where the tasks
-  // module writes (RabbitMQ); the in-process bus delivers only to consumers in its own process, so
-  // there it runs beside them, and a tasks-only process leaves its events in the outbox for them.
+  // The consumers run where their modules do (notifications: task and account events; tasks:
+  // account events). With RabbitMQ the relay publishes where events are written: the tasks
+  // module's task events, the account events of users and auth (sign-up). The in-process bus
+  // delivers only to consumers in its own process, so there the relay runs only where every
+  // consumer is (the monolith); a partial process leaves its events in the outbox for one.
   // OUTBOX_RELAY_ENABLED=false turns it off (a `task-api worker` relays instead).
-  const relay = config.events.relayEnabled && (config.events.amqpUrl ? modules.has('tasks') : modules.has('notifications'));
-  if (modules.has('tasks') && !relay && !config.events.amqpUrl && config.events.relayEnabled) {
-    app.log.info('task events stay in the outbox until a process with the notifications module, or task-api worker, relays them');
+  const writesEvents = ['tasks', 'users', 'auth'].some((m) => modules.has(m as ModuleName));
+  const consumesAll = modules.has('tasks') && modules.has('notifications');
+  const relay = config.events.relayEnabled && (config.events.amqpUrl ? writesEvents : consumesAll);
+  if (writesEvents && !relay && !config.events.amqpUrl && config.events.relayEnabled) {
+    app.log.info('events stay in the outbox until a process with every consumer (the monolith), or task-api worker, relays them');
   }
   const events = await startEvents({
     config,

@@ -1,29 +1,30 @@
 // The event bus port. The relay publishes through it (publish resolves only once every event is
-// confirmed); consumers subscribe a TaskEventHandler under a name. Two adapters: RabbitMQ
+// confirmed); consumers subscribe an EventHandler under a name. Two adapters: RabbitMQ
 // (rabbitmq.ts, with AMQP_URL) and in process (below, the embedded default).
-import type { TaskEvent, TaskEventHandler, TaskEventType } from '../shared/events.js';
+import type { DomainEvent, EventHandler, DomainEventType } from '../shared/events.js';
 import { isPoisonMessage } from '../shared/poison.js';
 import type { ConsumeRecorder } from '../observability/recorders.js';
+import { withConsumerSpan } from '../observability/trace-context.js';
 import type { EventRetries } from './retries.js';
 import { backoffMs } from '../shared/backoff.js';
 import { errorMessage } from '../shared/errors.js';
 
 export interface SubscribeOptions {
-  /** Routing keys to receive (RabbitMQ topic patterns); every task event by default. */
-  types?: (TaskEventType | 'task.*' | '#')[];
+  /** Routing keys to receive (RabbitMQ topic patterns); every event by default. */
+  types?: (DomainEventType | 'task.*' | 'user.*' | '#')[];
 }
 
 export interface EventBus {
   readonly kind: 'rabbitmq' | 'in-process';
   /** Resolves when the broker has confirmed every event (in process: when every handler has run). */
-  publish(events: TaskEvent[]): Promise<void>;
+  publish(events: DomainEvent[]): Promise<void>;
   /**
    * Registers a consumer. `name` identifies it: on RabbitMQ, its durable queue
    * `<exchange>.<name>` (dead letters in `<exchange>.<name>.dead`), shared by every instance
    * that runs it. The handler must be idempotent by event id: delivery is at least once.
    * Register before start().
    */
-  subscribe(name: string, handler: TaskEventHandler, options?: SubscribeOptions): void;
+  subscribe(name: string, handler: EventHandler, options?: SubscribeOptions): void;
   /** Starts consuming (RabbitMQ: connects, declares, and reconnects with backoff). */
   start(): Promise<void>;
   close(): Promise<void>;
@@ -78,7 +79,7 @@ const RETRY_BATCH = 50;
  */
 export class InProcessEventBus implements EventBus {
   readonly kind = 'in-process' as const;
-  private readonly handlers = new Map<string, { handler: TaskEventHandler; types: string[] }>();
+  private readonly handlers = new Map<string, { handler: EventHandler; types: string[] }>();
   private readonly limit: number;
   private timer: NodeJS.Timeout | undefined;
   private retrying: Promise<void> | undefined;
@@ -88,7 +89,7 @@ export class InProcessEventBus implements EventBus {
     this.limit = opts.deliveryLimit ?? 5;
   }
 
-  subscribe(name: string, handler: TaskEventHandler, options: SubscribeOptions = {}): void {
+  subscribe(name: string, handler: EventHandler, options: SubscribeOptions = {}): void {
     this.handlers.set(name, { handler, types: options.types ?? ['#'] });
     this.opts.recorder?.subscribed?.(name);
   }
@@ -105,8 +106,8 @@ export class InProcessEventBus implements EventBus {
    * at a time. Resolves when every delivery ran or had its failure stored; rejects (the batch stays
    * pending) when a failure could not be stored.
    */
-  async publish(events: TaskEvent[]): Promise<void> {
-    const byUser = new Map<string, TaskEvent[]>();
+  async publish(events: DomainEvent[]): Promise<void> {
+    const byUser = new Map<string, DomainEvent[]>();
     for (const e of events) {
       const list = byUser.get(e.userId);
       if (list) list.push(e);
@@ -138,10 +139,10 @@ export class InProcessEventBus implements EventBus {
   }
 
   /** One delivery; `before` deliveries happened already. Throws only when the failure could not be stored. */
-  private async deliver(name: string, handler: TaskEventHandler, event: TaskEvent, before: number): Promise<void> {
+  private async deliver(name: string, handler: EventHandler, event: DomainEvent, before: number): Promise<void> {
     const attempts = before + 1;
     try {
-      await handler(event);
+      await withConsumerSpan(name, event, 'in-process', () => handler(event));
       this.opts.recorder?.consumed(name);
       if (before > 0) await this.opts.retries.succeeded(name, event.id);
       return;

@@ -3,7 +3,7 @@
 import { and, asc, eq, inArray, isNotNull, isNull, lt, sql, type SQL, type WithSubquery } from 'drizzle-orm';
 import type { Db } from '../infra/db/database.js';
 import { outbox } from './tables.js';
-import type { TaskEvent } from '../shared/events.js';
+import { aggregateIdOf, type DomainEvent } from '../shared/events.js';
 
 /** A transaction (or the database) to append through: Drizzle's transaction is a Db too. */
 export type Tx = Db;
@@ -11,7 +11,7 @@ export type Tx = Db;
 export interface PendingEvent {
   id: string;
   type: string;
-  payload: TaskEvent;
+  payload: DomainEvent;
   attempts: number;
 }
 
@@ -21,10 +21,10 @@ export interface OutboxStats {
   oldestPendingAgeSeconds: number;
 }
 
-const outboxRow = (aggregate: string, event: TaskEvent) => ({
+const outboxRow = (aggregate: string, event: DomainEvent) => ({
   id: event.id,
   aggregate,
-  aggregateId: event.taskId,
+  aggregateId: aggregateIdOf(event),
   userId: event.userId,
   type: event.type,
   payload: event,
@@ -33,7 +33,7 @@ const outboxRow = (aggregate: string, event: TaskEvent) => ({
 });
 
 /** Inserts the event; call it inside the transaction that makes the change. */
-export async function appendEvent(tx: Tx, aggregate: string, event: TaskEvent): Promise<void> {
+export async function appendEvent(tx: Tx, aggregate: string, event: DomainEvent): Promise<void> {
   await tx.insert(outbox).values(outboxRow(aggregate, event));
 }
 
@@ -69,7 +69,7 @@ export function prepareAppendWith(db: Db, changes: WithSubquery[], name: string,
 }
 
 /** The values of prepareAppendWith's event placeholders. */
-export function eventValues(aggregate: string, event: TaskEvent): Record<string, unknown> {
+export function eventValues(aggregate: string, event: DomainEvent): Record<string, unknown> {
   const row = outboxRow(aggregate, event);
   return {
     event_id: row.id,
@@ -148,7 +148,7 @@ export class OutboxRepository {
     return { pending: Number(row?.pending ?? 0), oldestPendingAgeSeconds: Math.max(0, Number(row?.age ?? 0)) };
   }
 
-  /** Every event of one task, oldest first (tests, operations). */
+  /** Every event of one task (or account), oldest first (tests, operations). */
   async ofAggregate(aggregateId: string) {
     return this.db.select().from(outbox).where(eq(outbox.aggregateId, aggregateId)).orderBy(asc(outbox.createdAt), asc(outbox.id));
   }

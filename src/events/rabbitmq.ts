@@ -6,9 +6,10 @@
 // away, publishing fails (the relay retries with backoff) and consumers reconnect with backoff.
 import { context, propagation, ROOT_CONTEXT } from '@opentelemetry/api';
 import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
-import type { TaskEvent, TaskEventHandler } from '../shared/events.js';
+import type { DomainEvent, EventHandler } from '../shared/events.js';
 import { isPoisonMessage } from '../shared/poison.js';
 import type { ConsumeRecorder } from '../observability/recorders.js';
+import { withConsumerSpan } from '../observability/trace-context.js';
 import type { BusLogger, EventBus, SubscribeOptions } from './bus.js';
 import { backoffMs } from '../shared/backoff.js';
 import { errorMessage } from '../shared/errors.js';
@@ -39,7 +40,7 @@ export interface RabbitMqOptions {
 
 interface Subscription {
   name: string;
-  handler: TaskEventHandler;
+  handler: EventHandler;
   types: string[];
 }
 
@@ -68,7 +69,7 @@ export class RabbitMqEventBus implements EventBus {
     return this.opts.exchange;
   }
 
-  subscribe(name: string, handler: TaskEventHandler, options: SubscribeOptions = {}): void {
+  subscribe(name: string, handler: EventHandler, options: SubscribeOptions = {}): void {
     this.subs.push({ name, handler, types: options.types ?? ['#'] });
     this.opts.recorder?.subscribed?.(name);
   }
@@ -85,7 +86,7 @@ export class RabbitMqEventBus implements EventBus {
     }
   }
 
-  async publish(events: TaskEvent[]): Promise<void> {
+  async publish(events: DomainEvent[]): Promise<void> {
     if (events.length === 0) return;
     if (this.closed) throw new Error('event bus is closed');
     const ch = await this.confirmChannel();
@@ -261,9 +262,9 @@ export class RabbitMqEventBus implements EventBus {
    * the broker counts without a handler failure (a consumer that died before acking) are not seen.
    */
   private async handle(ch: Channel, sub: Subscription, msg: ConsumeMessage): Promise<void> {
-    let event: TaskEvent;
+    let event: DomainEvent;
     try {
-      event = JSON.parse(msg.content.toString('utf8')) as TaskEvent;
+      event = JSON.parse(msg.content.toString('utf8')) as DomainEvent;
     } catch {
       this.opts.log.error({ consumer: sub.name, messageId: msg.properties.messageId as unknown }, 'event is not JSON; dead-lettered');
       this.opts.recorder?.deadLettered(sub.name);
@@ -271,7 +272,7 @@ export class RabbitMqEventBus implements EventBus {
       return;
     }
     try {
-      await sub.handler(event);
+      await withConsumerSpan(sub.name, event, 'rabbitmq', () => sub.handler(event));
       this.opts.recorder?.consumed(sub.name);
       this.settle(() => ch.ack(msg));
     } catch (err) {

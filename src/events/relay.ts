@@ -4,7 +4,7 @@
 // rows stay pending and the next attempt waits longer (exponential backoff). Published rows
 // older than the retention are pruned. A local write can nudge() the loop awake; without
 // nudges it polls every pollMs.
-import type { TaskEvent } from '../shared/events.js';
+import type { DomainEvent } from '../shared/events.js';
 import type { RelayRecorder } from '../observability/recorders.js';
 import type { BusLogger } from './bus.js';
 import type { OutboxRepository, PendingEvent } from './outbox.js';
@@ -13,7 +13,7 @@ import { errorMessage } from '../shared/errors.js';
 
 export interface RelayOptions {
   outbox: OutboxRepository;
-  publish: (events: TaskEvent[]) => Promise<void>;
+  publish: (events: DomainEvent[]) => Promise<void>;
   log: BusLogger;
   recorder?: RelayRecorder | undefined;
   pollMs: number;

@@ -5,11 +5,11 @@
 import { and, asc, eq, inArray, isNotNull, isNull, lte, sql } from 'drizzle-orm';
 import type { Db } from '../infra/db/database.js';
 import { eventRetries } from './tables.js';
-import type { TaskEvent } from '../shared/events.js';
+import type { DomainEvent } from '../shared/events.js';
 
 export interface DueRetry {
   consumer: string;
-  event: TaskEvent;
+  event: DomainEvent;
   /** Deliveries so far; the one about to run is attempts + 1. */
   attempts: number;
 }
@@ -36,7 +36,7 @@ export class EventRetries {
    */
   async recordFailure(
     consumer: string,
-    event: TaskEvent,
+    event: DomainEvent,
     attempts: number,
     error: string,
     next: { at: Date } | { dead: 'failed' | 'poison' },

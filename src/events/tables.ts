@@ -2,7 +2,7 @@
 // bus's retries and dead letters.
 import { integer, jsonb, pgTable, primaryKey, text, uuid } from 'drizzle-orm/pg-core';
 import { ts } from '../infra/db/columns.js';
-import type { TaskEvent } from '../shared/events.js';
+import type { DomainEvent } from '../shared/events.js';
 
 /** migrations/0002_outbox.sql: events written with the change, published by the relay. */
 export const outbox = pgTable('outbox', {
@@ -11,8 +11,8 @@ export const outbox = pgTable('outbox', {
   aggregateId: uuid('aggregate_id').notNull(),
   userId: uuid('user_id').notNull(),
   type: text('type').notNull(),
-  payload: jsonb('payload').$type<TaskEvent>().notNull(),
-  traceContext: jsonb('trace_context').$type<TaskEvent['traceContext']>(),
+  payload: jsonb('payload').$type<DomainEvent>().notNull(),
+  traceContext: jsonb('trace_context').$type<DomainEvent['traceContext']>(),
   createdAt: ts('created_at').notNull().defaultNow(),
   publishedAt: ts('published_at'),
   attempts: integer('attempts').notNull().default(0),
@@ -25,7 +25,7 @@ export const eventRetries = pgTable(
     consumer: text('consumer').notNull(),
     eventId: uuid('event_id').notNull(),
     type: text('type').notNull(),
-    payload: jsonb('payload').$type<TaskEvent>().notNull(),
+    payload: jsonb('payload').$type<DomainEvent>().notNull(),
     attempts: integer('attempts').notNull(),
     nextAttemptAt: ts('next_attempt_at').notNull(),
     lastError: text('last_error').notNull(),

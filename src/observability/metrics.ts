@@ -5,6 +5,10 @@
 // To add metrics (events, replicas, ...): create them with `registers: [this.registry]` in a
 // method or the constructor below, with bounded label values only (never ids, emails or raw
 // URLs), and document the name in the README's Observability section.
+//
+// Every series also carries `service`, the process's service name (OTEL_SERVICE_NAME, 'task-api'
+// unless set; `cluster start --split` names each service task-api-<module>), as a default label
+// of the registry: the same name as the traces' service.name resource attribute.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { RATE_LIMIT_POLICY_NAMES } from '../config.js';
 import { operationOf, type QueryObserver } from '../infra/db/observe.js';
@@ -22,6 +26,14 @@ export const UNMATCHED_ROUTE = 'unmatched';
 export interface AppStats {
   cacheStats?: CacheStats | undefined;
   rateLimitStats?: RateLimitStats | undefined;
+}
+
+/** The value of the `service` label when none is given (OTEL_SERVICE_NAME's default). */
+export const DEFAULT_SERVICE_NAME = 'task-api';
+
+export interface MetricsOptions {
+  /** The `service` label of every series (config.tracing.serviceName). */
+  service?: string;
 }
 
 interface Pool {
@@ -47,8 +59,10 @@ export class Metrics {
   private appStats: () => AppStats = () => ({});
   private outboxSource: (() => Promise<{ pending: number; oldestPendingAgeSeconds: number }>) | undefined;
 
-  constructor() {
+  constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
+    // Added to every series of this registry as it is exposed (default metrics included).
+    this.registry.setDefaultLabels({ service: options.service ?? DEFAULT_SERVICE_NAME });
     collectDefaultMetrics({ register: this.registry });
 
     this.httpDuration = new Histogram({

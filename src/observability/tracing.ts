@@ -4,6 +4,7 @@
 // never loaded, and the @opentelemetry/api calls elsewhere (SQL spans, log fields) are no-ops.
 import { register } from 'node:module';
 import { FastifyOtelInstrumentation } from '@fastify/otel';
+import { context, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import type { Instrumentation } from '@opentelemetry/instrumentation';
 import { AmqplibInstrumentation } from '@opentelemetry/instrumentation-amqplib';
@@ -24,6 +25,13 @@ export interface TracingOptions {
   /** Replace the OTLP/HTTP exporter (tests record spans in memory). */
   spanProcessors?: SpanProcessor[];
 }
+
+/**
+ * The request id (request.id: the gateway's X-Request-Id, or one generated here; the `reqId` of
+ * the log line and the `requestId` of a problem), on the HTTP server span and Fastify's request
+ * span: a request quoted by its id is found among the traces.
+ */
+export const ATTR_REQUEST_ID = 'http.request.id';
 
 /** Probes and scrapes are not traced: they would drown the requests that matter. */
 const UNTRACED = new Set(['/health', '/health/live', '/metrics']);
@@ -69,6 +77,12 @@ export async function startTracing(config: Pick<Config, 'tracing' | 'env'>, opti
       registerOnInitialization: true,
       instrumentHooks: false,
       ignorePaths: (route) => untraced(route.url),
+      // Called as the request span starts, in the context of the HTTP server span (its parent).
+      requestHook: (span, request) => {
+        span.setAttribute(ATTR_REQUEST_ID, request.id);
+        const server = trace.getSpan(context.active());
+        if (server !== undefined && server !== span) server.setAttribute(ATTR_REQUEST_ID, request.id);
+      },
       // Handlers are anonymous: name their spans after the route instead of the plugin chain.
       lifecycleHook: (span, { hookName, request }) => {
         if (hookName === 'handler') span.updateName(`handler ${request.method} ${request.routeOptions.url ?? 'unmatched'}`);

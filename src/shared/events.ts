@@ -8,6 +8,7 @@ import { parseDateTime } from './date-time.js';
 import { UUID_PATTERN } from './ids.js';
 import { PoisonMessageError } from './poison.js';
 import { TASK_PRIORITIES, TASK_STATUSES } from './task-model.js';
+import { ROLES } from './actor.js';
 
 export const EVENT_SCHEMA_VERSION = 1 as const;
 
@@ -73,9 +74,6 @@ export const TaskEventSchema = Type.Object({
 });
 export type TaskEvent = Static<typeof TaskEventSchema>;
 
-/** A consumer's effect for one event. Must be idempotent by event id (processed_events). */
-export type TaskEventHandler = (event: TaskEvent) => Promise<void>;
-
 /** Checks an incoming message against the contract; PoisonMessageError when no retry could help. */
 export function parseTaskEvent(message: unknown): TaskEvent {
   if (typeof message !== 'object' || message === null || Array.isArray(message)) {
@@ -91,3 +89,68 @@ export function parseTaskEvent(message: unknown): TaskEvent {
   }
   return message;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Account events, from the users module (which owns the accounts): what the other services keep
+// of an account (tasks: the owner shown in the admin's list; notifications: the recipient's
+// address) arrives by these, and user.deleted makes each of them delete what it holds of the
+// account. Same envelope and versioning as the task events.
+
+export const USER_EVENT_TYPES = ['user.created', 'user.updated', 'user.deleted'] as const;
+export type UserEventType = (typeof USER_EVENT_TYPES)[number];
+
+/** The account as it stands after the change (for user.deleted: as it stood). No credentials. */
+export const AccountSnapshotSchema = Type.Object({
+  id: Uuid,
+  email: Type.String(),
+  role: Type.Enum(ROLES),
+  name: OrNull(Type.String()),
+  createdAt: Instant,
+  /** Orders the changes of one account: a copy applies an event only if it is not older. */
+  updatedAt: Instant,
+});
+export type AccountSnapshot = Static<typeof AccountSnapshotSchema>;
+
+export const UserEventSchema = Type.Object({
+  id: Uuid,
+  type: Type.Enum(USER_EVENT_TYPES),
+  schemaVersion: Type.Literal(EVENT_SCHEMA_VERSION),
+  occurredAt: Instant,
+  userId: Uuid,
+  data: Type.Object({
+    user: AccountSnapshotSchema,
+    /** For user.updated: the fields the write changed. */
+    changes: Type.Optional(Type.Array(Type.String())),
+  }),
+  traceContext: Type.Optional(Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) })),
+});
+export type UserEvent = Static<typeof UserEventSchema>;
+
+/** Every event the outbox, the relay and the bus carry. */
+export type DomainEvent = TaskEvent | UserEvent;
+export type DomainEventType = DomainEvent['type'];
+/** A consumer's effect for one event: idempotent (delivery is at least once). */
+export type EventHandler = (event: DomainEvent) => Promise<void>;
+
+/** Whether a message names an account event type (checked against the contract by parseUserEvent). */
+export const isUserEvent = (e: unknown): e is UserEvent =>
+  typeof e === 'object' && e !== null && (USER_EVENT_TYPES as readonly unknown[]).includes((e as { type?: unknown }).type);
+
+/** Checks an incoming account event against the contract; PoisonMessageError when no retry could help. */
+export function parseUserEvent(message: unknown): UserEvent {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+    throw new PoisonMessageError('user event is not an object', 'malformed');
+  }
+  const version = (message as { schemaVersion?: unknown }).schemaVersion;
+  if (version !== EVENT_SCHEMA_VERSION) {
+    throw new PoisonMessageError(`unknown user event schemaVersion ${JSON.stringify(version)}`, 'unknown-schema-version');
+  }
+  if (!Value.Check(UserEventSchema, message)) {
+    const first = Value.Errors(UserEventSchema, message)[0];
+    throw new PoisonMessageError(`malformed user event: ${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'}`, 'malformed');
+  }
+  return message;
+}
+
+/** The aggregate an event's outbox row names: the task, or the account. */
+export const aggregateIdOf = (e: DomainEvent): string => ('taskId' in e ? e.taskId : e.userId);

@@ -5,9 +5,15 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse, RouteOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { and, asc, eq, isNull, like } from 'drizzle-orm';
 import { buildApp } from '../../src/app.js';
+import { outbox } from '../../src/events/tables.js';
+import { createAccountsHandler as createNotificationsAccountsHandler } from '../../src/modules/notifications/handler.js';
+import { NotificationsRepository } from '../../src/modules/notifications/repository.js';
+import { createAccountsHandler as createTasksAccountsHandler } from '../../src/modules/tasks/accounts.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { Database } from '../../src/infra/db/database.js';
+import type { ResponseCacheStore } from '../../src/infra/cache/types.js';
 import type { IdempotencyStore } from '../../src/infra/idempotency/types.js';
 import { openInfrastructure } from '../../src/infrastructure.js';
 import type { KeyRing } from '../../src/modules/auth/keys.js';
@@ -24,6 +30,13 @@ export interface TestApp {
   keys: KeyRing;
   /** The app's Idempotency-Key store (Redis or memory), for tests that claim a key themselves. */
   idempotency: IdempotencyStore;
+  /**
+   * Delivers the account events waiting in the outbox (user.created / updated / deleted) to the
+   * consumers of the tasks and notifications modules, as the relay and the bus would, and marks
+   * them published; task events stay pending. Returns how many were delivered. A test app runs no
+   * relay: what an account's deletion does to the other modules' data happens here.
+   */
+  deliverAccountEvents(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -68,12 +81,33 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     redis: infra.redis,
     keys: infra.keys,
     idempotency: infra.idempotency,
+    deliverAccountEvents: accountEventsDeliverer(infra.database, infra.cache),
     async close() {
       await app.close();
       if (infra.redis && !shared) await deleteKeys(infra.redis, prefix);
       await infra.close();
       if (!shared) await testDb?.drop();
     },
+  };
+}
+
+/** TestApp.deliverAccountEvents, for an app built over `database` (and its response cache). */
+export function accountEventsDeliverer(database: Database, cache?: ResponseCacheStore): () => Promise<number> {
+  const handlers = [
+    createTasksAccountsHandler({ db: database.db, dataChanged: (userId) => cache?.invalidateUser(userId) ?? Promise.resolve() }),
+    createNotificationsAccountsHandler(new NotificationsRepository(database.db)),
+  ];
+  return async () => {
+    const rows = await database.db
+      .select({ id: outbox.id, payload: outbox.payload })
+      .from(outbox)
+      .where(and(isNull(outbox.publishedAt), like(outbox.type, 'user.%')))
+      .orderBy(asc(outbox.createdAt), asc(outbox.id));
+    for (const row of rows) {
+      for (const handle of handlers) await handle(row.payload);
+      await database.db.update(outbox).set({ publishedAt: new Date() }).where(eq(outbox.id, row.id));
+    }
+    return rows.length;
   };
 }
 

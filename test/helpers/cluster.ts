@@ -90,11 +90,13 @@ export function expectNginxAccepts(dir: string): void {
 }
 
 /** The whole API scenario (test/helpers/scenario.ts) over HTTP through `publicUrl`. */
-export async function walkContract(publicUrl: string, primaryUrl: string): Promise<void> {
+export async function walkContract(publicUrl: string, primaryUrl: string, tasksUrl?: string): Promise<void> {
   const database: Database = await openDatabase({ url: primaryUrl, poolMax: 2, prepare: true, dataDir: ':memory:' });
+  const tasksDatabase = tasksUrl ? await openDatabase({ url: tasksUrl, poolMax: 2, prepare: true, dataDir: ':memory:' }) : undefined;
   try {
-    await runScenario({ app: httpInjector(publicUrl), database });
+    await runScenario({ app: httpInjector(publicUrl), database, ...(tasksDatabase ? { tasksDatabase } : {}) });
   } finally {
     await database.close();
+    await tasksDatabase?.close();
   }
 }

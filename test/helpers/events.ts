@@ -1,5 +1,5 @@
 // Task events built per the contract (src/shared/events.ts), for consumer tests.
-import type { TaskEvent, TaskEventType } from '../../src/shared/events.js';
+import type { DomainEvent, TaskEvent, TaskEventType } from '../../src/shared/events.js';
 import { uuidv7 } from '../../src/shared/ids.js';
 
 export function taskEvent(userId: string, type: TaskEventType = 'task.created', title = 'Write the report'): TaskEvent {
@@ -29,4 +29,10 @@ export function taskEvent(userId: string, type: TaskEventType = 'task.created', 
       ...(type === 'task.updated' || type === 'task.completed' ? { changes: ['status'] } : {}),
     },
   };
+}
+
+/** The task event a test's consumer expects (the bus carries account events too). */
+export function taskOf(e: DomainEvent): TaskEvent {
+  if (!('taskId' in e)) throw new Error(`not a task event: ${e.type}`);
+  return e;
 }

@@ -4,8 +4,39 @@ import { expect } from 'vitest';
 import type { Database } from '../../src/infra/db/database.js';
 import { as, register, registerAdmin, uniqueEmail, type Injector, type SessionBody } from './app.js';
 
-/** An app to walk through (app.inject, or HTTP through NGINX) and its database. */
-export async function runScenario(t: { app: Injector; database: Database }): Promise<void> {
+/** An app to walk through (app.inject, or HTTP through NGINX) and its databases. */
+export interface ScenarioTarget {
+  app: Injector;
+  /** Where the accounts are (the identity database when split). */
+  database: Database;
+  /** Where the tasks are, when not with the accounts (the split topology's tasks database). */
+  tasksDatabase?: Database;
+  /**
+   * Brings the account events to their consumers (a test app runs no relay:
+   * TestApp.deliverAccountEvents). A deployment's own relay and broker do it by themselves.
+   */
+  deliverAccountEvents?: () => Promise<unknown>;
+}
+
+/**
+ * What other services know of an account arrives by its events, a moment after the write:
+ * asserts `check` once the events were delivered (a test app), or within a bounded wait.
+ */
+async function eventually(t: ScenarioTarget, check: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await t.deliverAccountEvents?.();
+    try {
+      await check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+export async function runScenario(t: ScenarioTarget): Promise<void> {
   const { app } = t;
   const email = uniqueEmail('scenario');
   const s1 = await register(app, `  ${email.toUpperCase()} `, 'first password');
@@ -54,9 +85,12 @@ export async function runScenario(t: { app: Injector; database: Database }): Pro
   expect((await as(app, other.accessToken)({ method: 'GET', url: `/v1/tasks/${ids[0]}` })).statusCode).toBe(404);
 
   const admin = await registerAdmin(t);
-  const all = await as(app, admin.accessToken)({ method: 'GET', url: `/v1/admin/tasks?userId=${session.user.id}` });
-  expect(all.statusCode).toBe(200);
-  expect(all.json<{ data: { owner: { email: string } }[] }>().data.map((x) => x.owner.email)).toEqual(Array(4).fill(email));
+  // The tasks service shows the owner it has heard of (user.created).
+  await eventually(t, async () => {
+    const all = await as(app, admin.accessToken)({ method: 'GET', url: `/v1/admin/tasks?userId=${session.user.id}` });
+    expect(all.statusCode).toBe(200);
+    expect(all.json<{ data: { owner: { email: string } }[] }>().data.map((x) => x.owner.email)).toEqual(Array(4).fill(email));
+  });
   expect((await as(app, other.accessToken)({ method: 'GET', url: '/v1/admin/tasks' })).statusCode).toBe(403);
 
   const changed = await req({ method: 'PATCH', url: '/v1/users/me', payload: { name: 'Scenario', password: 'second password', currentPassword: 'first password' } });
@@ -69,7 +103,11 @@ export async function runScenario(t: { app: Injector; database: Database }): Pro
   expect((await app.inject({ method: 'POST', url: '/v1/auth/refresh', payload: { refreshToken: fresh.refreshToken } })).statusCode).toBe(401);
 
   expect((await as(app, fresh.accessToken)({ method: 'DELETE', url: '/v1/users/me' })).statusCode).toBe(204);
-  const leftovers = await t.database.raw.query<{ n: number }>('select count(*)::int as n from tasks where user_id = $1', [session.user.id]);
-  expect(leftovers[0]!.n).toBe(0);
+  // The account's tasks go when the tasks service applies user.deleted; its token then gets 401.
+  await eventually(t, async () => {
+    const leftovers = await (t.tasksDatabase ?? t.database).raw.query<{ n: number }>('select count(*)::int as n from tasks where user_id = $1', [session.user.id]);
+    expect(leftovers[0]!.n).toBe(0);
+    expect((await as(app, fresh.accessToken)({ method: 'GET', url: '/v1/tasks' })).statusCode).toBe(401);
+  });
   expect((await app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email, password: 'second password' } })).statusCode).toBe(401);
 }

@@ -86,7 +86,7 @@ beforeAll(async () => {
   const taskId = await created(req({ method: 'POST', url: '/v1/tasks', payload: { title: 'Soon gone' } }));
   const webhookId = await created(req({ method: 'POST', url: '/v1/webhooks', payload: { url: 'http://127.0.0.1:9/soon-gone', events: ['task.created'] } }));
   // A task event, as the relay delivers it: a notification and a webhook delivery for the user.
-  const { handle } = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf });
+  const { handle } = createNotificationsConsumer({ database: t.database, config: t.config });
   await handle(taskEvent(user.user.id));
   const notificationId = (await req({ method: 'GET', url: '/v1/notifications' })).json<PageBody<{ id: string }>>().data[0]!.id;
   const deliveryId = (await req({ method: 'GET', url: `/v1/webhooks/${webhookId}/deliveries` })).json<PageBody<{ id: string }>>().data[0]!.id;
@@ -97,6 +97,8 @@ beforeAll(async () => {
 
   expect((await req({ method: 'DELETE', url: '/v1/users/me' })).statusCode).toBe(204);
   expect((await as(t.app, otherAdmin.accessToken)({ method: 'DELETE', url: `/v1/users/${admin.user.id}` })).statusCode).toBe(204);
+  // The deletions reach the tasks and notifications modules as user.deleted.
+  await t.deliverAccountEvents();
   g = { user, taskId, webhookId, notificationId, deliveryId, admin, bystander };
 });
 afterAll(() => t.close());

@@ -503,6 +503,7 @@ describe('deleted user', () => {
     const other = await loginOk(email);
     const del = await call({ method: 'DELETE', url: '/v1/users/me' }, reg.accessToken);
     expect(del.statusCode).toBe(204);
+    await t.deliverAccountEvents(); // the tasks module hears of the deletion (user.deleted)
 
     for (const token of [reg.refreshToken, other.refreshToken]) expectProblem(await refresh(token), 401);
     expectProblem(await me(reg.accessToken), 401);

@@ -146,6 +146,9 @@ describe('response cache', () => {
       } else {
         expect((await as(one.app, s.accessToken)({ method: 'DELETE', url: '/v1/users/me' })).statusCode).toBe(204);
       }
+      // The tasks module applies user.deleted (the relay's delivery, here at once): the tasks go,
+      // and so do their cached answers.
+      await one.deliverAccountEvents();
       // The access token still verifies until it expires; no cached answer outlives the account:
       // both go past the cache to the service, which says the account is gone.
       for (const url of ['/v1/tasks', `/v1/tasks/${task!.id}`]) {

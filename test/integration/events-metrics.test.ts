@@ -4,6 +4,7 @@
 import { connect } from 'amqplib';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { taskOf } from '../helpers/events.js';
 import { OutboxRepository } from '../../src/events/outbox.js';
 import { RabbitMqEventBus } from '../../src/events/rabbitmq.js';
 import { OutboxRelay } from '../../src/events/relay.js';
@@ -21,7 +22,7 @@ const NAMES = ['events_consumed_total', 'events_consume_failures_total', 'events
 async function counters(metrics: Metrics, consumer: string): Promise<number[]> {
   const text = await metrics.registry.metrics();
   return NAMES.map((name) => {
-    const m = new RegExp(`^${name}\\{consumer="${consumer}"\\} (\\S+)$`, 'm').exec(text);
+    const m = new RegExp(`^${name}\\{consumer="${consumer}",service="task-api"\\} (\\S+)$`, 'm').exec(text);
     return m ? Number(m[1]) : NaN;
   });
 }
@@ -68,7 +69,7 @@ describe('consumer metrics on RabbitMQ', () => {
       consumers: [
         (bus) =>
           bus.subscribe('counted', async (e) => {
-            const title = e.data.task.title;
+            const title = taskOf(e).data.task.title;
             if (title === 'poison') throw new PoisonMessageError('test poison', 'malformed');
             if (title === 'flaky' && !failedOnce.has(e.id)) {
               failedOnce.add(e.id);
@@ -84,6 +85,7 @@ describe('consumer metrics on RabbitMQ', () => {
       // Registered consumers start at 0.
       expect(await counters(metrics, 'idle')).toEqual([0, 0, 0]);
       const s = await register(t.app);
+      await t.deliverAccountEvents(); // the account event is not what this test relays
       const req = as(t.app, s.accessToken);
       for (const title of ['one', 'flaky', 'poison', 'two']) await req({ method: 'POST', url: '/v1/tasks', payload: { title } });
       expect(await drain(t.database, exchange)).toBe(4);
@@ -122,6 +124,7 @@ describe('consumer metrics on RabbitMQ', () => {
     try {
       await bus.start();
       const s = await register(t.app);
+      await t.deliverAccountEvents(); // the account event is not what this test relays
       await as(t.app, s.accessToken)({ method: 'POST', url: '/v1/tasks', payload: { title: 'broken' } });
       expect(await drain(t.database, exchange)).toBe(1);
       // Limit 2: three deliveries, the first two requeued, the third dead-lettered by the broker.
@@ -157,18 +160,19 @@ describe('consumer metrics on the in-process bus', () => {
       consumers: [
         (bus) =>
           bus.subscribe('local', async (e) => {
-            const title = e.data.task.title;
+            const title = taskOf(e).data.task.title;
             if (title === 'broken') throw new Error('always fails');
             if (title === 'flaky' && !failedOnce.has(e.id)) {
               failedOnce.add(e.id);
               throw new Error('transient failure');
             }
-          }),
+          }, { types: ['task.*'] }),
       ],
     });
     try {
       expect(events.bus.kind).toBe('in-process');
       const s = await register(t.app);
+      await t.deliverAccountEvents(); // the account event is not what this test relays
       const req = as(t.app, s.accessToken);
       for (const title of ['one', 'flaky', 'broken']) await req({ method: 'POST', url: '/v1/tasks', payload: { title } });
       // one and flaky consumed; flaky failed once; broken failed twice, and its third delivery

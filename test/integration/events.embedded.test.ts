@@ -4,13 +4,13 @@
 // the batch pending in the outbox. Real PostgreSQL (a database of this file's own) and PGlite.
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { taskOf } from '../helpers/events.js';
 import type { Database } from '../../src/infra/db/database.js';
 import { InProcessEventBus } from '../../src/events/bus.js';
 import type { ConsumeRecorder } from '../../src/observability/recorders.js';
 import { OutboxRepository } from '../../src/events/outbox.js';
 import { OutboxRelay } from '../../src/events/relay.js';
 import { EventRetries } from '../../src/events/retries.js';
-import type { TaskEvent } from '../../src/shared/events.js';
 import { PoisonMessageError } from '../../src/shared/poison.js';
 import { as, createTestApp, register, type TestApp } from '../helpers/app.js';
 import { runCli } from '../helpers/process.js';
@@ -41,6 +41,7 @@ function relayFor(database: Database, bus: InProcessEventBus) {
 
 async function createTasks(t: TestApp, titles: string[]): Promise<string[]> {
   const s = await register(t.app);
+  await t.deliverAccountEvents(); // the account event is not what this test relays
   const ids: string[] = [];
   for (const title of titles) {
     const res = await as(t.app, s.accessToken)({ method: 'POST', url: '/v1/tasks', payload: { title } });
@@ -82,14 +83,15 @@ describe.each([
     const effects: string[] = [];
     const others: string[] = [];
     let failures = 0;
-    bus.subscribe('flaky', async (e: TaskEvent) => {
+    bus.subscribe('flaky', async (event) => {
+      const e = taskOf(event);
       if (e.data.task.title === 'flaky' && failures < 2) {
         failures++;
         throw new Error(`down for the ${failures}. time`);
       }
       effects.push(e.data.task.title);
     });
-    bus.subscribe('steady', async (e: TaskEvent) => void others.push(e.data.task.title));
+    bus.subscribe('steady', async (event) => void others.push(taskOf(event).data.task.title));
     await createTasks(t, ['before', 'flaky', 'after']);
     await relayFor(t.database, bus).drain();
 
@@ -113,7 +115,8 @@ describe.each([
     const rec = counting();
     const bus = new InProcessEventBus({ retries: new EventRetries(t.database.db), recorder: rec, log: silent, retryBaseMs: 5, deliveryLimit: 3 });
     let deliveries = 0;
-    bus.subscribe('broken', async (e: TaskEvent) => {
+    bus.subscribe('broken', async (event) => {
+      const e = taskOf(event);
       if (e.data.task.title === 'poison') throw new PoisonMessageError('cannot read this', 'malformed');
       deliveries++;
       throw new Error('always down');
@@ -149,7 +152,8 @@ describe.each([
     const bus = new InProcessEventBus({ retries, log: silent, retryBaseMs: 5 });
     let up = false;
     const effects: string[] = [];
-    bus.subscribe('late', async (e: TaskEvent) => {
+    bus.subscribe('late', async (event) => {
+      const e = taskOf(event);
       if (!up) throw new Error('not yet');
       effects.push(e.data.task.title);
     });
@@ -185,7 +189,8 @@ describe('in-process delivery order', () => {
     const seen: string[] = [];
     let releaseFirst!: () => void;
     const firstHeld = new Promise<void>((r) => (releaseFirst = r));
-    bus.subscribe('order', async (e: TaskEvent) => {
+    bus.subscribe('order', async (event) => {
+      const e = taskOf(event);
       const title = e.data.task.title;
       // a1 is held until b1 has been handled: a sequential bus would never get there.
       if (title === 'a1') await Promise.race([firstHeld, new Promise((r) => setTimeout(r, 10_000))]);
@@ -222,7 +227,7 @@ describe('the schedule survives the process', () => {
 
     const seen: string[] = [];
     const second = new InProcessEventBus({ retries: new EventRetries(t.database.db), log: silent, retryBaseMs: 5, retryPollMs: 20 });
-    second.subscribe('notify', async (e: TaskEvent) => void seen.push(e.data.task.title));
+    second.subscribe('notify', async (event) => void seen.push(taskOf(event).data.task.title));
     await second.start();
     for (let i = 0; i < 200 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     await second.close();
@@ -234,7 +239,8 @@ describe('the schedule survives the process', () => {
     const bus = new InProcessEventBus({ retries: new EventRetries(t.database.db), log: silent, retryBaseMs: 5 });
     let fixed = false;
     const seen: string[] = [];
-    bus.subscribe('ops', async (e: TaskEvent) => {
+    bus.subscribe('ops', async (event) => {
+      const e = taskOf(event);
       if (!fixed) throw new PoisonMessageError('unknown shape', 'malformed');
       seen.push(e.data.task.title);
     });

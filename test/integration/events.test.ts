@@ -1,6 +1,7 @@
 // The publishing side of task events: the outbox written in the task's transaction, the relay to
 // RabbitMQ (the machine's broker, an exchange of each test's own), and the in-process bus.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { taskOf } from '../helpers/events.js';
 import { pino } from 'pino';
 import { openDatabase, type Database } from '../../src/infra/db/database.js';
 import { OutboxRepository } from '../../src/events/outbox.js';
@@ -43,6 +44,7 @@ describe('outbox: every task write commits its event in the same transaction', (
 
   it('create, update, complete, update again, delete: exactly these events, with the task as it stood', async () => {
     const s = await register(t.app);
+    await t.deliverAccountEvents(); // the account event is not what this test relays
     const req = as(t.app, s.accessToken);
     const created = await req({ method: 'POST', url: '/v1/tasks', payload: { title: 'Write', tags: ['a'] } });
     expect(created.statusCode).toBe(201);
@@ -58,7 +60,7 @@ describe('outbox: every task write commits its event in the same transaction', (
     expect(rows.map((r) => r.payload.data.changes)).toEqual([undefined, ['title'], ['status', 'priority'], ['status'], undefined]);
     const snapshots = [created, renamed, done, again].map((r) => r.json<Record<string, unknown>>());
     rows.forEach((r, i) => {
-      const e: TaskEvent = r.payload;
+      const e = taskOf(r.payload);
       expect(e.id).toBe(r.id);
       expect(e.type).toBe(r.type);
       expect(e.schemaVersion).toBe(1);
@@ -85,6 +87,7 @@ describe('outbox: every task write commits its event in the same transaction', (
     );
     try {
       const s = await register(t.app);
+      await t.deliverAccountEvents(); // the account event is not what this test relays
       const req = as(t.app, s.accessToken);
       const before = await t.database.raw.query<{ n: number }>('select count(*)::int as n from outbox');
       // create
@@ -125,6 +128,7 @@ describe('relay to RabbitMQ', () => {
 
   async function someTasks(n: number): Promise<void> {
     const s = await register(t.app);
+    await t.deliverAccountEvents(); // the account event is not what this test relays
     const req = as(t.app, s.accessToken);
     for (let i = 0; i < n; i++) {
       const res = await req({ method: 'POST', url: '/v1/tasks', payload: { title: `task ${i}` } });
@@ -147,6 +151,7 @@ describe('relay to RabbitMQ', () => {
     exchanges.push(exchange);
     const reader = await readExchange(exchange);
     const s = await register(t.app);
+    await t.deliverAccountEvents(); // the account event is not what this test relays
     const req = as(t.app, s.accessToken);
     const task = (await req({ method: 'POST', url: '/v1/tasks', payload: { title: 'publish me' } })).json<{ id: string }>();
     await req({ method: 'PATCH', url: `/v1/tasks/${task.id}`, payload: { status: 'done' } });
@@ -281,13 +286,15 @@ describe('RabbitMQ consumers', () => {
     consumerBus.subscribe('retry', async (e) => {
       const n = (attempts.get(e.id) ?? 0) + 1;
       attempts.set(e.id, n);
-      if (e.data.task.title === 'flaky' && n <= 2) throw new Error('transient failure');
-      if (e.data.task.title === 'broken') throw new Error('always fails');
-      effects.push(e.data.task.title);
+      const title = taskOf(e).data.task.title;
+      if (title === 'flaky' && n <= 2) throw new Error('transient failure');
+      if (title === 'broken') throw new Error('always fails');
+      effects.push(title);
     });
     try {
       await consumerBus.start();
       const s = await register(t.app);
+      await t.deliverAccountEvents(); // the account event is not what this test relays
       const req = as(t.app, s.accessToken);
       for (const title of ['flaky', 'broken']) await req({ method: 'POST', url: '/v1/tasks', payload: { title } });
       const { bus, relay } = relayOf(t.database, exchange);
@@ -320,12 +327,14 @@ describe('RabbitMQ consumers', () => {
     const received: TaskEvent[] = [];
     const consumerBus = new RabbitMqEventBus({ url: AMQP_URL, exchange, log: silentLog });
     consumerBus.subscribe('test', async (e) => {
-      if (e.data.task.title === 'poison') throw new PoisonMessageError('test poison', 'malformed');
-      received.push(e);
+      const task = taskOf(e);
+      if (task.data.task.title === 'poison') throw new PoisonMessageError('test poison', 'malformed');
+      received.push(task);
     });
     try {
       await consumerBus.start();
       const s = await register(t.app);
+      await t.deliverAccountEvents(); // the account event is not what this test relays
       const req = as(t.app, s.accessToken);
       for (const title of ['one', 'poison', 'two']) await req({ method: 'POST', url: '/v1/tasks', payload: { title } });
       const { bus, relay } = relayOf(t.database, exchange);
@@ -363,13 +372,14 @@ describe('embedded mode (no AMQP_URL): the in-process bus', () => {
       database: t.database,
       log: silent,
       consumers: [
-        (bus) => bus.subscribe('test', async (e) => void received.push(e)),
+        (bus) => bus.subscribe('test', async (e) => void received.push(taskOf(e))),
         (bus) => bus.subscribe('completions', async (e) => void other.push(e.type), { types: ['task.completed'] }),
       ],
     });
     try {
       expect(events.bus.kind).toBe('in-process');
       const s = await register(t.app);
+      await t.deliverAccountEvents(); // the account event is not what this test relays
       const req = as(t.app, s.accessToken);
       const task = (await req({ method: 'POST', url: '/v1/tasks', payload: { title: 'embedded' } })).json<{ id: string }>();
       await req({ method: 'PATCH', url: `/v1/tasks/${task.id}`, payload: { status: 'done' } });

@@ -26,7 +26,7 @@ async function until(check: () => Promise<boolean> | boolean, what: string): Pro
 
 const count = async (t: TestApp, sql: string, params: unknown[]) => Number((await t.database.raw.query<{ n: number | string }>(sql, params))[0]!.n);
 const tasksOf = (t: TestApp, userId: string) => count(t, 'SELECT count(*) AS n FROM tasks WHERE user_id = $1', [userId]);
-const eventsOf = (t: TestApp, userId: string) => count(t, 'SELECT count(*) AS n FROM outbox WHERE user_id = $1', [userId]);
+const eventsOf = (t: TestApp, userId: string) => count(t, "SELECT count(*) AS n FROM outbox WHERE user_id = $1 AND aggregate = 'task'", [userId]);
 
 function keyed(t: TestApp, s: SessionBody) {
   return (key: string | undefined, opts: InjectOptions): Promise<LightMyRequestResponse> =>
@@ -324,10 +324,10 @@ describe('Idempotency-Key on PostgreSQL and Redis', () => {
     const body = { title: 'exactly once' };
     const stored = redisKeyOf(scopedKey(s.user.id, key));
     let first!: Promise<LightMyRequestResponse>;
-    // The first request is held inside its database write by a lock on the user's row (the
-    // insert's foreign key check waits for it), after it has claimed the key.
+    // The first request is held inside its database write by a lock on the user's task count
+    // row (the create's statement counts the task there), after it has claimed the key.
     const second = await t.database.rawTransaction(async (raw) => {
-      await raw.query('SELECT 1 FROM users WHERE id = $1 FOR UPDATE', [s.user.id]);
+      await raw.query('INSERT INTO task_counts (user_id, tasks) VALUES ($1, 0) ON CONFLICT (user_id) DO UPDATE SET tasks = task_counts.tasks', [s.user.id]);
       first = send(key, { method: 'POST', url: '/v1/tasks', payload: body });
       await until(async () => (await t.redis!.get(stored))?.startsWith('p|') === true, 'the first request to claim the key');
       return send(key, { method: 'POST', url: '/v1/tasks', payload: body });

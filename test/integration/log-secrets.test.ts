@@ -18,7 +18,7 @@ import { openInfrastructure, type Infrastructure } from '../../src/infrastructur
 import { createNotificationsConsumer } from '../../src/modules/notifications/handler.js';
 import { createDeliveryWorker } from '../../src/modules/notifications/worker.js';
 import { loggerOptions } from '../../src/observability/logging.js';
-import { as, register, testPrivateKey, uniqueEmail, type SessionBody } from '../helpers/app.js';
+import { accountEventsDeliverer, as, register, testPrivateKey, uniqueEmail, type SessionBody } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { taskEvent } from '../helpers/events.js';
 import { freePort } from '../helpers/process.js';
@@ -128,6 +128,7 @@ describe('no secret in any log line', () => {
   it('sign-up, wrong-password logins, a refresh token used twice, a password change', async () => {
     const email = uniqueEmail('logsecrets');
     user = keepSession(await register(app, email, password));
+    await accountEventsDeliverer(infra.database, infra.cache)(); // the notifications module learns the address
     for (let i = 0; i < 3; i++) {
       const wrong = await app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email, password: keep(unique('wrongpassword')) } });
       expect(wrong.statusCode).toBe(401);
@@ -166,6 +167,7 @@ describe('no secret in any log line', () => {
     const s = keepSession(await register(app, uniqueEmail('logsecrets-gone'), keep(unique('gonepassword'))));
     const req = as(app, s.accessToken);
     expect((await req({ method: 'DELETE', url: '/v1/users/me' })).statusCode).toBe(204);
+    await accountEventsDeliverer(infra.database, infra.cache)(); // user.deleted reaches notifications
     const hook = await req({ method: 'POST', url: '/v1/webhooks', payload: { url: 'http://127.0.0.1:9/gone', events: ['task.created'], secret: keep(unique('gonesecret')) } });
     expect(hook.statusCode).toBe(401);
     expect((await req({ method: 'PATCH', url: '/v1/users/me/notification-preferences', payload: { email: true } })).statusCode).toBe(401);
@@ -179,7 +181,7 @@ describe('no secret in any log line', () => {
     expect((await req({ method: 'POST', url: '/v1/webhooks', payload: { url: closed, events: ['task.created'] } })).statusCode).toBe(201);
     expect((await req({ method: 'PATCH', url: '/v1/users/me/notification-preferences', payload: { email: true } })).statusCode).toBe(200);
 
-    const { handle } = createNotificationsConsumer({ database: infra.database, config, recipientOf: app.modules.apis.users.emailOf });
+    const { handle } = createNotificationsConsumer({ database: infra.database, config });
     await handle(taskEvent(user.user.id, 'task.created', 'Secret plans'));
     const worker = createDeliveryWorker({ database: infra.database, config, log: app.log });
     try {

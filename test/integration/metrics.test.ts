@@ -99,7 +99,7 @@ describe('metrics on PostgreSQL and Redis', () => {
     );
     expect(buckets.at(-1)!.value).toBe(4);
     expect(new Set(samples(all, 'http_request_duration_seconds_count').flatMap((s) => Object.keys(s.labels)))).toEqual(
-      new Set(['method', 'route', 'status_code']),
+      new Set(['method', 'route', 'status_code', 'service']),
     );
   });
 
@@ -137,6 +137,11 @@ describe('metrics on PostgreSQL and Redis', () => {
     expect(value(all, 'refresh_token_reuse_total')).toBe(1);
   });
 
+  it('labels every series with the service name (OTEL_SERVICE_NAME, task-api by default)', () => {
+    expect(all.length).toBeGreaterThan(50);
+    for (const s of all) expect({ name: s.name, service: s.labels.service }).toEqual({ name: s.name, service: 'task-api' });
+  });
+
   it('includes the process metrics and uses the Prometheus text format', () => {
     expect(value(all, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
     expect(samples(all, 'nodejs_heap_size_used_bytes')).toHaveLength(1);
@@ -159,7 +164,8 @@ describe('metrics on PostgreSQL and Redis', () => {
 describe('metrics on the embedded stack', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await createTestApp({ embedded: true, env: { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_POINTS: '2', RATE_LIMIT_DURATION: '60' } });
+    // A service of the split topology names itself: its series carry that name.
+    t = await createTestApp({ embedded: true, env: { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_POINTS: '2', RATE_LIMIT_DURATION: '60', OTEL_SERVICE_NAME: 'task-api-tasks' } });
   });
   afterAll(async () => {
     await t?.close();
@@ -174,6 +180,7 @@ describe('metrics on the embedded stack', () => {
     expect(value(all, 'http_request_duration_seconds_count', { method: 'GET', route: '/.well-known/jwks.json', status_code: '429' })).toBe(1);
     expect(samples(all, 'db_pool_connections')).toEqual([]);
     expect(samples(all, 'db_pool_max')).toEqual([]);
+    for (const s of all) expect({ name: s.name, service: s.labels.service }).toEqual({ name: s.name, service: 'task-api-tasks' });
   });
 
   it('serves GET /metrics on its own server, only there, in the text format, and closes', async () => {
@@ -183,7 +190,7 @@ describe('metrics on the embedded stack', () => {
       const res = await fetch(server.url);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4');
-      expect(await res.text()).toContain('http_request_duration_seconds_count{method="GET",route="/health/live",status_code="200"} 1');
+      expect(await res.text()).toContain('http_request_duration_seconds_count{service="task-api-tasks",method="GET",route="/health/live",status_code="200"} 1');
       expect((await fetch(server.url.replace('/metrics', '/other'))).status).toBe(404);
       expect((await fetch(server.url, { method: 'POST' })).status).toBe(405);
     } finally {

@@ -50,8 +50,9 @@ afterAll(async () => {
 describe('email notifications', () => {
   it('sends the email for a task event over SMTP when the user wants email, retrying a refusal', async () => {
     const s = await register(t.app);
+    await t.deliverAccountEvents(); // the notifications module learns the address (user.created)
     await as(t.app, s.accessToken)({ method: 'PATCH', url: '/v1/users/me/notification-preferences', payload: { email: true } });
-    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf });
+    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config });
     const event = taskEvent(s.user.id, 'task.completed', 'Quarterly report');
     await handle(event);
     await handle(event); // redelivery: still one email
@@ -81,7 +82,8 @@ describe('email notifications', () => {
 
   it('sends nothing to a user who has not asked for email (the default)', async () => {
     const s = await register(t.app);
-    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf });
+    await t.deliverAccountEvents(); // the notifications module learns the address (user.created)
+    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config });
     const event = taskEvent(s.user.id);
     await handle(event);
     const rows = await t.database.raw.query('select 1 from email_deliveries where event_id = $1', [event.id]);

@@ -7,17 +7,17 @@ import { connect, type ChannelModel } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitMqEventBus } from '../../src/events/rabbitmq.js';
 import { CONSUMER as NOTIFICATIONS_CONSUMER, createNotificationsConsumer } from '../../src/modules/notifications/handler.js';
-import type { TaskEvent, TaskEventHandler } from '../../src/shared/events.js';
+import type { EventHandler, TaskEvent } from '../../src/shared/events.js';
 import { createTestApp, register, type TestApp } from '../helpers/app.js';
 import { AMQP_URL, deleteExchange, silentLog, testExchange } from '../helpers/amqp.js';
 import { taskEvent } from '../helpers/events.js';
 
 let t: TestApp;
-let handle: TaskEventHandler;
+let handle: EventHandler;
 
 beforeAll(async () => {
   t = await createTestApp();
-  handle = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf }).handle;
+  handle = createNotificationsConsumer({ database: t.database, config: t.config }).handle;
 });
 afterAll(() => t.close());
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNotificationsConsumer } from '../../src/modules/notifications/handler.js';
-import type { TaskEventHandler } from '../../src/shared/events.js';
+import type { EventHandler } from '../../src/shared/events.js';
 import { isPoisonMessage, PoisonMessageError } from '../../src/shared/poison.js';
 import { as, createTestApp, register, type SessionBody, type TestApp } from '../helpers/app.js';
 import type { PageBody, ProblemBody } from '../helpers/bodies.js';
@@ -18,13 +18,13 @@ interface NotificationBody {
 }
 
 let t: TestApp;
-let handle: TaskEventHandler;
+let handle: EventHandler;
 let alice: SessionBody;
 let bob: SessionBody;
 
 beforeAll(async () => {
   t = await createTestApp();
-  handle = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf }).handle;
+  handle = createNotificationsConsumer({ database: t.database, config: t.config }).handle;
   alice = await register(t.app);
   bob = await register(t.app);
 });
@@ -86,11 +86,22 @@ describe('handle(event): idempotent consumer', () => {
     expect(await count('processed_events', 'event_id = $1', [good.id])).toBe(0);
   });
 
-  it('an event for an account that no longer exists is recorded and does nothing', async () => {
-    const event = taskEvent('01900000-0000-7000-8000-000000000000');
+  it('an event for an account whose deletion reached the module (user.deleted) is recorded and does nothing', async () => {
+    const s = await register(t.app);
+    expect((await as(t.app, s.accessToken)({ method: 'DELETE', url: '/v1/users/me' })).statusCode).toBe(204);
+    await t.deliverAccountEvents();
+    const event = taskEvent(s.user.id);
     await handle(event);
     expect(await count('processed_events', 'event_id = $1', [event.id])).toBe(1);
     expect(await count('notifications', 'event_id = $1', [event.id])).toBe(0);
+    expect(await count('notification_recipients', 'user_id = $1 and deleted_at is not null', [s.user.id])).toBe(1);
+  });
+
+  it("an event for an account not heard of yet (its user.created still on its way) takes effect: the account exists", async () => {
+    const event = taskEvent('01900000-0000-7000-8000-000000000000');
+    await handle(event);
+    expect(await count('processed_events', 'event_id = $1', [event.id])).toBe(1);
+    expect(await count('notifications', 'event_id = $1', [event.id])).toBe(1);
   });
 });
 
@@ -194,7 +205,7 @@ describe('on the embedded database (PGlite)', () => {
     const e = await createTestApp({ embedded: true });
     try {
       const s = await register(e.app);
-      const embeddedHandle = createNotificationsConsumer({ database: e.database, config: e.config, recipientOf: e.app.modules.apis.users.emailOf }).handle;
+      const embeddedHandle = createNotificationsConsumer({ database: e.database, config: e.config }).handle;
       const event = taskEvent(s.user.id, 'task.deleted', 'Gone task');
       await embeddedHandle(event);
       await embeddedHandle(event);

@@ -137,7 +137,7 @@ beforeAll(async () => {
   const taskId = await create('/v1/tasks', { title: 'Owned' }, owner.accessToken);
   const webhookId = await create('/v1/webhooks', { url: hookUrl(), events: ['task.created'] }, owner.accessToken);
   // A task event, as the relay would deliver it: one notification and one webhook delivery for the owner.
-  const { handle } = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf });
+  const { handle } = createNotificationsConsumer({ database: t.database, config: t.config });
   await handle(taskEvent(owner.user.id, 'task.created'));
   const list = async <T>(url: string) => (await as(t.app, owner.accessToken)({ method: 'GET', url })).json<PageBody<T>>().data;
   const [notification] = await list<{ id: string }>('/v1/notifications');

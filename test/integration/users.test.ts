@@ -196,6 +196,9 @@ describe('profile (/v1/users/me)', () => {
     const res = await by(s.accessToken)({ method: 'DELETE', url: '/v1/users/me' });
     expect(res.statusCode).toBe(204);
     expect(res.body).toBe('');
+    // The tasks go when the tasks module applies user.deleted (eventually: here, delivered now).
+    expect(await countTasks(s.user.id)).toBe(2);
+    expect(await t.deliverAccountEvents()).toBeGreaterThan(0);
     expect(await countTasks(s.user.id)).toBe(0);
     expect(await userRow(s.user.id)).toBeUndefined();
     expect(await countTasks(keep.user.id)).toBe(1);
@@ -346,6 +349,7 @@ describe('admin user management', () => {
     expect(res.statusCode).toBe(204);
     expectProblem(await req({ method: 'GET', url: `/v1/users/${s.user.id}` }), 404);
     expectProblem(await req({ method: 'DELETE', url: `/v1/users/${s.user.id}` }), 404);
+    await t.deliverAccountEvents();
     expect(await countTasks(s.user.id)).toBe(0);
     expectProblem(await refresh(s.refreshToken), 401);
     expectProblem(await by(s.accessToken)({ method: 'GET', url: '/v1/users/me' }), 401);
@@ -476,6 +480,7 @@ describe('GET /v1/admin/tasks', () => {
   });
 
   it('lists tasks of several users, each with its owner', async () => {
+    await t.deliverAccountEvents(); // the owners the tasks module knows come from the account events
     const res = await by(admin.accessToken)({ method: 'GET', url: '/v1/admin/tasks?limit=100' });
     expect(res.statusCode, res.body).toBe(200);
     const page = res.json<AdminTaskPageBody>();

@@ -200,7 +200,7 @@ describe('delivery worker', () => {
     // another webhook of the same user, not subscribed to this type: gets nothing
     await req({ method: 'POST', url: '/v1/webhooks', payload: { url: `http://127.0.0.1:${port}/other`, events: ['task.deleted'] } });
 
-    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf });
+    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config });
     const event = taskEvent(s.user.id, 'task.completed', 'Ship it');
     await handle(event);
     await handle(event); // redelivered: no second delivery
@@ -252,7 +252,7 @@ describe('delivery worker', () => {
     const req = as(t.app, s.accessToken);
     // nothing listens on port 9 of loopback: every attempt fails to connect
     const hook = (await req({ method: 'POST', url: '/v1/webhooks', payload: { url: 'http://127.0.0.1:9/x', events: ['task.created'] } })).json<WebhookBody>();
-    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf });
+    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config });
     await handle(taskEvent(s.user.id, 'task.created'));
     const deliveries = async () =>
       (await req({ method: 'GET', url: `/v1/webhooks/${hook.id}/deliveries?limit=100` })).json<PageBody<DeliveryBody>>().data;
@@ -270,7 +270,7 @@ describe('delivery worker', () => {
     const s = await register(t.app);
     const req = as(t.app, s.accessToken);
     const hook = (await req({ method: 'POST', url: '/v1/webhooks', payload: { url: `http://127.0.0.1:${port}/late`, events: ['task.deleted'] } })).json<WebhookBody>();
-    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config, recipientOf: t.app.modules.apis.users.emailOf });
+    const { handle } = createNotificationsConsumer({ database: t.database, config: t.config });
     await handle(taskEvent(s.user.id, 'task.deleted'));
     const before = received.length;
     const strictConfig = { ...t.config, notifications: { ...t.config.notifications, webhooks: { ...t.config.notifications.webhooks, allowPrivateTargets: false, maxAttempts: 1 } } };

@@ -3,15 +3,21 @@
 // notifications (`serve --modules <m>`, two instances each) behind the NGINX gateway, over one
 // PostgreSQL (primary + replica, PgBouncer), Redis and RabbitMQ. The API's contract is walked
 // through the gateway unchanged; a task written on the tasks service becomes a notification on
-// the notifications service; with a service's instances all down, the others keep working.
+// the notifications service; with a service's instances all down, the others keep working; every
+// series of a service's metrics carries its name (service="task-api-<module>").
 // Whatever happens, afterAll stops every recorded pid (cluster stop, then SIGKILL).
-import { describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pgUrl } from '../../src/operations/cluster/postgres.js';
 import { isAlive, waitUntil } from '../../src/operations/cluster/processes.js';
 import { uniqueEmail } from '../helpers/app.js';
 import { jsonRequest } from '../helpers/process.js';
 import { clusterFixture, expectNginxAccepts, walkContract, HIGH_LIMITS_ENV, type Brief } from '../helpers/cluster.js';
 
-const ENV = { ...HIGH_LIMITS_ENV, OUTBOX_POLL_MS: '100' };
+const ENV = { ...HIGH_LIMITS_ENV, OUTBOX_POLL_MS: '100', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' };
 
 interface Status {
   topology: string;
@@ -19,7 +25,8 @@ interface Status {
   allAlive: boolean;
   nginx: Brief;
   instances: (Brief & { service: string; metricsUrl: string })[];
-  primary: Brief;
+  primary: Brief & { port?: number };
+  databases: Record<'auth' | 'users' | 'tasks' | 'notifications', string>;
   processes: (Brief & { port: number; role: string; service?: string })[];
 }
 
@@ -47,6 +54,38 @@ async function waitForNotification(token: string, taskId: string): Promise<void>
   await waitUntil(`a notification for task ${taskId}`, async () => (await notificationsOf(token)).data?.some((n) => n.taskId === taskId) ?? false, 60_000);
 }
 
+/** A query on one service's database, on the primary (not through PgBouncer). */
+async function sql<T extends Record<string, unknown>>(service: keyof Status['databases'], text: string, params: (string | number)[] = []): Promise<T[]> {
+  const s = fx.started();
+  const primary = s.processes.find((p) => p.name === 'primary')!;
+  const db = postgres(pgUrl(primary.port, s.databases[service]), { max: 1, onnotice: () => undefined });
+  try {
+    return (await db.unsafe(text, params)) as unknown as T[];
+  } finally {
+    await db.end();
+  }
+}
+const countOf = async (service: keyof Status['databases'], table: string, userId: string) =>
+  Number((await sql<{ n: number }>(service, `select count(*)::int as n from ${table} where user_id = $1`, [userId]))[0]!.n);
+
+/** A loopback HTTP server that records the webhook deliveries it receives. */
+const received: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
+let hooks: Server;
+let hookUrl = '';
+beforeAll(async () => {
+  hooks = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => hooks.listen(0, '127.0.0.1', r));
+  hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook`;
+});
+afterAll(() => new Promise<void>((r) => (hooks ? hooks.close(() => r()) : r())));
+
 describe('task-api cluster start --split', () => {
   it('runs two instances of each service behind the gateway; status names the service of every instance', async () => {
     const s = await status();
@@ -66,7 +105,97 @@ describe('task-api cluster start --split', () => {
   });
 
   it("holds the API's contract through the gateway, unchanged", async () => {
-    await walkContract(fx.started().publicUrl, fx.started().primary.url);
+    const s = fx.started();
+    const primary = s.processes.find((p) => p.name === 'primary')!;
+    await walkContract(s.publicUrl, pgUrl(primary.port, s.databases.users), pgUrl(primary.port, s.databases.tasks));
+  });
+
+  it('each service owns its database: auth and users the identity one, tasks and notifications their own', async () => {
+    const s = fx.started();
+    expect(s.databases).toEqual({ auth: 'task_api_identity', users: 'task_api_identity', tasks: 'task_api_tasks', notifications: 'task_api_notifications' });
+    const token = await user();
+    const task = await jsonRequest(`${s.publicUrl}/v1/tasks`, 'POST', { title: 'whose database?' }, token);
+    expect(task.status).toBe(201);
+    await waitForNotification(token, task.body!.id as string);
+    const rows = async (service: keyof Status['databases'], table: string) => Number((await sql<{ n: number }>(service, `select count(*)::int as n from ${table}`))[0]!.n);
+    // What each holds of its own, and nothing of another's (every database has every table).
+    expect(await rows('users', 'users')).toBeGreaterThan(0);
+    for (const table of ['tasks', 'notifications', 'webhooks', 'task_owners', 'notification_recipients']) expect(await rows('users', table), `identity: ${table}`).toBe(0);
+    expect(await rows('tasks', 'tasks')).toBeGreaterThan(0);
+    expect(await rows('tasks', 'task_owners')).toBeGreaterThan(0);
+    for (const table of ['users', 'signing_keys', 'notifications', 'notification_recipients']) expect(await rows('tasks', table), `tasks: ${table}`).toBe(0);
+    expect(await rows('notifications', 'notifications')).toBeGreaterThan(0);
+    expect(await rows('notifications', 'notification_recipients')).toBeGreaterThan(0);
+    for (const table of ['users', 'signing_keys', 'tasks', 'task_owners']) expect(await rows('notifications', table), `notifications: ${table}`).toBe(0);
+    // Only the auth service holds the signing key; the others verify with its JWKS.
+    const state = JSON.parse(await (await import('node:fs/promises')).readFile(`${fx.dir()}/state.json`, 'utf8')) as {
+      processes: { name: string; service?: string; start: { env?: Record<string, string> } }[];
+    };
+    for (const p of state.processes.filter((x) => x.service)) {
+      expect(p.start.env?.JWT_PRIVATE_KEY !== undefined, p.name).toBe(p.service === 'auth');
+      expect(p.start.env?.AUTH_JWKS_URL !== undefined, p.name).toBe(p.service !== 'auth');
+    }
+  });
+
+  it('a task created on the tasks service becomes a signed webhook delivery from the notifications service', async () => {
+    const s = fx.started();
+    const token = await user();
+    const secret = 'split-webhook-secret-0123456789';
+    const hook = await jsonRequest(`${s.publicUrl}/v1/webhooks`, 'POST', { url: hookUrl, events: ['task.created'], secret }, token);
+    expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+    const task = await jsonRequest(`${s.publicUrl}/v1/tasks`, 'POST', { title: 'delivered by webhook' }, token);
+    expect(task.status).toBe(201);
+    const taskId = task.body!.id as string;
+    const mine = () => received.find((r) => r.body.includes(taskId));
+    await waitUntil('the webhook delivery of the task', async () => mine() !== undefined, 60_000);
+    const delivery = mine()!;
+    const { event } = JSON.parse(delivery.body) as { event: { type: string; taskId: string; data: { task: { title: string } } } };
+    expect(event).toMatchObject({ type: 'task.created', taskId, data: { task: { title: 'delivered by webhook' } } });
+    const timestamp = String(delivery.headers['webhook-timestamp'] ?? '');
+    expect(delivery.headers['webhook-signature']).toBe(`v1=${createHmac('sha256', secret).update(`${timestamp}.${delivery.body}`).digest('hex')}`);
+  });
+
+  it("deleting an account deletes its tasks, notifications and webhooks in every service, eventually, even with notifications down meanwhile", async () => {
+    const s = fx.started();
+    const email = uniqueEmail('gone');
+    const reg = await jsonRequest(`${s.publicUrl}/v1/auth/register`, 'POST', { email, password: 'correct horse battery' });
+    expect(reg.status).toBe(201);
+    const token = reg.body!.accessToken as string;
+    const userId = (reg.body!.user as { id: string }).id;
+    const hook = await jsonRequest(`${s.publicUrl}/v1/webhooks`, 'POST', { url: `${hookUrl}/gone`, events: ['task.created'] }, token);
+    expect(hook.status).toBe(201);
+    const tasks: string[] = [];
+    for (const title of ['one', 'two', 'three']) {
+      const res = await jsonRequest(`${s.publicUrl}/v1/tasks`, 'POST', { title }, token);
+      expect(res.status).toBe(201);
+      tasks.push(res.body!.id as string);
+    }
+    await waitForNotification(token, tasks[2]!);
+    expect(await countOf('tasks', 'tasks', userId)).toBe(3);
+    expect(await countOf('notifications', 'webhooks', userId)).toBe(1);
+
+    await control('kill', 'notifications-1', 'notifications-2');
+    try {
+      expect((await jsonRequest(`${s.publicUrl}/v1/users/me`, 'DELETE', undefined, token)).status).toBe(204);
+      // The tasks service applies user.deleted: the tasks go, and the token is refused there.
+      await waitUntil('the tasks of the deleted account gone', async () => (await countOf('tasks', 'tasks', userId)) === 0, 60_000);
+      const refused = await jsonRequest(`${s.publicUrl}/v1/tasks`, 'POST', { title: 'after deletion' }, token);
+      expect(refused.status).toBe(401);
+      expect(await countOf('tasks', 'tasks', userId)).toBe(0);
+      // Notifications is down: its rows wait for it (the event waits in its queue).
+      expect(await countOf('notifications', 'webhooks', userId)).toBe(1);
+      expect(await countOf('notifications', 'notifications', userId)).toBe(3);
+    } finally {
+      await control('start-one', 'notifications-1', 'notifications-2');
+    }
+    await waitUntil(
+      'the notifications data of the deleted account gone',
+      async () => (await countOf('notifications', 'webhooks', userId)) + (await countOf('notifications', 'notifications', userId)) === 0,
+      60_000,
+    );
+    expect(await countOf('notifications', 'notification_preferences', userId)).toBe(0);
+    expect((await sql<{ n: number }>('notifications', 'select count(*)::int as n from webhook_deliveries d join webhooks w on w.id = d.webhook_id where w.user_id = $1', [userId]))[0]!.n).toBe(0);
+    expect((await sql<{ n: number }>('users', 'select count(*)::int as n from users where id = $1', [userId]))[0]!.n).toBe(0);
   });
 
   it('serves the whole API as /openapi.json through the gateway', async () => {
@@ -113,6 +242,16 @@ describe('task-api cluster start --split', () => {
       await control('start-one', 'auth-1', 'auth-2');
     }
     expect((await status()).allAlive).toBe(true);
+  });
+
+  it('each service names itself in its metrics: every series of its instances carries service="task-api-<service>"', async () => {
+    const s = await status();
+    expect(new Set(s.instances.map((i) => i.service))).toEqual(new Set(['auth', 'users', 'tasks', 'notifications']));
+    for (const i of s.instances) {
+      const series = (await (await fetch(i.metricsUrl)).text()).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+      expect(series.length, i.name).toBeGreaterThan(10);
+      for (const line of series) expect(line, i.name).toContain(`service="task-api-${i.service}"`);
+    }
   });
 
   it('stop ends every recorded process and frees its ports', async () => {

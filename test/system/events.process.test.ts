@@ -29,7 +29,7 @@ describe('events in the built CLI', () => {
   afterAll(async () => {
     // serve and worker also start the registered consumers (src/events/consumers.ts):
     // their queues and dead-letter exchange are named after this test's exchange.
-    const consumerQueues = ['notifications'].flatMap((n) => [`${exchange}.${n}`, `${exchange}.${n}.dead`]);
+    const consumerQueues = ['notifications', 'notifications-accounts', 'tasks-accounts'].flatMap((n) => [`${exchange}.${n}`, `${exchange}.${n}.dead`]);
     await deleteExchange(exchange, AMQP_URL, consumerQueues).catch(() => undefined);
     await deleteExchange(`${exchange}.dead`).catch(() => undefined);
     await db.drop();
@@ -43,14 +43,15 @@ describe('events in the built CLI', () => {
       const token = reg.body!.accessToken as string;
       const task = await jsonRequest(`${server.url}/v1/tasks`, 'POST', { title: 'from serve' }, token);
       expect(task.status).toBe(201);
-      await reader.waitFor(1);
-      expect(reader.messages.map((m) => String(m.properties.type))).toEqual(['task.created']);
-      expect((JSON.parse(reader.messages[0]!.content.toString()) as { taskId: string }).taskId).toBe(task.body!.id);
+      // The sign-up's account event, then the task's.
+      await reader.waitFor(2);
+      expect(reader.messages.map((m) => String(m.properties.type))).toEqual(['user.created', 'task.created']);
+      expect((JSON.parse(reader.messages[1]!.content.toString()) as { taskId: string }).taskId).toBe(task.body!.id);
       const metrics = await (await fetch(server.metricsUrl)).text();
-      expect(metrics).toMatch(/^events_published_total\{type="task.created"\} 1$/m);
-      expect(metrics).toMatch(/^outbox_pending 0$/m);
-      expect(metrics).toMatch(/^outbox_oldest_pending_age_seconds 0$/m);
-      expect(metrics).toMatch(/^events_publish_failures_total 0$/m);
+      expect(metrics).toMatch(/^events_published_total\{type="task.created",service="task-api"\} 1$/m);
+      expect(metrics).toMatch(/^outbox_pending\{service="task-api"\} 0$/m);
+      expect(metrics).toMatch(/^outbox_oldest_pending_age_seconds\{service="task-api"\} 0$/m);
+      expect(metrics).toMatch(/^events_publish_failures_total\{service="task-api"\} 0$/m);
     } finally {
       expect(await server.kill('SIGTERM')).toBe(0);
       await reader.close();
@@ -71,8 +72,8 @@ describe('events in the built CLI', () => {
     expect(reader.messages).toHaveLength(0);
     const worker = await startWorker(env);
     try {
-      await reader.waitFor(3, 600);
-      expect(reader.messages.map((m) => String(m.properties.type)), worker.output()).toEqual(['task.created', 'task.created', 'task.created']);
+      await reader.waitFor(4, 600);
+      expect(reader.messages.map((m) => String(m.properties.type)), worker.output()).toEqual(['user.created', 'task.created', 'task.created', 'task.created']);
     } finally {
       worker.proc.kill('SIGTERM');
       expect((await worker.exited).code, worker.output()).toBe(0);

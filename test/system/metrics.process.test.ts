@@ -30,11 +30,11 @@ describe('task-api serve: metrics', () => {
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4');
       const text = await res.text();
-      expect(text).toContain('http_request_duration_seconds_count{method="POST",route="/v1/tasks",status_code="201"} 1');
-      expect(text).toContain('http_request_duration_seconds_count{method="GET",route="unmatched",status_code="404"} 1');
-      expect(text).toMatch(/^db_query_duration_seconds_count\{operation="insert tasks"\} 1$/m);
-      expect(text).toMatch(/^db_pool_max 10$/m);
-      expect(text).toMatch(/^process_cpu_user_seconds_total \S+$/m);
+      expect(text).toContain('http_request_duration_seconds_count{service="task-api",method="POST",route="/v1/tasks",status_code="201"} 1');
+      expect(text).toContain('http_request_duration_seconds_count{service="task-api",method="GET",route="unmatched",status_code="404"} 1');
+      expect(text).toMatch(/^db_query_duration_seconds_count\{service="task-api",operation="insert tasks"\} 1$/m);
+      expect(text).toMatch(/^db_pool_max\{service="task-api"\} 10$/m);
+      expect(text).toMatch(/^process_cpu_user_seconds_total\{service="task-api"\} \S+$/m);
       expect(text).not.toContain(created.body!.id as string);
       expect(server.logs().some((l) => l.msg === 'metrics listening')).toBe(true);
 

@@ -1,23 +1,30 @@
 // One codebase, several services: `task-api serve --modules ...` as separate processes over one
 // PostgreSQL and Redis, sharing the signing key. Each serves only its modules' routes; task events
 // written by the tasks service reach the notifications service through the outbox, with the
-// in-process bus (no broker: the notifications process relays) and with RabbitMQ (the tasks
-// process relays, the notifications process consumes its queue).
+// in-process bus (no broker: the in-process bus delivers only to consumers in its own process, so
+// a `task-api worker`, which runs every consumer, relays) and with RabbitMQ (the processes that
+// write events relay, the notifications process consumes its queue).
 import { afterAll, describe, expect, it } from 'vitest';
 import { testPrivateKey } from '../helpers/app.js';
 import { AMQP_URL, deleteExchange, testExchange } from '../helpers/amqp.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { jsonRequest, runCli, startServer, type ServerProcess } from '../helpers/process.js';
+import { jsonRequest, runCli, startServer, startWorker, type CliProcess, type ServerProcess } from '../helpers/process.js';
 import { REDIS_URL } from '../setup/services.js';
 
 const started: ServerProcess[] = [];
+const workers: CliProcess[] = [];
 const databases: TestDatabase[] = [];
 const exchanges: string[] = [];
 
 afterAll(async () => {
   for (const s of started) await s.kill('SIGTERM');
+  for (const w of workers) {
+    w.proc.kill('SIGTERM');
+    await w.exited;
+  }
   for (const ex of exchanges) {
-    await deleteExchange(ex, AMQP_URL, [`${ex}.notifications`, `${ex}.notifications.dead`]).catch(() => undefined);
+    const queues = ['notifications', 'notifications-accounts', 'tasks-accounts'].flatMap((q) => [`${ex}.${q}`, `${ex}.${q}.dead`]);
+    await deleteExchange(ex, AMQP_URL, queues).catch(() => undefined);
     await deleteExchange(`${ex}.dead`).catch(() => undefined);
   }
   for (const db of databases) await db.drop();
@@ -57,6 +64,7 @@ describe.each([
       service(env, 'tasks'),
       service(env, 'notifications'),
     ]);
+    if (!broker) workers.push(await startWorker(env));
 
     const reg = await jsonRequest(`${identity.url}/v1/auth/register`, 'POST', { email: `split-${Date.now()}@example.test`, password: 'correct horse battery' });
     expect(reg.status).toBe(201);
@@ -82,11 +90,15 @@ describe.each([
     }
     expect(list.data).toEqual([expect.objectContaining({ type: 'task.created', taskId: task.body!.id })]);
 
-    // Who relayed: with the in-process bus the notifications process (where the consumer runs);
-    // with RabbitMQ the tasks process.
-    const published = async (s: ServerProcess) => /^events_published_total\{type="task.created"\} 1$/m.test(await (await fetch(s.metricsUrl)).text());
-    expect(await published(broker ? tasks : notifications)).toBe(true);
-    expect(await published(broker ? notifications : tasks)).toBe(false);
+    // Who relayed: with RabbitMQ a process that writes events (auth+users or tasks: they share
+    // this database's outbox here), never the notifications process; with the in-process bus none
+    // of the services (the worker did).
+    const published = async (s: ServerProcess) => {
+      const m = /^events_published_total\{type="task.created",service="task-api"\} (\d+)$/m.exec(await (await fetch(s.metricsUrl)).text());
+      return Number(m?.[1] ?? 0);
+    };
+    expect((await published(identity)) + (await published(tasks))).toBe(broker ? 1 : 0);
+    expect(await published(notifications)).toBe(0);
   });
 });
 

@@ -111,6 +111,7 @@ function dashboardQueries(): { panel: string; expr: string }[] {
         .replaceAll('$__rate_interval', '1m')
         .replaceAll('$__range', '5m')
         .replaceAll('$job', 'task-api')
+        .replaceAll('$service', '.*')
         .replaceAll('$instance', '.*'),
     })),
   );
@@ -180,7 +181,7 @@ describe('Prometheus scrapes task-api with deploy/monitoring', () => {
       expect(Number(byId[0]?.value[1])).toBeGreaterThanOrEqual(3);
       const live = await query(prometheus, 'http_request_duration_seconds_count{route="/health/live"}');
       expect(live.length).toBeGreaterThan(0);
-      expect(live[0]!.metric).toMatchObject({ job: 'task-api', instance: metricsUrl.host, method: 'GET', status_code: '200' });
+      expect(live[0]!.metric).toMatchObject({ job: 'task-api', service: 'task-api', instance: metricsUrl.host, method: 'GET', status_code: '200' });
 
       const up = await query(prometheus, 'up{job="task-api"}');
       expect(up.map((s) => [s.metric.instance, s.value[1]])).toEqual([[metricsUrl.host, '1']]);
@@ -231,7 +232,7 @@ describe('Prometheus scrapes task-api with deploy/monitoring', () => {
         const r = await query(prometheus!, 'job_route:http_request_duration_seconds:p99_rate5m{route="/v1/tasks/:id"}');
         return r.length > 0 ? r : undefined;
       });
-      expect(recorded[0]!.metric).toEqual({ __name__: 'job_route:http_request_duration_seconds:p99_rate5m', job: 'task-api', route: '/v1/tasks/:id' });
+      expect(recorded[0]!.metric).toEqual({ __name__: 'job_route:http_request_duration_seconds:p99_rate5m', job: 'task-api', service: 'task-api', route: '/v1/tasks/:id' });
       expect(await query(prometheus, 'job:http_requests:rate5m')).toHaveLength(1);
 
       // Every query of the Grafana dashboard is valid PromQL and finds data.

@@ -243,6 +243,8 @@ describe('Grafana dashboard grafana/task-api.json', () => {
     expect(dashboard.schemaVersion).toBe(39);
     const vars = dashboard.templating?.list ?? [];
     expect(vars.find((v) => v.name === 'datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
+    // The services of a job (the `service` label every series carries), all of them by default.
+    expect(vars.find((v) => v.name === 'service')).toMatchObject({ type: 'query', includeAll: true, multi: true, allValue: '.*' });
     for (const v of vars.filter((x) => x.type === 'query')) expect(v.datasource?.uid, v.name).toBe('${datasource}');
   });
 
@@ -273,6 +275,9 @@ describe('Grafana dashboard grafana/task-api.json', () => {
       for (const n of names) {
         const selectors = [...expr.matchAll(new RegExp(`(?<![\\w:])${n}(?![\\w:])(\\{[^}]*\\})?`, 'g'))];
         for (const sel of selectors) expect(sel[1] ?? '', `${panel}: ${n} without job="$job"`).toContain('job="$job"');
+        // And with the service variable (task-api, or one service of a split job), except `up`,
+        // which Prometheus writes and which has no service label.
+        if (n !== 'up') for (const sel of selectors) expect(sel[1] ?? '', `${panel}: ${n} without service=~"$service"`).toContain('service=~"$service"');
       }
     }
     for (const v of dashboard.templating?.list ?? []) {

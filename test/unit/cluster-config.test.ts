@@ -1,8 +1,10 @@
-// task-api cluster's settings (src/cluster-config.ts) and the rendering of the NGINX template
+// task-api cluster's settings (src/cluster-config.ts), the API instances' command lines
+// (src/operations/cluster/api.ts) and the rendering of the NGINX template
 // (src/operations/cluster/nginx.ts): no process started, no NGINX needed.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadClusterConfig } from '../../src/cluster-config.js';
+import { apiCommand, type Instance, type Topology } from '../../src/operations/cluster/api.js';
 import { lastDisabled } from '../../src/operations/cluster/edge.js';
 import { NGINX_TEMPLATE, renderSite, type SiteOptions } from '../../src/operations/cluster/nginx.js';
 import { problemsOf as configProblems } from './support/config-problems.js';
@@ -28,6 +30,36 @@ describe('cluster config', () => {
   it("hands the instances what serve reads and PATH, nothing else of the runner's environment", () => {
     const { inherited } = loadClusterConfig({ PATH: '/bin', LOG_LEVEL: 'debug', RATE_LIMIT_ENABLED: 'false', HOME: '/root', npm_config_cache: '/x', EDGE_RATE_LIMIT: '5' });
     expect(inherited).toEqual({ PATH: '/bin', LOG_LEVEL: 'debug', RATE_LIMIT_ENABLED: 'false' });
+  });
+
+  it("hands them the OpenTelemetry SDK's own settings too (tracing, batch delay)", () => {
+    const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SERVICE_NAME: 'mine', OTEL_BSP_SCHEDULE_DELAY: '100' };
+    expect(loadClusterConfig({ ...otel, HOME: '/root', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' }).inherited).toEqual({ ...otel, WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' });
+  });
+});
+
+describe('the API instances of a cluster', () => {
+  const topology: Topology = {
+    databaseUrl: 'postgres://u:p@127.0.0.1:6432/tasks',
+    readUrls: [],
+    redisUrl: 'redis://127.0.0.1:6379',
+    amqpUrl: 'amqp://127.0.0.1:5672',
+    trustProxy: '127.0.0.1',
+    jwtPrivateKey: 'key',
+  };
+  const instance: Instance = { name: 'tasks-1', port: 3001, metricsPort: 9465, dataDir: '/tmp/tasks-1' };
+
+  it('names each service of the split topology task-api-<service> (metrics label, trace resource); the monolith keeps the default', () => {
+    expect(apiCommand({ ...instance, service: 'tasks' }, topology, {}).env.OTEL_SERVICE_NAME).toBe('task-api-tasks');
+    expect(apiCommand({ ...instance, service: 'notifications' }, topology, {}).env.OTEL_SERVICE_NAME).toBe('task-api-notifications');
+    expect(apiCommand({ ...instance, service: 'tasks' }, topology, {}).args.slice(-3)).toEqual(['serve', '--modules', 'tasks']);
+    // Without a service: no name set, config's default (task-api) applies.
+    expect(apiCommand(instance, topology, {}).env).not.toHaveProperty('OTEL_SERVICE_NAME');
+  });
+
+  it("keeps the runner's OTEL_SERVICE_NAME, for every instance", () => {
+    expect(apiCommand({ ...instance, service: 'tasks' }, topology, { OTEL_SERVICE_NAME: 'mine' }).env.OTEL_SERVICE_NAME).toBe('mine');
+    expect(apiCommand(instance, topology, { OTEL_SERVICE_NAME: 'mine' }).env.OTEL_SERVICE_NAME).toBe('mine');
   });
 });
 

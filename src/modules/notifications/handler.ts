@@ -1,7 +1,9 @@
-// The consumer entry point: handle(event) is a TaskEventHandler (src/shared/events.ts). Each event
-// takes effect once, however often it is delivered: its id goes into processed_events in the same
-// transaction as its effects (in-app notification, webhook deliveries, email job).
-import { parseTaskEvent, type TaskEvent, type TaskEventHandler } from '../../shared/events.js';
+// The consumers: task events become notifications (handle), and account events keep the module's
+// copy of the accounts (handleAccount), user.deleted deleting everything it holds of the account.
+// Each task event takes effect once, however often it is delivered: its id goes into
+// processed_events in the same transaction as its effects (in-app notification, webhook
+// deliveries, email job). The account effects are idempotent by themselves.
+import { isUserEvent, parseTaskEvent, parseUserEvent, type DomainEvent, type EventHandler } from '../../shared/events.js';
 import { uuidv7 } from '../../shared/ids.js';
 import { messageOf } from './messages.js';
 import type { Config } from '../../config.js';
@@ -9,26 +11,33 @@ import type { Database } from '../../infra/db/database.js';
 import { NotificationsRepository } from './repository.js';
 
 export const CONSUMER = 'notifications';
+/** The account events' consumer (its own queue: task events and account events flow apart). */
+export const ACCOUNTS_CONSUMER = 'notifications-accounts';
+
+/** An email is due to an account whose address has not arrived yet (user.created): retried. */
+export class RecipientUnknownError extends Error {
+  constructor(userId: string) {
+    super(`no address yet for account ${userId} (its user.created has not arrived)`);
+  }
+}
 
 export interface HandlerDeps {
   repo: NotificationsRepository;
-  /** The user's email address, or undefined when the account no longer exists. */
-  recipientOf: (userId: string) => Promise<string | undefined>;
   /** Emails are only queued when SMTP is configured. */
   emailEnabled: boolean;
 }
 
-/** Builds the notifications consumer's TaskEventHandler. */
-export function createNotificationsHandler(deps: HandlerDeps): TaskEventHandler {
+/** Builds the notifications consumer's handler of task events. */
+export function createNotificationsHandler(deps: HandlerDeps): EventHandler {
   const { repo } = deps;
-  return async function handle(message: TaskEvent): Promise<void> {
+  return async function handle(message: DomainEvent): Promise<void> {
+    if (isUserEvent(message)) return; // not a task event (a queue bound to more than task.*)
     const event = parseTaskEvent(message);
-    // Read before the transaction (another module's data); an account deleted meanwhile makes
-    // the inserts fail on their foreign key, and the redelivery then finds no account.
-    const recipient = await deps.recipientOf(event.userId);
     await repo.transaction(async (tx) => {
       if (!(await tx.markProcessed(CONSUMER, event.id))) return; // already applied: a redelivery
-      if (recipient === undefined) return; // the account is gone: nothing to notify
+      // Held until the end: the account's deletion waits for these inserts, then deletes them.
+      const recipient = await tx.holdRecipient(event.userId);
+      if (recipient.closed) return; // the account is gone: nothing to notify
       const prefs = await tx.preferences(event.userId);
       const { title, body } = messageOf(event);
       if (prefs.inApp) {
@@ -52,28 +61,35 @@ export function createNotificationsHandler(deps: HandlerDeps): TaskEventHandler 
         );
       }
       if (prefs.email && deps.emailEnabled) {
-        await tx.insertEmail({ id: uuidv7(), userId: event.userId, eventId: event.id, recipient, subject: title, body });
+        if (recipient.email === null) throw new RecipientUnknownError(event.userId); // rolls back; delivered again later
+        await tx.insertEmail({ id: uuidv7(), userId: event.userId, eventId: event.id, recipient: recipient.email, subject: title, body });
       }
     });
+  };
+}
+
+/** Builds the handler of account events: the copy of the accounts, and deletion with the account. */
+export function createAccountsHandler(repo: NotificationsRepository): EventHandler {
+  return async function handleAccount(message: DomainEvent): Promise<void> {
+    if (!isUserEvent(message)) return; // not an account event (a queue bound to more than user.*)
+    const event = parseUserEvent(message);
+    const u = event.data.user;
+    if (event.type === 'user.deleted') await repo.transaction((tx) => tx.forgetAccount(u.id));
+    else await repo.keepRecipient(u.id, u.email, new Date(u.updatedAt));
   };
 }
 
 export interface NotificationsConsumer {
   /** The consumer's name (its processed_events key and, by convention, its queue's name). */
   name: typeof CONSUMER;
-  handle: TaskEventHandler;
+  handle: EventHandler;
+  /** The account events' consumer. */
+  accounts: { name: typeof ACCOUNTS_CONSUMER; handle: EventHandler };
 }
 
-/** The consumer to subscribe to the event bus. */
-export function createNotificationsConsumer(deps: {
-  database: Database;
-  config: Config;
-  recipientOf: HandlerDeps['recipientOf'];
-}): NotificationsConsumer {
-  const handle = createNotificationsHandler({
-    repo: new NotificationsRepository(deps.database.db),
-    recipientOf: deps.recipientOf,
-    emailEnabled: deps.config.notifications.smtpUrl !== undefined,
-  });
-  return { name: CONSUMER, handle };
+/** The consumers to subscribe to the event bus. */
+export function createNotificationsConsumer(deps: { database: Database; config: Config }): NotificationsConsumer {
+  const repo = new NotificationsRepository(deps.database.db);
+  const handle = createNotificationsHandler({ repo, emailEnabled: deps.config.notifications.smtpUrl !== undefined });
+  return { name: CONSUMER, handle, accounts: { name: ACCOUNTS_CONSUMER, handle: createAccountsHandler(repo) } };
 }

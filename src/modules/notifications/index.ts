@@ -1,5 +1,6 @@
 // The notifications module: consumes task events (idempotently, via processed_events) into in-app
-// notifications, webhook deliveries and emails; serves notifications, preferences and webhooks;
+// notifications, webhook deliveries and emails, and account events into its copy of the accounts
+// (deleting what it holds of an account with it); serves notifications, preferences and webhooks;
 // runs the delivery worker beside its consumer.
 import { defineModule } from '../module.js';
 import { createNotificationsConsumer } from './handler.js';
@@ -8,11 +9,12 @@ import { notificationsRoutes } from './routes.js';
 import { NotificationsService, WebhooksService } from './service.js';
 import { startDeliveryWorker } from './worker.js';
 
-export const notificationsModule = defineModule<'notifications', 'database' | 'config' | 'log', 'users'>({
+export const notificationsModule = defineModule<'notifications', 'database' | 'config' | 'log'>({
   name: 'notifications',
-  build({ database, config, log }, apis) {
+  build({ database, config, log }) {
     const repo = new NotificationsRepository(database.db);
-    const accountExists = (userId: string) => apis.users.accountExists(userId);
+    // What it knows of accounts comes from the account events (handler.ts handleAccount).
+    const accountExists = async (userId: string) => !(await repo.accountClosed(userId));
     const notifications = new NotificationsService(repo, accountExists);
     const webhooks = new WebhooksService(
       repo,
@@ -26,8 +28,9 @@ export const notificationsModule = defineModule<'notifications', 'database' | 'c
       api: {},
       routes: (app) => notificationsRoutes(app, { notifications, webhooks }),
       consumers(bus) {
-        const consumer = createNotificationsConsumer({ database, config, recipientOf: (userId) => apis.users.emailOf(userId) });
-        bus.subscribe(consumer.name, consumer.handle);
+        const consumer = createNotificationsConsumer({ database, config });
+        bus.subscribe(consumer.name, consumer.handle, { types: ['task.*'] });
+        bus.subscribe(consumer.accounts.name, consumer.accounts.handle, { types: ['user.*'] });
         const worker = startDeliveryWorker({ database, config, log });
         return () => worker.stop();
       },

@@ -1,10 +1,12 @@
 // The only code that reads or writes the notification tables: processed_events, notifications,
-// notification_preferences, webhooks, webhook_deliveries and email_deliveries.
-import { and, asc, desc, eq, inArray, isNull, lt, lte, sql } from 'drizzle-orm';
+// notification_preferences, webhooks, webhook_deliveries, email_deliveries and
+// notification_recipients (the module's copy of the accounts).
+import { and, asc, desc, eq, inArray, isNull, lt, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../../infra/db/database.js';
 import {
   emailDeliveries,
   notificationPreferences,
+  notificationRecipients,
   notifications,
   processedEvents,
   webhookDeliveries,
@@ -18,6 +20,12 @@ import {
 export type Notification = Omit<NotificationRow, 'userId'>;
 export type Webhook = Omit<WebhookRow, 'secret'>;
 export type WebhookDelivery = Omit<WebhookDeliveryRow, 'payload'>;
+/** What the module knows of an account: deleted (closed), or open with its address if heard of. */
+export type Recipient = { closed: true } | { closed: false; email: string | null };
+
+/** The account was deleted: the caller's write is refused (401 account-gone). */
+export const ACCOUNT_CLOSED = 'account-closed' as const;
+
 export interface Preferences {
   inApp: boolean;
   email: boolean;
@@ -76,6 +84,64 @@ export interface ClaimedDelivery extends WebhookDeliveryRow {
 export class NotificationsRepository {
   constructor(private readonly db: Db) {}
 
+  // ---- the copy of the accounts
+
+  /**
+   * Inside a transaction: holds the account's row (FOR SHARE, creating it first if the account
+   * was not heard of yet) until the transaction ends, so that the deletion of the account
+   * (forget, which takes the row FOR UPDATE) runs wholly before or after this transaction's
+   * writes: a write of a deleted account fails here, or lands first and is deleted with the rest.
+   */
+  async holdRecipient(userId: string): Promise<Recipient> {
+    await this.db.insert(notificationRecipients).values({ userId }).onConflictDoNothing();
+    const [row] = await this.db
+      .select({ email: notificationRecipients.email, deletedAt: notificationRecipients.deletedAt })
+      .from(notificationRecipients)
+      .where(eq(notificationRecipients.userId, userId))
+      .for('share');
+    return row!.deletedAt !== null ? { closed: true } : { closed: false, email: row!.email };
+  }
+
+  /** Whether the account's deletion reached the module (user.deleted). */
+  async accountClosed(userId: string): Promise<boolean> {
+    const [row] = await this.db
+      .select({ deletedAt: notificationRecipients.deletedAt })
+      .from(notificationRecipients)
+      .where(eq(notificationRecipients.userId, userId));
+    return row !== undefined && row.deletedAt !== null;
+  }
+
+  /** user.created / user.updated: the address, unless the copy is newer or the account closed. */
+  async keepRecipient(userId: string, email: string, updatedAt: Date): Promise<void> {
+    await this.db
+      .insert(notificationRecipients)
+      .values({ userId, email, updatedAt })
+      .onConflictDoUpdate({
+        target: notificationRecipients.userId,
+        set: { email, updatedAt },
+        setWhere: and(
+          isNull(notificationRecipients.deletedAt),
+          or(isNull(notificationRecipients.updatedAt), lte(notificationRecipients.updatedAt, updatedAt)),
+        ),
+      });
+  }
+
+  /**
+   * user.deleted: closes the account's row (taking it FOR UPDATE: see holdRecipient), then
+   * deletes everything the module holds of the account. Call inside a transaction.
+   */
+  async forgetAccount(userId: string): Promise<void> {
+    await this.db
+      .insert(notificationRecipients)
+      .values({ userId, email: null, deletedAt: new Date() })
+      .onConflictDoUpdate({ target: notificationRecipients.userId, set: { email: null, deletedAt: sql`coalesce(${notificationRecipients.deletedAt}, now())` } });
+    await this.db.delete(notifications).where(eq(notifications.userId, userId));
+    await this.db.delete(notificationPreferences).where(eq(notificationPreferences.userId, userId));
+    // Their deliveries go with the webhooks (ON DELETE CASCADE within the module).
+    await this.db.delete(webhooks).where(eq(webhooks.userId, userId));
+    await this.db.delete(emailDeliveries).where(eq(emailDeliveries.userId, userId));
+  }
+
   /** Runs fn in one transaction with a repository bound to it. */
   transaction<T>(fn: (repo: NotificationsRepository) => Promise<T>): Promise<T> {
     return this.db.transaction((tx) => fn(new NotificationsRepository(tx)));
@@ -105,13 +171,16 @@ export class NotificationsRepository {
     return row;
   }
 
-  async savePreferences(userId: string, changes: Partial<Preferences>): Promise<Preferences> {
-    const [row] = await this.db
-      .insert(notificationPreferences)
-      .values({ ...DEFAULT_PREFERENCES, ...changes, userId, updatedAt: new Date() })
-      .onConflictDoUpdate({ target: notificationPreferences.userId, set: { ...changes, updatedAt: new Date() } })
-      .returning({ inApp: notificationPreferences.inApp, email: notificationPreferences.email, webhooks: notificationPreferences.webhooks });
-    return row!;
+  async savePreferences(userId: string, changes: Partial<Preferences>): Promise<Preferences | typeof ACCOUNT_CLOSED> {
+    return this.db.transaction(async (tx) => {
+      if ((await new NotificationsRepository(tx).holdRecipient(userId)).closed) return ACCOUNT_CLOSED;
+      const [row] = await tx
+        .insert(notificationPreferences)
+        .values({ ...DEFAULT_PREFERENCES, ...changes, userId, updatedAt: new Date() })
+        .onConflictDoUpdate({ target: notificationPreferences.userId, set: { ...changes, updatedAt: new Date() } })
+        .returning({ inApp: notificationPreferences.inApp, email: notificationPreferences.email, webhooks: notificationPreferences.webhooks });
+      return row!;
+    });
   }
 
   // ---- in-app notifications
@@ -168,8 +237,9 @@ export class NotificationsRepository {
    * transaction under a per-user advisory lock, so concurrent creates cannot pass the cap.
    * A second webhook with the same url throws the unique violation of webhooks_user_url_key.
    */
-  async insertWebhookCapped(w: WebhookRow, max: number): Promise<Webhook | 'limit-reached'> {
+  async insertWebhookCapped(w: WebhookRow, max: number): Promise<Webhook | 'limit-reached' | typeof ACCOUNT_CLOSED> {
     return this.db.transaction(async (tx) => {
+      if ((await new NotificationsRepository(tx).holdRecipient(w.userId)).closed) return ACCOUNT_CLOSED;
       await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`webhooks:${w.userId}`}, 0))`);
       const [held] = await tx.select({ n: sql<number>`count(*)::int` }).from(webhooks).where(eq(webhooks.userId, w.userId));
       if ((held?.n ?? 0) >= max) return 'limit-reached';

@@ -6,10 +6,16 @@ import { decodeIdCursor, encodeIdCursor, pageOf, type Page } from '../../shared/
 import { isForeignKeyViolation, isUniqueViolation } from '../../shared/db-errors.js';
 import { accountGone, AppError, badRequest, notFound } from '../../shared/errors.js';
 import { uuidv7 } from '../../shared/ids.js';
-import type { AccountExists } from '../users/contract.js';
-import { DEFAULT_PREFERENCES, type NotificationsRepository, type Notification, type Preferences, type Webhook, type WebhookDelivery } from './repository.js';
+import { ACCOUNT_CLOSED, DEFAULT_PREFERENCES, type NotificationsRepository, type Notification, type Preferences, type Webhook, type WebhookDelivery } from './repository.js';
 import type { CreateWebhookInput, ListInput, ListNotificationsInput, UpdatePreferencesInput, UpdateWebhookInput } from './schemas.js';
 import { resolveTarget, TargetRefused } from './targets.js';
+
+/**
+ * Whether the account exists as far as this module knows: not deleted (user.deleted closed it).
+ * An access token outlives its account by up to its TTL: a call that finds nothing of the
+ * caller's asks this before answering, and answers 401 'account-gone' when the account is gone.
+ */
+export type AccountExists = (userId: string) => Promise<boolean>;
 
 const byId = (tag: string) => (last: { id: string }) => encodeIdCursor(tag, last);
 const afterOf = (cursor: string | undefined, tag: string) => (cursor === undefined ? undefined : decodeIdCursor(cursor, tag));
@@ -17,7 +23,7 @@ const afterOf = (cursor: string | undefined, tag: string) => (cursor === undefin
 export class NotificationsService {
   constructor(
     private readonly repo: NotificationsRepository,
-    /** The users module's: asked when nothing of the caller's is found (their account may be gone). */
+    /** Asked when nothing of the caller's is found (their account may be gone). */
     private readonly accountExists: AccountExists,
   ) {}
 
@@ -48,7 +54,9 @@ export class NotificationsService {
     if (input.inApp !== undefined) changes.inApp = input.inApp;
     if (input.email !== undefined) changes.email = input.email;
     if (input.webhooks !== undefined) changes.webhooks = input.webhooks;
-    return this.repo.savePreferences(actor.userId, changes).catch(accountGoneOnInsert);
+    const saved = await this.repo.savePreferences(actor.userId, changes);
+    if (saved === ACCOUNT_CLOSED) throw accountGone();
+    return saved;
   }
 }
 
@@ -56,7 +64,7 @@ export class WebhooksService {
   constructor(
     private readonly repo: NotificationsRepository,
     private readonly opts: { allowPrivateTargets: boolean; maxPerUser: number },
-    /** The users module's: asked when nothing of the caller's is found (their account may be gone). */
+    /** Asked when nothing of the caller's is found (their account may be gone). */
     private readonly accountExists: AccountExists,
   ) {}
 
@@ -74,10 +82,8 @@ export class WebhooksService {
       createdAt: now,
       updatedAt: now,
     };
-    const hook = await this.repo.insertWebhookCapped(row, this.opts.maxPerUser).catch((err: unknown) => {
-      if (isForeignKeyViolation(err)) throw accountGone(); // see accountGoneOnInsert
-      return urlTaken(err);
-    });
+    const hook = await this.repo.insertWebhookCapped(row, this.opts.maxPerUser).catch(urlTaken);
+    if (hook === ACCOUNT_CLOSED) throw accountGone();
     if (hook === 'limit-reached') {
       throw new AppError(409, 'webhook-limit', 'Conflict', `At most ${this.opts.maxPerUser} webhooks per user; delete one first`);
     }
@@ -166,14 +172,4 @@ async function ensureAccount(exists: AccountExists, actor: Actor): Promise<void>
 async function missing(exists: AccountExists, actor: Actor, what: string): Promise<never> {
   await ensureAccount(exists, actor);
   return notFoundOf(what);
-}
-
-/**
- * An insert of the caller's row failed on its reference to the account (that row's only foreign
- * key): the account was deleted while their token lives, a 401 'account-gone'. Anything else is
- * thrown as it is.
- */
-function accountGoneOnInsert(err: unknown): never {
-  if (isForeignKeyViolation(err)) throw accountGone();
-  throw err;
 }

@@ -1,7 +1,20 @@
-// The notifications module's tables (migrations/0003_notifications.sql, 0006_webhook_url_unique.sql).
+// The notifications module's tables (migrations/0003_notifications.sql, 0006_webhook_url_unique.sql,
+// 0009_service_data.sql).
 import { boolean, integer, jsonb, pgTable, primaryKey, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { ts } from '../../infra/db/columns.js';
 import type { TaskEventType } from '../../shared/events.js';
+
+/**
+ * The module's copy of the accounts (kept by the account events): where emails go, and whether
+ * the account's deletion reached the module (deleted_at). A write of the user's own holds the row
+ * (FOR SHARE) for its transaction; the deletion takes it before it deletes the user's rows.
+ */
+export const notificationRecipients = pgTable('notification_recipients', {
+  userId: uuid('user_id').primaryKey(),
+  email: text('email'),
+  updatedAt: ts('updated_at'),
+  deletedAt: ts('deleted_at'),
+});
 
 export const processedEvents = pgTable(
   'processed_events',

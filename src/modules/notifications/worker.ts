@@ -3,9 +3,13 @@
 // it side by side. Failures are retried with exponential backoff and full jitter up to
 // WEBHOOK_MAX_ATTEMPTS. Every PRUNE_EVERY_MS the loop also deletes finished deliveries and emails
 // older than DELIVERY_RETENTION_DAYS (prune()), in bounded batches.
+//
+// Each webhook attempt runs in a span `webhook delivery`, a child of the trace context its event
+// carries (the request that wrote the task), and the POST carries a traceparent of that trace.
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../../config.js';
 import type { Database } from '../../infra/db/database.js';
@@ -15,8 +19,11 @@ import { sign } from './signature.js';
 import { resolveTarget, TargetRefused } from './targets.js';
 import { backoffMs } from '../../shared/backoff.js';
 import { errorMessage } from '../../shared/errors.js';
+import { contextOf, traceHeaders, type CarriedTraceContext } from '../../observability/trace-context.js';
+import { VERSION } from '../../version.js';
 
 type WebhookConfig = Config['notifications']['webhooks'];
+const tracer = trace.getTracer('task-api/webhooks', VERSION);
 const BATCH = 20;
 const LEASE_MARGIN_MS = 30_000;
 const MAX_ERROR_LENGTH = 500;
@@ -25,6 +32,17 @@ export const PRUNE_EVERY_MS = 5 * 60_000;
 /** Rows one prune statement deletes at most, and statements per table in one round. */
 export const PRUNE_BATCH = 1000;
 export const PRUNE_STATEMENTS = 5;
+
+/** The delivery's event (its stored payload), as far as tracing reads it. */
+function eventOf(payload: unknown): { type: string | undefined; traceContext: CarriedTraceContext | undefined } {
+  const e = (typeof payload === 'object' && payload !== null ? payload : {}) as { type?: unknown; traceContext?: { traceparent?: unknown; tracestate?: unknown } };
+  const tc = e.traceContext;
+  const traceContext =
+    typeof tc === 'object' && tc !== null && typeof tc.traceparent === 'string'
+      ? { traceparent: tc.traceparent, ...(typeof tc.tracestate === 'string' ? { tracestate: tc.tracestate } : {}) }
+      : undefined;
+  return { type: typeof e.type === 'string' ? e.type : undefined, traceContext };
+}
 
 interface PostResult {
   status: number | null;
@@ -122,7 +140,39 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
   const smtpUrl = deps.config.notifications.smtpUrl;
   const getMailer = () => (mailer ??= createMailer(smtpUrl!, deps.config.notifications.mailFrom));
 
+  /** One attempt, in a span of the trace its event carries (a new trace when it carries none). */
   async function deliver(d: ClaimedDelivery): Promise<void> {
+    const event = eventOf(d.payload);
+    const parent = contextOf(event.traceContext);
+    const span = tracer.startSpan(
+      'webhook delivery',
+      {
+        kind: SpanKind.INTERNAL,
+        attributes: {
+          'task_api.webhook.id': d.webhookId,
+          'task_api.webhook.delivery.id': d.id,
+          'task_api.webhook.delivery.attempt': d.attempt,
+          'task_api.event.id': d.eventId,
+          ...(event.type === undefined ? {} : { 'task_api.event.type': event.type }),
+        },
+      },
+      parent,
+    );
+    try {
+      await context.with(trace.setSpan(parent, span), async () => {
+        const result = await attempt(d, event.traceContext);
+        if (result.status !== null) span.setAttribute('http.response.status_code', result.status);
+        if (!(result.status !== null && result.status >= 200 && result.status < 300)) {
+          span.setAttribute('error.type', result.status === null ? 'request' : String(result.status));
+          span.setStatus({ code: SpanStatusCode.ERROR, message: result.status === null ? 'request failed' : `HTTP ${result.status}` });
+        }
+      });
+    } finally {
+      span.end();
+    }
+  }
+
+  async function attempt(d: ClaimedDelivery, carried: CarriedTraceContext | undefined): Promise<PostResult> {
     let result: PostResult;
     if (!d.active) result = { status: null, error: 'webhook is inactive' };
     else {
@@ -131,7 +181,13 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       result = await post(
         d.url,
         body,
-        { 'webhook-id': d.id, 'webhook-timestamp': String(timestamp), 'webhook-signature': sign(d.secret, timestamp, body) },
+        {
+          // The delivery span's trace: the receiver can join the trace of the write (W3C).
+          ...traceHeaders(carried),
+          'webhook-id': d.id,
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': sign(d.secret, timestamp, body),
+        },
         cfg,
       );
     }
@@ -145,6 +201,7 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps): DeliveryWorker {
       }
     });
     if (!ok) log.warn({ deliveryId: d.id, webhookId: d.webhookId, attempt: d.attempt, status: result.status, error }, 'webhook delivery failed');
+    return result;
   }
 
   async function sendEmails(): Promise<number> {

@@ -1,6 +1,6 @@
 // Builds the TaskEvent (src/shared/events.ts) of a task write. The repository appends it to the
 // outbox in the write's transaction.
-import { context, propagation } from '@opentelemetry/api';
+import { activeTraceContext } from '../../events/trace.js';
 import { EVENT_SCHEMA_VERSION, type TaskEvent, type TaskEventType, type TaskSnapshot } from '../../shared/events.js';
 import { uuidv7 } from '../../shared/ids.js';
 import type { Task } from './model.js';
@@ -21,14 +21,6 @@ export function snapshotOf(t: Task): TaskSnapshot {
     completedAt: iso(t.completedAt),
     version: t.version,
   };
-}
-
-/** W3C trace context of the active span; undefined when tracing is off (no SDK, no propagator). */
-export function activeTraceContext(): TaskEvent['traceContext'] {
-  const carrier: Record<string, string> = {};
-  propagation.inject(context.active(), carrier);
-  if (!carrier.traceparent) return undefined;
-  return carrier.tracestate ? { traceparent: carrier.traceparent, tracestate: carrier.tracestate } : { traceparent: carrier.traceparent };
 }
 
 export function taskEvent(type: TaskEventType, userId: string, task: Task, occurredAt: Date, changes?: string[]): TaskEvent {

@@ -1,4 +1,5 @@
 // The task as the tasks module sees it, and the shapes of its writes and list filters.
+import type { Role } from '../../shared/actor.js';
 import type { TaskPriority, TaskStatus } from '../../shared/task-model.js';
 
 export type { TaskPriority as Priority, TaskStatus as Status } from '../../shared/task-model.js';
@@ -35,6 +36,14 @@ export interface TaskFilter {
 }
 
 /** A task in the admin's list, with the account it belongs to. */
+/** The owner shown beside a task in the admin's list (the module's copy of the account). */
+export interface Owner {
+  id: string;
+  email: string;
+  role: Role;
+}
+
+/** A task in the admin's list; owner's email and role are null until the account's user.created arrives. */
 export interface OwnedTask extends Task {
-  owner: { id: string; email: string; role: 'user' | 'admin' };
+  owner: Owner | { id: string; email: null; role: null };
 }

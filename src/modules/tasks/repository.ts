@@ -6,9 +6,9 @@ import { appendEvent, eventValues, prepareAppendWith } from '../../events/outbox
 import { isNotNullViolation } from '../../shared/db-errors.js';
 import { taskEvent } from './events.js';
 import { keysetCondition, type Keyset } from './keyset.js';
-import type { NewTask, Status, Task, TaskChanges, TaskFilter } from './model.js';
+import type { NewTask, Owner, Status, Task, TaskChanges, TaskFilter } from './model.js';
 import { dueKey, SORT_KEYS, type TaskSort } from './sorts.js';
-import { taskCounts, tasks } from './table.js';
+import { taskCounts, taskOwners, tasks } from './table.js';
 
 /**
  * A filter bound as PostgreSQL reads it. A bound just past the last millisecond of 9999 (a
@@ -89,7 +89,7 @@ export class TasksRepository {
         .onConflictDoUpdate({
           target: taskCounts.userId,
           set: { tasks: sql`${taskCounts.tasks} + 1` },
-          setWhere: sql`${taskCounts.tasks} < ${placeholder('max')}`,
+          setWhere: sql`${taskCounts.tasks} < ${placeholder('max')} and not ${taskCounts.closed}`,
         })
         .returning({ userId: taskCounts.userId }),
     );
@@ -120,14 +120,16 @@ export class TasksRepository {
 
   /**
    * Inserts the task and its task.created event in one statement, counting it in the user's
-   * task_counts row in the same statement; undefined when the user already holds `max` tasks.
+   * task_counts row in the same statement; undefined when the user already holds `max` tasks or
+   * the account is closed (deleted: see accountClosed).
    * Every column of the new row is known here (the defaults are version 1 and no completion
    * unless done), so the event is built before the write and the row needs no reading back.
    *
    * The cap is the upsert's condition: at the cap, `counted` returns no row, the event's user_id
    * (read from it) is NULL, and the NOT NULL constraint fails the whole statement (no row, no
    * event, no count). The count row's lock orders one user's concurrent creates, so the cap is
-   * exact; other users' creates never wait on it.
+   * exact; other users' creates never wait on it. A closed count row fails the condition the same
+   * way (src/modules/tasks/accounts.ts closes it, under that lock, before deleting the tasks).
    */
   async insert(userId: string, t: NewTask, max = Number.POSITIVE_INFINITY): Promise<Task | undefined> {
     const now = new Date();
@@ -259,6 +261,26 @@ export class TasksRepository {
   }
 
   /** Tasks of every user (or one), newest first, with the id of the user each belongs to. */
+  /** Whether the account's deletion reached this module (user.deleted): it takes no more tasks. */
+  async accountClosed(userId: string): Promise<boolean> {
+    const [row] = await this.db.select({ closed: taskCounts.closed }).from(taskCounts).where(eq(taskCounts.userId, userId));
+    return row?.closed === true;
+  }
+
+  /**
+   * The owners the admin's list shows, by id, from the module's copy of the accounts (kept by
+   * the account events): absent for an account not heard of yet (its user.created is on its
+   * way), 'closed' for a deleted one.
+   */
+  async owners(ids: string[]): Promise<Map<string, Owner | 'closed'>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.db
+      .select({ id: taskOwners.userId, email: taskOwners.email, role: taskOwners.role, deletedAt: taskOwners.deletedAt })
+      .from(taskOwners)
+      .where(inArray(taskOwners.userId, ids));
+    return new Map(rows.map((r) => [r.id, r.deletedAt !== null ? 'closed' : { id: r.id, email: r.email, role: r.role }]));
+  }
+
   async listAll(limit: number, userId?: string, after?: Keyset): Promise<(Task & { userId: string })[]> {
     const keys = SORT_KEYS.createdAt;
     return this.db

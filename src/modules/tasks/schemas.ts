@@ -76,8 +76,12 @@ export const TaskPage = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The tasks service's copy of the account (kept by the account events): email and role are null
+ * for an account whose user.created has not reached it yet (normally a matter of milliseconds).
+ */
 export const TaskOwner = Type.Object(
-  { id: Type.String({ format: 'uuid' }), email: Type.String(), role: Type.Enum(ROLES) },
+  { id: Type.String({ format: 'uuid' }), email: Type.Union([Type.String(), Type.Null()]), role: Type.Union([Type.Enum(ROLES), Type.Null()]) },
   { additionalProperties: false },
 );
 

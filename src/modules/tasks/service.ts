@@ -3,12 +3,11 @@
 import type { Actor } from '../../shared/actor.js';
 import { decodeCursor, encodeCursor, pageOf, type Page } from '../../shared/cursor.js';
 import { parseDateTime } from '../../shared/date-time.js';
-import { isForeignKeyViolation, isUniqueViolation } from '../../shared/db-errors.js';
+import { isUniqueViolation } from '../../shared/db-errors.js';
 import { accountGone, AppError, badRequest, forbidden, notFound, preconditionFailed } from '../../shared/errors.js';
 import { uuidv7 } from '../../shared/ids.js';
 import type { Precondition } from '../../shared/precondition.js';
 import { DEFAULT_TASK_PRIORITY, DEFAULT_TASK_STATUS } from '../../shared/task-model.js';
-import type { OwnersOf } from '../users/contract.js';
 import { keysetChecks, keysetOf, type Keyset } from './keyset.js';
 import type { OwnedTask, Priority, Status, Task, TaskChanges, TaskFilter } from './model.js';
 import type { TasksRepository } from './repository.js';
@@ -34,8 +33,6 @@ export class TasksService {
   constructor(
     private readonly repo: TasksRepository,
     private readonly changed: DataChanged,
-    /** The accounts the admin's list shows beside their tasks (the users module's). */
-    private readonly ownersOf: OwnersOf,
     /** Tasks one user may hold (TASKS_PER_USER_MAX). */
     private readonly maxPerUser = Number.POSITIVE_INFINITY,
   ) {}
@@ -60,11 +57,13 @@ export class TasksService {
         },
         this.maxPerUser,
       );
-      if (!task) throw new AppError(409, 'task-limit', 'Conflict', `At most ${this.maxPerUser} tasks per user; delete some first`);
+      if (!task) {
+        if (await this.repo.accountClosed(actor.userId)) throw accountGone();
+        throw new AppError(409, 'task-limit', 'Conflict', `At most ${this.maxPerUser} tasks per user; delete some first`);
+      }
       await this.changed(actor.userId);
       return task;
     } catch (err) {
-      if (isForeignKeyViolation(err)) throw accountGone();
       if (isUniqueViolation(err)) {
         const made = await this.repo.get(actor.userId, id, 'primary');
         if (made) return made;
@@ -130,20 +129,24 @@ export class TasksService {
     const after = q.cursor === undefined ? undefined : this.keyset('admin', 'createdAt', q.cursor);
     const page = pageOf(await this.repo.listAll(limit + 1, q.userId, after), limit, (last) => encodeCursor('admin', keysetOf('createdAt', last).values));
     // The admin's own account is looked up with the owners: an admin deleted meanwhile sees nothing.
-    const owners = await this.ownersOf([...new Set([actor.userId, ...page.data.map((r) => r.userId)])]);
-    if (!owners.has(actor.userId)) throw accountGone();
-    // A task whose account went away between the two reads is gone with it (ON DELETE CASCADE);
-    // the next page still starts after the last row read.
-    const data = page.data.flatMap(({ userId, ...task }) => {
+    const owners = await this.repo.owners([...new Set([actor.userId, ...page.data.map((r) => r.userId)])]);
+    if (owners.get(actor.userId) === 'closed') throw accountGone();
+    // A task of a closed account is being deleted with it (user.deleted): left out; the next page
+    // still starts after the last row read. An owner not heard of yet shows its id alone.
+    const data = page.data.flatMap(({ userId, ...task }): OwnedTask[] => {
       const owner = owners.get(userId);
-      return owner ? [{ ...task, owner }] : [];
+      if (owner === 'closed') return [];
+      return [{ ...task, owner: owner ?? { id: userId, email: null, role: null } }];
     });
     return { data, nextCursor: page.nextCursor };
   }
 
-  /** A 401 'account-gone' when the caller's account no longer exists (their token outlived it). */
+  /**
+   * A 401 'account-gone' when the caller's account no longer exists (their token outlived it):
+   * when its deletion has reached this module (user.deleted closed it).
+   */
   private async ensureAccount(actor: Actor): Promise<void> {
-    if (!(await this.ownersOf([actor.userId])).has(actor.userId)) throw accountGone();
+    if (await this.repo.accountClosed(actor.userId)) throw accountGone();
   }
 
   /** Nothing of the caller's by that id: a 404, or the 401 of ensureAccount when that is why. */

@@ -32,30 +32,10 @@ export interface Accounts {
   update(id: string, changes: UserChanges): Promise<User | undefined>;
 }
 
-/** The owner shown beside a task in the admin's list. */
-export interface Owner {
-  id: string;
-  email: string;
-  role: Role;
-}
-
-/** The owners of these accounts, by id; an id with no account is absent from the map. */
-export type OwnersOf = (userIds: string[]) => Promise<Map<string, Owner>>;
-
 export interface UsersApi {
+  /** The accounts auth signs in against (the same database: auth and users are one data owner). */
   accounts: Accounts;
-  ownersOf: OwnersOf;
-  /** The address notifications are sent to; undefined when the account no longer exists. */
-  emailOf: (userId: string) => Promise<string | undefined>;
-  accountExists: AccountExists;
 }
-
-/**
- * Whether the account exists. An access token outlives its account by up to its TTL: a service
- * that finds nothing of the caller's asks this before answering, and answers 401 'account-gone'
- * (shared/errors.ts accountGone) when the account is gone.
- */
-export type AccountExists = (userId: string) => Promise<boolean>;
 
 /** A display name: 1 to 100 characters, not blank; null clears it. */
 export const Name = Type.Union([Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }), Type.Null()]);

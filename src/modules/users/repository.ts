@@ -1,7 +1,11 @@
-// The only code that reads or writes the users table.
-import { asc, count, eq, gt, inArray, sql } from 'drizzle-orm';
+// The only code that reads or writes the users table. Every change of an account appends its
+// event (user.created / user.updated / user.deleted) to the outbox in the change's transaction:
+// the other services learn of accounts only by these.
+import { asc, count, eq, gt, sql } from 'drizzle-orm';
+import { appendEvent } from '../../events/outbox.js';
 import type { Db } from '../../infra/db/database.js';
-import type { Accounts, NewUser, Owner, User, UserChanges, UserCredentials } from './contract.js';
+import { userEvent } from './events.js';
+import type { Accounts, NewUser, User, UserChanges, UserCredentials } from './contract.js';
 import { users } from './table.js';
 
 const publicColumns = {
@@ -14,15 +18,32 @@ const publicColumns = {
 };
 
 export class UsersRepository implements Accounts {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Told after a change and its event committed (wakes the relay). */
+    private readonly eventsWritten: () => void = () => undefined,
+    /** Set when this repository runs inside a caller's transaction (withAdminGuard). */
+    private readonly inTransaction = false,
+  ) {}
+
+  /** Runs `fn` in a transaction (the caller's, when inside one), then tells of the events written. */
+  private async writing<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
+    if (this.inTransaction) return fn(this.db);
+    const out = await this.db.transaction(fn);
+    this.eventsWritten();
+    return out;
+  }
 
   async insert(u: NewUser): Promise<User> {
     const now = new Date();
-    const [row] = await this.db
-      .insert(users)
-      .values({ ...u, createdAt: now, updatedAt: now })
-      .returning(publicColumns);
-    return row!;
+    return this.writing(async (tx) => {
+      const [row] = await tx
+        .insert(users)
+        .values({ ...u, createdAt: now, updatedAt: now })
+        .returning(publicColumns);
+      await appendEvent(tx, 'user', userEvent('user.created', row!));
+      return row!;
+    });
   }
 
   async findById(id: string): Promise<User | undefined> {
@@ -41,18 +62,29 @@ export class UsersRepository implements Accounts {
   }
 
   async update(id: string, changes: UserChanges): Promise<User | undefined> {
-    const [row] = await this.db
-      .update(users)
-      .set({ ...changes, updatedAt: sql`greatest(now(), ${users.updatedAt} + interval '1 millisecond')` })
-      .where(eq(users.id, id))
-      .returning(publicColumns);
-    return row;
+    return this.writing(async (tx) => {
+      const [row] = await tx
+        .update(users)
+        .set({ ...changes, updatedAt: sql`greatest(now(), ${users.updatedAt} + interval '1 millisecond')` })
+        .where(eq(users.id, id))
+        .returning(publicColumns);
+      // The password hash is not in the event (no other service holds credentials); its change
+      // is still an update of the account (updatedAt moves).
+      if (row) await appendEvent(tx, 'user', userEvent('user.updated', row, Object.keys(changes).map((k) => (k === 'passwordHash' ? 'password' : k))));
+      return row;
+    });
   }
 
-  /** Deletes the user; their tasks go with them (ON DELETE CASCADE). */
+  /**
+   * Deletes the account and appends user.deleted: its tasks, notifications and webhooks go with
+   * it eventually, each service deleting its own on that event.
+   */
   async delete(id: string): Promise<boolean> {
-    const rows = await this.db.delete(users).where(eq(users.id, id)).returning({ id: users.id });
-    return rows.length > 0;
+    return this.writing(async (tx) => {
+      const [row] = await tx.delete(users).where(eq(users.id, id)).returning(publicColumns);
+      if (row) await appendEvent(tx, 'user', userEvent('user.deleted', row));
+      return row !== undefined;
+    });
   }
 
   async list(limit: number, afterId: string | undefined): Promise<User[]> {
@@ -69,16 +101,12 @@ export class UsersRepository implements Accounts {
    * remains. The admin rows are locked, so two such changes at once cannot both pass.
    */
   async withAdminGuard<T>(fn: (repo: UsersRepository, admins: number) => Promise<T>): Promise<T> {
-    return this.db.transaction(async (tx) => {
+    const out = await this.db.transaction(async (tx) => {
       const admins = await tx.select({ id: users.id }).from(users).where(eq(users.role, 'admin')).for('update');
-      return fn(new UsersRepository(tx), admins.length);
+      return fn(new UsersRepository(tx, undefined, true), admins.length);
     });
-  }
-
-  async owners(ids: string[]): Promise<Map<string, Owner>> {
-    if (ids.length === 0) return new Map();
-    const rows = await this.db.select({ id: users.id, email: users.email, role: users.role }).from(users).where(inArray(users.id, ids));
-    return new Map(rows.map((r) => [r.id, r]));
+    this.eventsWritten();
+    return out;
   }
 
   async countAdmins(): Promise<number> {

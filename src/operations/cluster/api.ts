@@ -9,9 +9,9 @@ import { httpOk, LOOPBACK, type CommandLine } from './processes.js';
 export const CLI = fileURLToPath(new URL('../../cli.js', import.meta.url));
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** What every instance shares: where the services are, and who may set X-Forwarded-For. */
+/** What the instances share: where the services are, and who may set X-Forwarded-For. */
 export interface Topology {
-  /** Through PgBouncer (transaction pooling: no prepared statements). */
+  /** Through PgBouncer (transaction pooling: no prepared statements); the instance's service's database when split. */
   databaseUrl: string;
   /** The streaming replicas, for DATABASE_READ_URLS. */
   readUrls: string[];
@@ -19,6 +19,7 @@ export interface Topology {
   amqpUrl: string;
   /** NGINX's address as the instances see it: the only proxy whose X-Forwarded-For counts. */
   trustProxy: string;
+  /** The auth service's (the monolith's) signing key; never given to the other services. */
   jwtPrivateKey: string;
 }
 
@@ -63,9 +64,15 @@ export function apiCommand(i: Instance, t: Topology, inherited: Record<string, s
     TRUST_PROXY: t.trustProxy,
     JWT_PRIVATE_KEY: inherited.JWT_PRIVATE_KEY ?? t.jwtPrivateKey,
   };
+  // Only the auth service signs: the others verify with its published keys (AUTH_JWKS_URL) and
+  // never hold the private key.
+  if (i.service !== undefined && i.service !== 'auth') delete env.JWT_PRIVATE_KEY;
   if (t.readUrls.length > 0) env.DATABASE_READ_URLS = t.readUrls.join(',');
   else delete env.DATABASE_READ_URLS;
   if (i.authJwksUrl) env.AUTH_JWKS_URL = i.authJwksUrl;
+  // Each service of the split topology names itself in its metrics (the `service` label) and
+  // traces (service.name), unless the runner chose a name; monolith instances keep task-api's.
+  if (i.service && inherited.OTEL_SERVICE_NAME === undefined) env.OTEL_SERVICE_NAME = `task-api-${i.service}`;
   const modules = i.service ? ['--modules', i.service] : [];
   return { command: process.execPath, args: [...NODE_FLAGS, CLI, 'serve', ...modules], env, cwd: ROOT };
 }

@@ -47,6 +47,19 @@ interface PlannedInstance {
 /** The database the API uses, on the primary (PgBouncer serves it under the same name). */
 export const DATABASE = 'task_api';
 
+/**
+ * The split topology's databases, by service: each service owns its data. Auth and users share
+ * the identity database (the accounts auth signs in against are the users module's, read and
+ * written synchronously at sign-up and login; the signing keys sit beside them); tasks and
+ * notifications each have their own, and learn of accounts only from the account events.
+ */
+export const SERVICE_DATABASES: Record<GatewayService, string> = {
+  auth: 'task_api_identity',
+  users: 'task_api_identity',
+  tasks: 'task_api_tasks',
+  notifications: 'task_api_notifications',
+};
+
 type Say = (line: string) => void;
 
 /**
@@ -133,7 +146,14 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
   const [pgbouncerPort, redisPort, amqpPort, distPort, prometheusPort] = [await take(), await take(), await take(), await take(), await take()];
 
-  const state: ClusterState = { dir, createdAt: new Date().toISOString(), ...(o.split ? { split: true } : {}), publicUrl: `http://${LOOPBACK}:${nginxPort}`, processes: [] };
+  const dbNames = o.split ? [...new Set(Object.values(SERVICE_DATABASES))] : [DATABASE];
+  const state: ClusterState = {
+    dir,
+    createdAt: new Date().toISOString(),
+    ...(o.split ? { split: true, databases: { ...SERVICE_DATABASES } } : {}),
+    publicUrl: `http://${LOOPBACK}:${nginxPort}`,
+    processes: [],
+  };
   const writer = new StateWriter(state);
   await writer.save();
   const bring = async (rec: ProcessRecord) => {
@@ -149,14 +169,14 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   const pgNode = (name: string, port: number): PgNode => ({ name, port, dataDir: path.join(dir, name), logFile: log(name) });
   const pgRecord = (node: PgNode, role: Role): ProcessRecord => {
     const { logFile, ...spec } = nodeLaunchSpec(node);
-    return { ...commandRecord(node.name, role, node.port, pgUrl(node.port, DATABASE), logFile, { ...spec, env: { PATH: pathEnv } }), dataDir: node.dataDir };
+    return { ...commandRecord(node.name, role, node.port, pgUrl(node.port, dbNames[0]), logFile, { ...spec, env: { PATH: pathEnv } }), dataDir: node.dataDir };
   };
 
   const databases = async () => {
     const primary = pgNode('primary', primaryPort);
     await initPrimary(primary);
     await bring(pgRecord(primary, 'postgres-primary'));
-    psql(primaryPort, `CREATE DATABASE ${DATABASE}`);
+    for (const db of dbNames) psql(primaryPort, `CREATE DATABASE ${db}`);
     await allOrFirstError(
       replicaPorts.map(async (port, i) => {
         const replica = pgNode(`replica-${i + 1}`, port);
@@ -165,13 +185,13 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
         await bring(pgRecord(replica, 'postgres-replica'));
       }),
     );
-    const options = { dir: path.join(dir, 'pgbouncer'), port: pgbouncerPort, primaryPort, logFile: log('pgbouncer'), databases: [DATABASE] };
+    const options = { dir: path.join(dir, 'pgbouncer'), port: pgbouncerPort, primaryPort, logFile: log('pgbouncer'), databases: dbNames };
     await bring({
       name: 'pgbouncer',
       role: 'pgbouncer',
       pid: null,
       port: pgbouncerPort,
-      urls: { url: pgUrl(pgbouncerPort, DATABASE) },
+      urls: { url: pgUrl(pgbouncerPort, dbNames[0]) },
       logFile: options.logFile,
       start: { kind: 'pgbouncer', options },
     });
@@ -185,8 +205,11 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
 
   try {
     await allOrFirstError([databases(), redis(), rabbit()]);
-    await migrate(dir, pgUrl(primaryPort, DATABASE), config.inherited);
-    say('migrations applied');
+    // Every database gets the whole schema (one migration history); a service writes only its
+    // own tables in its own database (test/system/cluster-split.test.ts checks the others stay empty).
+    for (const db of dbNames) await migrate(dir, pgUrl(primaryPort, db), config.inherited);
+    say(`migrations applied (${dbNames.join(', ')})`);
+    const onDatabase = (t: Topology, db: string): Topology => ({ ...t, databaseUrl: pgUrl(pgbouncerPort, db), readUrls: replicaPorts.map((p) => pgUrl(p, db)) });
     const topology: Topology = {
       databaseUrl: pgUrl(pgbouncerPort, DATABASE),
       readUrls: replicaPorts.map((p) => pgUrl(p, DATABASE)),
@@ -198,7 +221,8 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     const instances = (list: PlannedInstance[], authJwksUrl?: string) =>
       allOrFirstError(
         list.map(({ name, service, port, metricsPort }) => {
-          const cmd = apiCommand({ name, port, metricsPort, dataDir: path.join(dir, name), service, authJwksUrl }, topology, config.inherited);
+          const on = service ? onDatabase(topology, SERVICE_DATABASES[service]) : topology;
+          const cmd = apiCommand({ name, port, metricsPort, dataDir: path.join(dir, name), service, authJwksUrl }, on, config.inherited);
           const rec = commandRecord(name, 'api', port, apiUrl(port), log(name), cmd);
           if (service) rec.service = service;
           rec.urls.metricsUrl = `http://${LOOPBACK}:${metricsPort}/metrics`;

@@ -40,6 +40,8 @@ export interface ClusterState {
   createdAt: string;
   /** `cluster start --split`: a service per module behind the gateway. */
   split?: boolean;
+  /** The split topology: each service's database (on the primary, and through PgBouncer). */
+  databases?: Record<string, string>;
   /** NGINX: the one address clients use. */
   publicUrl: string;
   /** Started, or to be started, in this order; stopped in STOP_ORDER. */

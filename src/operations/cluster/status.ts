@@ -26,6 +26,8 @@ export function clusterStatus(state: ClusterState) {
     allAlive: processes.length > 0 && processes.every((p) => p.alive),
     nginx: one('nginx'),
     topology: state.split ? 'split' : 'monolith',
+    // split: each service's database (by name, on the primary and through PgBouncer).
+    ...(state.databases ? { databases: state.databases } : {}),
     // service: the module the instance serves (split), or all of them (the monolith's "api").
     instances: of('api').map((rec) => ({ ...brief(rec), service: rec.service ?? 'api', metricsUrl: rec.urls.metricsUrl ?? '' })),
     primary: one('postgres-primary'),

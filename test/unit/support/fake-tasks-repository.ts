@@ -3,12 +3,12 @@
 // id; 'infinity' for an undated task), so that pages and cursors can be walked end to end.
 // Every call's arguments are recorded for the tests to inspect.
 import { keysetOf, type Keyset } from '../../../src/modules/tasks/keyset.js';
-import type { NewTask, Task, TaskChanges, TaskFilter } from '../../../src/modules/tasks/model.js';
+import type { NewTask, Owner, Task, TaskChanges, TaskFilter } from '../../../src/modules/tasks/model.js';
 import type { TasksRepository, UpdateOutcome } from '../../../src/modules/tasks/repository.js';
 import type { TaskSort } from '../../../src/modules/tasks/sorts.js';
 import { TASK_PRIORITIES } from '../../../src/shared/task-model.js';
 
-export type TasksRepositoryPort = Pick<TasksRepository, 'insert' | 'get' | 'update' | 'delete' | 'list' | 'listAll'>;
+export type TasksRepositoryPort = Pick<TasksRepository, 'insert' | 'get' | 'update' | 'delete' | 'list' | 'listAll' | 'owners' | 'accountClosed'>;
 
 interface Stored {
   userId: string;
@@ -48,15 +48,31 @@ export class FakeTasksRepository implements TasksRepositoryPort {
   /** Runs just before an update or delete looks at the row: another writer getting there first. */
   beforeWrite: (() => void) | undefined;
 
+  /** The module's copy of the accounts: an owner, 'closed' (deleted), or absent (not heard of yet). */
+  readonly accounts = new Map<string, Owner | 'closed'>();
+  /** The ids of every owners() call, and [id] of every accountClosed() call, in order. */
+  ownerLookups: string[][] = [];
+
+  async owners(ids: string[]): Promise<Map<string, Owner | 'closed'>> {
+    this.ownerLookups.push(ids);
+    return new Map(ids.flatMap((id) => (this.accounts.has(id) ? [[id, this.accounts.get(id)!] as const] : [])));
+  }
+
+  async accountClosed(userId: string): Promise<boolean> {
+    this.ownerLookups.push([userId]);
+    return this.accounts.get(userId) === 'closed';
+  }
+
   /** Puts a task straight into the store (no service call), as another request would have. */
   seed(userId: string, task: Task): Task {
     this.rows.set(task.id, { userId, task });
     return task;
   }
 
-  async insert(userId: string, t: NewTask): Promise<Task> {
+  async insert(userId: string, t: NewTask): Promise<Task | undefined> {
     this.inserts.push({ userId, task: t });
     if (this.insertError) throw this.insertError;
+    if (this.accounts.get(userId) === 'closed') return undefined; // the closed count row's condition
     const now = new Date();
     const task: Task = { ...t, createdAt: now, updatedAt: now, completedAt: t.status === 'done' ? now : null, version: 1 };
     this.rows.set(task.id, { userId, task });
