@@ -57,6 +57,23 @@ WITH ins AS (
 )
 SELECT count(*)::int AS n FROM ins`;
 
+// $1 prefix, $2 seed (text), $3 N: the tasks and notifications modules' copies of the seeded
+// accounts, which the account events fill for accounts made through the API (a bulk load writes
+// no events). For the monolith's one database; a split deployment seeds through the API.
+const COPY_ACCOUNTS = `
+WITH seeded AS (
+  SELECT u.id, u.email, u.role::text AS role, u.updated_at
+  FROM generate_series(1, $3::int) AS n
+  JOIN users u ON u.id = ${userIdSql('$1::text', '$2::text', 'n::text')}
+), owners AS (
+  INSERT INTO task_owners (user_id, email, role, updated_at)
+  SELECT id, email, role, updated_at FROM seeded
+  ON CONFLICT (user_id) DO NOTHING
+)
+INSERT INTO notification_recipients (user_id, email, updated_at)
+SELECT id, email, updated_at FROM seeded
+ON CONFLICT (user_id) DO NOTHING`;
+
 /**
  * The random draws a generated task is made of, in the order they are drawn: r1..r6 decide status,
  * priority, due date, title and description, version; tk/ta/ts pick its tags; the rest are words.
@@ -266,6 +283,7 @@ export async function seed(database: Database, opts: SeedOptions, log: (line: st
   const passwordHash = await hashPassword(opts.password);
 
   const [users] = await database.raw.query<{ n: number }>(INSERT_USERS, [opts.prefix, String(opts.seed), opts.users, passwordHash]);
+  await database.raw.query(COPY_ACCOUNTS, [opts.prefix, String(opts.seed), opts.users]);
   const usersInserted = users?.n ?? 0;
   log(`seed: ${usersInserted} of ${opts.users} users inserted (prefix ${opts.prefix}, seed ${opts.seed})`);
 

@@ -22,8 +22,18 @@ export interface ServerProcess {
 }
 
 export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return runScript('dist/cli.js', args, { PATH: process.env.PATH ?? '', ...env }, input);
+}
+
+/** A built script of the project (dist/cli.js, build/loadtest/run.js, ...) to its end. */
+export function runScript(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  input?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, ['dist/cli.js', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
+    const proc = spawn(process.execPath, [script, ...args], { cwd: ROOT, env });
     let stdout = '';
     let stderr = '';
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

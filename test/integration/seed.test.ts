@@ -77,6 +77,11 @@ describe('seed into PostgreSQL', () => {
              (select max(n)::int from (select count(*) as n from tasks group by user_id) x) as max,
              (select count(*)::int from outbox) as outbox`;
     expect(counts).toEqual({ users: USERS, tasks: USERS * PER_USER, owners: USERS, min: PER_USER, max: PER_USER, outbox: 0 });
+    // The other modules' copies of the accounts (which account events fill for API sign-ups).
+    const [copies] = await sql<{ owners: number; recipients: number }[]>`
+      select (select count(*)::int from task_owners o join users u on u.id = o.user_id and u.email = o.email) as owners,
+             (select count(*)::int from notification_recipients r join users u on u.id = r.user_id and u.email = r.email) as recipients`;
+    expect(copies).toEqual({ owners: USERS, recipients: USERS });
     // The per-user counts the create's cap reads (migrations/0007) match the rows.
     const off = await sql`select c.user_id from task_counts c full join (select user_id, count(*)::int as n from tasks group by user_id) t
                             using (user_id) where c.tasks is distinct from t.n`;

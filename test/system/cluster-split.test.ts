@@ -7,6 +7,8 @@
 // series of a service's metrics carries its name (service="task-api-<module>").
 // Whatever happens, afterAll stops every recorded pid (cluster stop, then SIGKILL).
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import postgres from 'postgres';
@@ -14,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgUrl } from '../../src/operations/cluster/postgres.js';
 import { isAlive, waitUntil } from '../../src/operations/cluster/processes.js';
 import { uniqueEmail } from '../helpers/app.js';
-import { jsonRequest } from '../helpers/process.js';
+import { jsonRequest, runScript } from '../helpers/process.js';
 import { clusterFixture, expectNginxAccepts, walkContract, HIGH_LIMITS_ENV, type Brief } from '../helpers/cluster.js';
 
 const ENV = { ...HIGH_LIMITS_ENV, OUTBOX_POLL_MS: '100', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' };
@@ -253,6 +255,14 @@ describe('task-api cluster start --split', () => {
       for (const line of series) expect(line, i.name).toContain(`service="task-api-${i.service}"`);
     }
   });
+
+  it('npm run loadtest passes unchanged through the gateway (--cluster): every threshold held', async () => {
+    const out = path.join(fx.dir(), 'loadtest.json');
+    const res = await runScript('build/loadtest/run.js', ['--smoke', '--cluster', fx.dir(), '--out', out, '--quiet']);
+    expect(res.code, res.stderr.slice(-2000)).toBe(0);
+    const report = JSON.parse(readFileSync(out, 'utf8')) as { target: { url: string } };
+    expect(report.target.url).toBe(fx.started().publicUrl);
+  }, 120_000);
 
   it('stop ends every recorded process and frees its ports', async () => {
     await fx.stopAndCheck();

@@ -7,7 +7,6 @@
 //
 // Bounded: each load runs at most LOAD_MAX_MS and MAX_REQUESTS; every process is the cluster's
 // and is stopped by `cluster stop` (by pid) after the file (test/helpers/cluster.ts).
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import postgres from 'postgres';
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runMixedLoad, type LoadUser, type MixedLoadResult } from '../../loadtest/mixed-load.js';
 import { checkWrites, summarizeCheck } from '../../loadtest/writes.js';
 import { clusterFixture, HIGH_LIMITS_ENV } from '../helpers/cluster.js';
+import { runScript } from '../helpers/process.js';
 
 const LOAD_MAX_MS = 120_000;
 // Enough for load to last the whole roll (about 40 s) on a fast machine; the time bound stops it first.
@@ -53,17 +53,6 @@ async function cluster(...args: string[]) {
 }
 
 /** A built tool (build/...) of this repository, run to its end. */
-function runTool(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [script, ...args], { cwd: path.resolve(import.meta.dirname, '../..') });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    proc.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 const readStatus = () => fx.status();
 
 /** Runs `during` while the mixed load runs, then lets the load run `settleMs` more and stops it. */
@@ -127,7 +116,7 @@ afterAll(async () => {
 describe('the cluster under load', () => {
   it('npm run loadtest runs against the cluster status names (--cluster): every threshold held', async () => {
     const out = path.join(fx.dir(), 'loadtest.json');
-    const res = await runTool('build/loadtest/run.js', ['--smoke', '--cluster', fx.dir(), '--out', out, '--quiet']);
+    const res = await runScript('build/loadtest/run.js', ['--smoke', '--cluster', fx.dir(), '--out', out, '--quiet']);
     expect(res.code, res.stderr.slice(-2000)).toBe(0);
     const report = JSON.parse(readFileSync(out, 'utf8')) as { target: { url: string } };
     expect(report.target.url).toBe(status.publicUrl);
