@@ -35,6 +35,9 @@ export function isInstant(value: string): boolean {
 const Instant = Type.Refine(Type.String(), isInstant, () => 'must be an RFC 3339 date-time (a real date, at most millisecond precision)');
 const OrNull = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
+/** W3C trace context of the request that made the change, when tracing is on. */
+const TraceContext = Type.Optional(Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) }));
+
 /** The task as it stands after the change (for task.deleted: as it stood when deleted). */
 export const TaskSnapshotSchema = Type.Object({
   id: Uuid,
@@ -70,25 +73,32 @@ export const TaskEventSchema = Type.Object({
     changes: Type.Optional(Type.Array(Type.String())),
   }),
   /** W3C trace context of the request that made the change, when tracing is on. */
-  traceContext: Type.Optional(Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) })),
+  traceContext: TraceContext,
 });
 export type TaskEvent = Static<typeof TaskEventSchema>;
 
-/** Checks an incoming message against the contract; PoisonMessageError when no retry could help. */
-export function parseTaskEvent(message: unknown): TaskEvent {
+/**
+ * Checks an incoming message against an event schema (`kind` names it in the error): a
+ * PoisonMessageError when no retry could help (not an object, an unknown schemaVersion, a field
+ * missing or mistyped).
+ */
+function parseEvent<S extends typeof TaskEventSchema | typeof UserEventSchema>(schema: S, kind: string, message: unknown): Static<S> {
   if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-    throw new PoisonMessageError('task event is not an object', 'malformed');
+    throw new PoisonMessageError(`${kind} event is not an object`, 'malformed');
   }
   const version = (message as { schemaVersion?: unknown }).schemaVersion;
   if (version !== EVENT_SCHEMA_VERSION) {
-    throw new PoisonMessageError(`unknown task event schemaVersion ${JSON.stringify(version)}`, 'unknown-schema-version');
+    throw new PoisonMessageError(`unknown ${kind} event schemaVersion ${JSON.stringify(version)}`, 'unknown-schema-version');
   }
-  if (!Value.Check(TaskEventSchema, message)) {
-    const first = Value.Errors(TaskEventSchema, message)[0];
-    throw new PoisonMessageError(`malformed task event: ${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'}`, 'malformed');
+  if (!Value.Check(schema, message)) {
+    const first = Value.Errors(schema, message)[0];
+    throw new PoisonMessageError(`malformed ${kind} event: ${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'}`, 'malformed');
   }
-  return message;
+  return message as Static<S>;
 }
+
+/** Checks an incoming task event against the contract; PoisonMessageError when no retry could help. */
+export const parseTaskEvent = (message: unknown): TaskEvent => parseEvent(TaskEventSchema, 'task', message);
 
 // ---------------------------------------------------------------------------------------------
 // Account events, from the users module (which owns the accounts): what the other services keep
@@ -122,7 +132,7 @@ export const UserEventSchema = Type.Object({
     /** For user.updated: the fields the write changed. */
     changes: Type.Optional(Type.Array(Type.String())),
   }),
-  traceContext: Type.Optional(Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) })),
+  traceContext: TraceContext,
 });
 export type UserEvent = Static<typeof UserEventSchema>;
 
@@ -137,20 +147,7 @@ export const isUserEvent = (e: unknown): e is UserEvent =>
   typeof e === 'object' && e !== null && (USER_EVENT_TYPES as readonly unknown[]).includes((e as { type?: unknown }).type);
 
 /** Checks an incoming account event against the contract; PoisonMessageError when no retry could help. */
-export function parseUserEvent(message: unknown): UserEvent {
-  if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-    throw new PoisonMessageError('user event is not an object', 'malformed');
-  }
-  const version = (message as { schemaVersion?: unknown }).schemaVersion;
-  if (version !== EVENT_SCHEMA_VERSION) {
-    throw new PoisonMessageError(`unknown user event schemaVersion ${JSON.stringify(version)}`, 'unknown-schema-version');
-  }
-  if (!Value.Check(UserEventSchema, message)) {
-    const first = Value.Errors(UserEventSchema, message)[0];
-    throw new PoisonMessageError(`malformed user event: ${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'}`, 'malformed');
-  }
-  return message;
-}
+export const parseUserEvent = (message: unknown): UserEvent => parseEvent(UserEventSchema, 'user', message);
 
 /** The aggregate an event's outbox row names: the task, or the account. */
 export const aggregateIdOf = (e: DomainEvent): string => ('taskId' in e ? e.taskId : e.userId);

@@ -9,14 +9,13 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgUrl } from '../../src/operations/cluster/postgres.js';
 import { isAlive, waitUntil } from '../../src/operations/cluster/processes.js';
 import { uniqueEmail } from '../helpers/app.js';
 import { jsonRequest, runScript } from '../helpers/process.js';
+import { startWebhookReceiver, type WebhookReceiver } from '../helpers/receivers.js';
 import { clusterFixture, expectNginxAccepts, walkContract, HIGH_LIMITS_ENV, type Brief } from '../helpers/cluster.js';
 
 const ENV = { ...HIGH_LIMITS_ENV, OUTBOX_POLL_MS: '100', WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' };
@@ -70,23 +69,15 @@ async function sql<T extends Record<string, unknown>>(service: keyof Status['dat
 const countOf = async (service: keyof Status['databases'], table: string, userId: string) =>
   Number((await sql<{ n: number }>(service, `select count(*)::int as n from ${table} where user_id = $1`, [userId]))[0]!.n);
 
-/** A loopback HTTP server that records the webhook deliveries it receives. */
-const received: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
-let hooks: Server;
+/** Records the webhook deliveries (a loopback receiver). */
+let hooks: WebhookReceiver;
 let hookUrl = '';
 beforeAll(async () => {
-  hooks = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString('utf8')));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => hooks.listen(0, '127.0.0.1', r));
-  hookUrl = `http://127.0.0.1:${(hooks.address() as AddressInfo).port}/hook`;
+  hooks = await startWebhookReceiver();
+  hookUrl = `${hooks.url}/hook`;
 });
-afterAll(() => new Promise<void>((r) => (hooks ? hooks.close(() => r()) : r())));
+afterAll(() => hooks?.close());
+const received = () => hooks.received;
 
 describe('task-api cluster start --split', () => {
   it('runs two instances of each service behind the gateway; status names the service of every instance', async () => {
@@ -148,7 +139,7 @@ describe('task-api cluster start --split', () => {
     const task = await jsonRequest(`${s.publicUrl}/v1/tasks`, 'POST', { title: 'delivered by webhook' }, token);
     expect(task.status).toBe(201);
     const taskId = task.body!.id as string;
-    const mine = () => received.find((r) => r.body.includes(taskId));
+    const mine = () => received().find((r) => r.body.includes(taskId));
     await waitUntil('the webhook delivery of the task', async () => mine() !== undefined, 60_000);
     const delivery = mine()!;
     const { event } = JSON.parse(delivery.body) as { event: { type: string; taskId: string; data: { task: { title: string } } } };

@@ -6,34 +6,12 @@
 // notifications service processes its event and delivers the webhook in spans of the same trace,
 // each service under its own service.name; the webhook arrives with a traceparent of that trace.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitUntil } from '../../src/operations/cluster/processes.js';
 import { uniqueEmail } from '../helpers/app.js';
 import { clusterFixture, HIGH_LIMITS_ENV, type Brief } from '../helpers/cluster.js';
 import { jsonRequest } from '../helpers/process.js';
-
-interface OtlpValue {
-  stringValue?: string;
-  intValue?: string | number;
-}
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number; // 1 internal, 2 server, 3 client, 4 producer, 5 consumer
-  attributes?: { key: string; value: OtlpValue }[];
-  scope: string;
-  service: string | undefined;
-}
-interface OtlpBody {
-  resourceSpans?: {
-    resource?: { attributes?: { key: string; value: OtlpValue }[] };
-    scopeSpans?: { scope?: { name?: string }; spans?: Omit<OtlpSpan, 'scope' | 'service'>[] }[];
-  }[];
-}
+import { attr, SPAN_KIND, startOtlpReceiver, startWebhookReceiver, type OtlpReceiver, type WebhookReceiver } from '../helpers/receivers.js';
 
 interface Status {
   publicUrl: string;
@@ -41,21 +19,8 @@ interface Status {
   instances: (Brief & { service: string; metricsUrl: string })[];
 }
 
-const SERVER = 2;
-const CONSUMER = 5;
-const attr = (s: OtlpSpan, key: string) => s.attributes?.find((a) => a.key === key)?.value.stringValue;
-
-const spans: OtlpSpan[] = [];
-const hooks: { headers: IncomingHttpHeaders; body: string }[] = [];
-let otlp: Server;
-let webhooks: Server;
-let webhookUrl = '';
-
-/** An HTTP server on a free loopback port; its base URL. */
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
-}
+let otlp: OtlpReceiver;
+let webhooks: WebhookReceiver;
 
 // Filled in before the cluster starts (the fixture reads it when it runs `cluster start`): the
 // instances inherit OTEL_* and WEBHOOK_* from the runner (src/cluster-config.ts).
@@ -69,37 +34,14 @@ const ENV: Record<string, string> = {
 };
 
 beforeAll(async () => {
-  otlp = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      let body = Buffer.concat(chunks);
-      if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-      if (req.url === '/v1/traces' && body.length > 0 && req.headers['content-type']?.includes('json')) {
-        const parsed = JSON.parse(body.toString('utf8')) as OtlpBody;
-        for (const rs of parsed.resourceSpans ?? []) {
-          const service = rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue;
-          for (const ss of rs.scopeSpans ?? []) for (const s of ss.spans ?? []) spans.push({ ...s, scope: ss.scope?.name ?? '', service });
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  webhooks = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => (body += c.toString()));
-    req.on('end', () => {
-      hooks.push({ headers: req.headers, body });
-      res.writeHead(204).end();
-    });
-  });
-  ENV.OTEL_EXPORTER_OTLP_ENDPOINT = await listen(otlp);
-  webhookUrl = `${await listen(webhooks)}/hook`;
+  otlp = await startOtlpReceiver();
+  webhooks = await startWebhookReceiver();
+  ENV.OTEL_EXPORTER_OTLP_ENDPOINT = otlp.endpoint;
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => otlp?.close(resolve));
-  await new Promise((resolve) => webhooks?.close(resolve));
+  await otlp?.close();
+  await webhooks?.close();
 });
 
 // Registered after the receivers' beforeAll: it runs after them, with ENV complete.
@@ -111,7 +53,7 @@ describe('one trace across the split services', () => {
     const reg = await jsonRequest(`${url}/v1/auth/register`, 'POST', { email: uniqueEmail('trace-split'), password: 'correct horse battery' });
     expect(reg.status).toBe(201);
     const token = reg.body!.accessToken as string;
-    const hook = await jsonRequest(`${url}/v1/webhooks`, 'POST', { url: webhookUrl, events: ['task.created'] }, token);
+    const hook = await jsonRequest(`${url}/v1/webhooks`, 'POST', { url: `${webhooks.url}/hook`, events: ['task.created'] }, token);
     expect(hook.status).toBe(201);
 
     const requestId = `trace-split-${randomBytes(6).toString('hex')}`;
@@ -124,22 +66,22 @@ describe('one trace across the split services', () => {
     expect(res.headers.get('x-request-id')).toBe(requestId);
     const taskId = ((await res.json()) as { id: string }).id;
 
-    await waitUntil('the webhook POST', async () => hooks.length > 0, 60_000);
-    expect(hooks).toHaveLength(1);
-    expect((JSON.parse(hooks[0]!.body) as { event: { taskId: string } }).event.taskId).toBe(taskId);
-    const traceparent = String(hooks[0]!.headers.traceparent);
+    await waitUntil('the webhook POST', async () => webhooks.received.length > 0, 60_000);
+    expect(webhooks.received).toHaveLength(1);
+    expect((JSON.parse(webhooks.received[0]!.body) as { event: { taskId: string } }).event.taskId).toBe(taskId);
+    const traceparent = String(webhooks.received[0]!.headers.traceparent);
     expect(traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     const traceId = traceparent.split('-')[1]!;
 
     // The tasks service's server span, found by the request id the gateway passed on.
-    const serverSpan = () => spans.find((s) => s.kind === SERVER && attr(s, 'http.request.id') === requestId && s.scope === '@opentelemetry/instrumentation-http');
+    const serverSpan = () => otlp.spans.find((s) => s.kind === SPAN_KIND.server && attr(s, 'http.request.id') === requestId && s.scope === '@opentelemetry/instrumentation-http');
     await waitUntil(`the server span of request ${requestId}`, async () => serverSpan() !== undefined, 30_000);
     expect(serverSpan()).toMatchObject({ service: 'task-api-tasks', name: 'POST /v1/tasks', traceId });
 
     // The notifications service's consumer and delivery spans, in the same trace (they end
     // before the webhook's answer is recorded; the exporter sends them within 100 ms).
-    const inTrace = () => spans.filter((s) => s.traceId === traceId);
-    const consumer = () => inTrace().find((s) => s.kind === CONSUMER && s.name === 'process notifications');
+    const inTrace = () => otlp.spans.filter((s) => s.traceId === traceId);
+    const consumer = () => inTrace().find((s) => s.kind === SPAN_KIND.consumer && s.name === 'process notifications');
     const delivery = () => inTrace().find((s) => s.name === 'webhook delivery');
     await waitUntil('the consumer and delivery spans', async () => consumer() !== undefined && delivery() !== undefined, 30_000);
     expect(consumer()!.service).toBe('task-api-notifications');

@@ -3,72 +3,30 @@
 // instrumented, log lines carry the trace ids, SIGTERM flushes what is buffered, and without the
 // endpoint nothing is traced at all.
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { uniqueEmail } from '../helpers/app.js';
 import { jsonRequest, startServer } from '../helpers/process.js';
+import { attr, SPAN_KIND, startOtlpReceiver, type OtlpReceiver, type OtlpSpan } from '../helpers/receivers.js';
 import { servicesEnv } from '../helpers/server-fixture.js';
 
-interface OtlpValue {
-  stringValue?: string;
-  intValue?: string | number;
-}
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number; // 1 internal, 2 server, 3 client
-  attributes?: { key: string; value: OtlpValue }[];
-  scope: string;
-  service: string | undefined;
-}
-interface OtlpBody {
-  resourceSpans?: {
-    resource?: { attributes?: { key: string; value: OtlpValue }[] };
-    scopeSpans?: { scope?: { name?: string }; spans?: Omit<OtlpSpan, 'scope' | 'service'>[] }[];
-  }[];
-}
+const SERVER = SPAN_KIND.server;
+const CLIENT = SPAN_KIND.client;
 
-const SERVER = 2;
-const CLIENT = 3;
-const attr = (s: OtlpSpan, key: string) => s.attributes?.find((a) => a.key === key)?.value.stringValue;
-
-let receiver: Server;
+let receiver: OtlpReceiver;
 let endpoint: string;
-const posts: { path: string; contentType: string | undefined }[] = [];
-const spans: OtlpSpan[] = [];
+let posts: OtlpReceiver['posts'];
+let spans: OtlpSpan[];
 let db: TestDatabase;
 
 beforeAll(async () => {
-  receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      let body = Buffer.concat(chunks);
-      if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-      posts.push({ path: `${req.method} ${req.url}`, contentType: req.headers['content-type'] });
-      if (req.url === '/v1/traces' && body.length > 0 && req.headers['content-type']?.includes('json')) {
-        const parsed = JSON.parse(body.toString('utf8')) as OtlpBody;
-        for (const rs of parsed.resourceSpans ?? []) {
-          const service = rs.resource?.attributes?.find((a) => a.key === 'service.name')?.value.stringValue;
-          for (const ss of rs.scopeSpans ?? []) {
-            for (const s of ss.spans ?? []) spans.push({ ...s, scope: ss.scope?.name ?? '', service });
-          }
-        }
-      }
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  endpoint = `http://127.0.0.1:${(receiver.address() as { port: number }).port}`;
+  receiver = await startOtlpReceiver();
+  ({ endpoint, posts, spans } = receiver);
   db = await createTestDatabase();
 });
 
 afterAll(async () => {
-  await new Promise((resolve) => receiver.close(resolve));
+  await receiver.close();
   await db.drop();
 });
 
