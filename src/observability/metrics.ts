@@ -14,7 +14,7 @@ import { RATE_LIMIT_POLICY_NAMES } from '../config.js';
 import { operationOf, type QueryObserver } from '../infra/db/observe.js';
 import { ROUTE_REASONS, type ReadRouteRecorder, type ReadTarget } from '../infra/db/router.js';
 import { AUTH_FAILURE_REASONS, type AuthFailureReason, type AuthRecorder, type CacheStats, type ConsumeRecorder, type RateLimitStats, type RelayRecorder } from './recorders.js';
-import { TASK_EVENT_TYPES } from '../shared/events.js';
+import { TASK_EVENT_TYPES, USER_EVENT_TYPES } from '../shared/events.js';
 
 /** Seconds; a fast API: sub-millisecond to seconds. Used for HTTP and database durations. */
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -125,11 +125,11 @@ export class Metrics {
 
     const published = new Counter({
       name: 'events_published_total',
-      help: 'Task events published by the outbox relay and confirmed by the bus, by type',
+      help: 'Events (task and account) published by the outbox relay and confirmed by the bus, by type',
       labelNames: ['type'],
       registers,
     });
-    for (const type of TASK_EVENT_TYPES) published.inc({ type }, 0);
+    for (const type of [...TASK_EVENT_TYPES, ...USER_EVENT_TYPES]) published.inc({ type }, 0);
     const publishFailures = new Counter({
       name: 'events_publish_failures_total',
       help: 'Outbox relay batches that failed to publish (rolled back, retried with backoff)',
