@@ -1,6 +1,7 @@
 // Command-line flags of the bench.
 import path from 'node:path';
 import { ROOT } from './procs.js';
+import type { SplitRun } from './topology.js';
 
 export interface Options {
   quick: boolean;
@@ -23,6 +24,14 @@ export interface Options {
   peers: boolean;
   /** 1 vs 3 instances behind NGINX, and direct vs through PgBouncer (`task-api cluster`; bench/topology.ts). */
   topology: boolean;
+  /** Only the split-vs-monolith comparison (--split-only; bench/topology.ts, part 3). */
+  splitOnly: boolean;
+  /**
+   * The split-vs-monolith comparison: after the suite in the default run, inside --topology, alone
+   * with --split-only; undefined when the run leaves it out (--no-split, --peers, --scale-only,
+   * and the suite's --quick smoke run, which stays cheap).
+   */
+  split: SplitRun | undefined;
 }
 
 export const USAGE = `usage: node build/bench/run.js [options]
@@ -43,7 +52,14 @@ export const USAGE = `usage: node build/bench/run.js [options]
   --topology           the same workload on \`task-api cluster\`: 1 vs 3 instances behind NGINX, then
                        one instance direct to the primary vs through PgBouncer (closed max, open
                        500/s; a fresh cluster per topology and repetition, seeded with --users
-                       (default 50) x --tasks-per-user; defaults as --peers)
+                       (default 50) x --tasks-per-user; defaults as --peers), then the split
+                       comparison below
+  --split-only         only the split comparison: \`cluster start --split\` (gateway -> 4 services)
+                       vs the monolith behind NGINX, the same instances per role, on the same
+                       workload (defaults as --topology). The default run does it after the suite
+                       (not with --quick), with 15 s rows and 32 connections unless given
+  --split-instances N  instances per service of the split cluster, and of the monolith (default 2)
+  --no-split           leave the split comparison out (default run, --topology)
 env: BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/task_api_bench; dropped and
      created at start), BENCH_REDIS_URL (default redis://127.0.0.1:6379), DATABASE_POOL_MAX (10)`;
 
@@ -56,7 +72,7 @@ export function parseOptions(argv: string[]): Options {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
     if (!m) throw new UsageError(`unexpected argument ${a}`);
     const name = m[1]!;
-    const boolean = ['quick', 'scale', 'scale-only', 'no-pgbench', 'peers', 'topology', 'help'].includes(name);
+    const boolean = ['quick', 'scale', 'scale-only', 'no-pgbench', 'peers', 'topology', 'split-only', 'no-split', 'help'].includes(name);
     if (boolean) flags.set(name, true);
     else {
       const v = m[2] ?? argv[++i];
@@ -64,7 +80,7 @@ export function parseOptions(argv: string[]): Options {
       flags.set(name, v);
     }
   }
-  const known = ['quick', 'scale', 'scale-only', 'scale-max', 'duration', 'connections', 'runs', 'users', 'tasks-per-user', 'out', 'no-pgbench', 'peers', 'topology', 'help'];
+  const known = ['quick', 'scale', 'scale-only', 'scale-max', 'duration', 'connections', 'runs', 'users', 'tasks-per-user', 'out', 'no-pgbench', 'peers', 'topology', 'split-only', 'split-instances', 'no-split', 'help'];
   for (const k of flags.keys()) if (!known.includes(k)) throw new UsageError(`unknown flag --${k}`);
   if (flags.has('help')) throw new UsageError('');
   const num = (name: string, dflt: number, min: number, max: number): number => {
@@ -77,21 +93,40 @@ export function parseOptions(argv: string[]): Options {
   const quick = flags.has('quick');
   const peers = flags.has('peers');
   const topology = flags.has('topology');
-  if (peers && topology) throw new UsageError('--peers and --topology are separate runs: give one');
-  // Both modes measure the mixed workload of 50 users (bench/mixed.ts) with the same defaults.
-  const mixed = peers || topology;
+  const splitOnly = flags.has('split-only');
+  if ([peers, topology, splitOnly].filter(Boolean).length > 1) throw new UsageError('--peers, --topology and --split-only are separate runs: give one (--topology includes the split comparison)');
+  if (splitOnly && flags.has('no-split')) throw new UsageError('--split-only and --no-split contradict each other');
+  // These modes measure the mixed workload of 50 users (bench/mixed.ts) with the same defaults.
+  const mixed = peers || topology || splitOnly;
   const pool = Number(process.env.DATABASE_POOL_MAX ?? '10');
   const out = flags.get('out');
+  const scaleOnly = flags.has('scale-only') && !quick && !mixed;
+  const runs = Math.round(num('runs', quick ? 1 : 3, 1, 20));
+  // --topology and --split-only seed every cluster they start: only the users the workload logs in, by default.
+  const users = Math.round(num('users', topology || splitOnly ? 50 : quick ? 100 : 500, 2, 100_000));
+  // The split comparison: in the default run after the suite (whose --quick smoke stays without
+  // it), with the mixed modes' row length and connections unless given, the suite's repetitions.
+  const withSplit = !peers && !flags.has('no-split') && !scaleOnly && (topology || splitOnly || !quick);
+  const split: SplitRun | undefined = withSplit
+    ? {
+        runs,
+        durationS: num('duration', quick ? 2 : 15, 1, 600),
+        connections: Math.round(num('connections', 32, 1, 1000)),
+        users: Math.min(50, users), // the mixed workload's 50 (bench/mixed.ts MIXED_USERS)
+        // Created through the public API, a request each (bench/topology.ts: seedThroughApi).
+        tasksPerUser: quick ? 20 : 100,
+        instances: Math.round(num('split-instances', 2, 1, 8)),
+      }
+    : undefined;
   return {
     quick,
     scale: (flags.has('scale') || flags.has('scale-only')) && !quick && !mixed,
-    scaleOnly: flags.has('scale-only') && !quick && !mixed,
+    scaleOnly,
     scaleMax: num('scale-max', 10_000_000, 10_000, 100_000_000),
     durationS: num('duration', quick ? 2 : mixed ? 15 : 10, 1, 600),
     connections: Math.round(num('connections', mixed ? 32 : 50, 1, 1000)),
-    runs: Math.round(num('runs', quick ? 1 : 3, 1, 20)),
-    // --topology seeds every cluster it starts: only the users the workload logs in, by default.
-    users: Math.round(num('users', topology ? 50 : quick ? 100 : 500, 2, 100_000)),
+    runs,
+    users,
     tasksPerUser: Math.round(num('tasks-per-user', quick ? 1000 : 2000, 40, 100_000)),
     outDir: path.resolve(typeof out === 'string' ? out : path.join(ROOT, 'bench', 'results')),
     databaseUrl: process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/task_api_bench',
@@ -101,5 +136,7 @@ export function parseOptions(argv: string[]): Options {
     pgbench: !flags.has('no-pgbench'),
     peers,
     topology,
+    splitOnly,
+    split,
   };
 }

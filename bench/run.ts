@@ -1,10 +1,13 @@
 // npm run bench: ceilings and the API, same machine, same run; ratios against performance.md's bars.
 // See bench/options.ts for the flags (--quick, --scale, --duration, --connections, --runs, --out,
-// --peers, --topology).
+// --peers, --topology, --split-only, --no-split). The default run ends with the split-vs-monolith
+// comparison of bench/topology.ts (two clusters of `task-api cluster`, after the suite's own
+// instances have stopped); the --quick smoke run leaves it out.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ceilingPools } from './api.js';
 import { PGBENCH, writeSpec } from './ceilings.js';
 import { parseOptions, USAGE, UsageError, type Options } from './options.js';
@@ -18,7 +21,7 @@ import { deleteKeys, drainWithWorker, login, migrate, newSigningKey, recreateDat
 import { captureAll } from './sql-capture.js';
 import { round } from './stats.js';
 import { defineRows, ROW, runSuite } from './suite.js';
-import { runTopology } from './topology.js';
+import { runTopology, splitComparison, type SplitComparison } from './topology.js';
 
 const started = Date.now();
 const progress = (msg: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}`);
@@ -54,10 +57,12 @@ async function main(o: Options): Promise<number> {
     progress(`${facts.cpus} cpus, node ${facts.node}, --peers ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
     return runPeers(o, facts, progress, started);
   }
-  if (o.topology) {
-    progress(`${facts.cpus} cpus, node ${facts.node}, --topology ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
+  if (o.topology || o.splitOnly) {
+    progress(`${facts.cpus} cpus, node ${facts.node}, --${o.topology ? 'topology' : 'split-only'} ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
     return runTopology(o, facts, progress, started);
   }
+  // The comparison at the end needs the cluster's programs: say so now, not after the suite.
+  if (o.split) await requireClusterPrograms();
   progress(`${facts.cpus} cpus, node ${facts.node}, ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
   const redisPrefix = `task-api-bench:${process.pid}:`;
   const redis = redisClient(o.redisUrl);
@@ -66,6 +71,7 @@ async function main(o: Options): Promise<number> {
   const settings = { databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, redisPrefix, poolMax: o.poolMax, jwtPrivateKey: newSigningKey() };
   let failed = false;
   let capturedSql: Record<string, { transaction: boolean; statements: string[] }> = {};
+  let split: SplitComparison | undefined;
   try {
     if (!o.scaleOnly) {
       progress(`database ${o.databaseUrl}: drop, create, migrate, seed ${o.users} users x ${o.tasksPerUser} tasks`);
@@ -163,6 +169,15 @@ async function main(o: Options): Promise<number> {
     for (const inst of instances.splice(0)) await inst.stop();
 
     if (o.scale) await runScale(o, settings, rows, progress);
+
+    // Split services behind the gateway vs the monolith behind NGINX (bench/topology.ts): each on
+    // its own cluster, alone on the machine (the suite's instances have stopped).
+    if (o.split) {
+      split = splitComparison(o.split, o.poolMax, rows, progress);
+      progress(`split comparison: ${o.split.runs} x ${o.split.durationS} s rows, ${o.split.connections} connections, ${o.split.instances} instance(s) per role`);
+      for (let rep = 1; rep <= o.split.runs; rep++) await split.repetition(rep);
+      split.finish();
+    }
   } catch (err) {
     failed = true;
     console.error('bench: failed:', err instanceof Error ? err.stack : err);
@@ -181,12 +196,33 @@ async function main(o: Options): Promise<number> {
   const problems = summaries.flatMap((s) => s.problems.map((p) => `${s.name}: ${p}`));
   for (const p of problems) console.log(`PROBLEM ${p}`);
   console.log('Rate limiting was ON (Redis-backed, quotas raised so that nothing is refused): its per-request cost is in every limited row.');
+  if (split) console.log(split.notes().join('\n'));
+  else if (!o.scaleOnly) console.log(`No split comparison in this run (${o.quick ? '--quick' : '--no-split'}): \`npm run bench -- --split-only\` measures it alone.`);
   const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
-  const meta = { ...facts, loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)), startedAt: new Date(started).toISOString(), seconds: round((Date.now() - started) / 1000, 1), failed, problems, scale: o.scale ? DEEP : undefined };
+  const meta = {
+    ...facts,
+    loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)),
+    startedAt: new Date(started).toISOString(),
+    seconds: round((Date.now() - started) / 1000, 1),
+    failed,
+    problems,
+    scale: o.scale ? DEEP : undefined,
+    split: split?.meta(),
+  };
   const json = writeJson(o.outDir, stamp, { meta, rows: summaries, raw: [...rows.rows.values()], sql: capturedSql });
   const html = writeHtml(o.outDir, stamp, summaries, meta, printed);
   console.log(`results: ${json}\n         ${html}\n         ${path.join(o.outDir, 'latest.json')}`);
   return failed || problems.length > 0 ? 1 : 0;
+}
+
+/** Throws naming what `task-api cluster` needs and is not installed (dist/'s own check), with the way out. */
+async function requireClusterPrograms(): Promise<void> {
+  const { requireBinaries } = (await import(pathToFileURL(path.join(ROOT, 'dist/operations/cluster/binaries.js')).href)) as { requireBinaries: (pathEnv: string) => unknown };
+  try {
+    requireBinaries(process.env.PATH ?? '');
+  } catch (err) {
+    throw new Error(`the default run ends with the split-vs-monolith comparison on \`task-api cluster\`: ${err instanceof Error ? err.message : String(err)}; install them, or leave the comparison out with --no-split`);
+  }
 }
 
 let options: Options;

@@ -13,10 +13,14 @@
 //    prepared statements (DATABASE_PREPARE=true, the default); at the primary without them
 //    (false), which splits the difference in two; through PgBouncer (false, as the cluster must).
 //    None of them reads from the replica, so every statement takes the path compared.
+// 3. Split services behind the gateway vs the monolith behind NGINX, the same instances per role
+//    (`cluster start --split --instances 2` against `--instances 2`); see splitComparison below,
+//    which the default `npm run bench` also runs after the suite (bench/run.ts).
 //
 // Per system and repetition: a closed "max" row (autocannon, 32 connections) and an open-model
 // row at 500/s. The measured instances run without their outbox relay, as in the suite and
-// --peers; a paused `task-api worker` on the primary publishes between rows. The clusters run
+// --peers; in parts 1 and 2 a paused `task-api worker` on the primary publishes between rows
+// (part 3 has none: its events stay in the outboxes). The clusters run
 // with the edge's and the API's rate limits lifted to quotas no run reaches (limiting stays on).
 // Every cluster is stopped by `cluster stop` (by pid), also when the run fails or is interrupted.
 import { execFileSync } from 'node:child_process';
@@ -27,12 +31,13 @@ import postgres from 'postgres';
 import { runLoad } from './load.js';
 import { defineMixedRows, emptyCache, errorRate, measureMax, measureOpen, mixedRequest, mixedRows, MIXED_USERS, printTables, type MixedTarget } from './mixed.js';
 import type { Options } from './options.js';
-import { buildPools } from './pools.js';
-import { ROOT, runToEnd, sleep } from './procs.js';
+import { buildPools, type TaskRef } from './pools.js';
+import { ROOT, rssMb, runToEnd, sleep } from './procs.js';
 import { writeHtml } from './report-html.js';
 import { Rows, summarise, writeJson } from './report.js';
-import { drainWithWorker, HIGH_LIMITS, login, newSigningKey, redisClient, seed, startApi, type ApiInstance } from './setup.js';
-import { median, round } from './stats.js';
+import { drainWithWorker, HIGH_LIMITS, login, newSigningKey, redisClient, seed, seededEmail, SEED_PASSWORD, startApi, type ApiInstance, type Session } from './setup.js';
+import { CREATE_BODY } from './sql-capture.js';
+import { median, round, shuffle } from './stats.js';
 
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const RATE = 500;
@@ -75,7 +80,10 @@ interface ClusterStatus {
   dir: string;
   publicUrl: string;
   allAlive: boolean;
-  instances: { name: string; url: string; pid: number | null }[];
+  /** `split` for `cluster start --split`, else `monolith`. */
+  topology?: string;
+  /** The split topology's instances carry their service (auth, users, tasks, notifications). */
+  instances: { name: string; url: string; pid: number | null; service?: string }[];
   primary: { url: string } | null;
   replicas: { url: string }[];
   pgbouncer: { url: string; logFile: string } | null;
@@ -105,10 +113,15 @@ function stopAtExit(dir: string): void {
 interface Cluster {
   status: ClusterStatus;
   startSeconds: number;
+  /** "cluster of N instance(s)", or "split cluster of N instance(s) per service": what progress lines call it. */
+  label: string;
   stop(): Promise<void>;
 }
 
-async function startCluster(instances: number, replicas: number, env: NodeJS.ProcessEnv, progress: (msg: string) => void): Promise<Cluster> {
+/** The services of `cluster start --split`, each with --instances instances. */
+const SPLIT_SERVICES = 4;
+
+async function startCluster(instances: number, replicas: number, env: NodeJS.ProcessEnv, progress: (msg: string) => void, split = false): Promise<Cluster> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'task-api-bench-topology-'));
   stopAtExit(dir);
   const t0 = Date.now();
@@ -118,20 +131,23 @@ async function startCluster(instances: number, replicas: number, env: NodeJS.Pro
     live.delete(dir);
     rmSync(dir, { recursive: true, force: true });
   };
-  const r = await runToEnd(process.execPath, [CLI, 'cluster', 'start', '--dir', dir, '--instances', String(instances), '--replicas', String(replicas)], env, 240_000);
+  const args = ['--instances', String(instances), '--replicas', String(replicas), ...(split ? ['--split'] : [])];
+  const r = await runToEnd(process.execPath, [CLI, 'cluster', 'start', '--dir', dir, ...args], env, 240_000);
   if (r.code !== 0) {
     // A start that fails stops what it started; stop again in case it was interrupted.
     await stop().catch(() => undefined);
-    throw new Error(`cluster start --instances ${instances} exited with ${r.code}:\n${r.stderr.slice(-4000)}`);
+    throw new Error(`cluster start ${args.join(' ')} exited with ${r.code}:\n${r.stderr.slice(-4000)}`);
   }
   const status = JSON.parse(r.stdout) as ClusterStatus;
-  if (!status.allAlive || !status.primary || !status.pgbouncer || !status.redis || status.instances.length !== instances) {
+  const expected = split ? instances * SPLIT_SERVICES : instances;
+  if (!status.allAlive || !status.primary || !status.pgbouncer || !status.redis || status.instances.length !== expected || (split && status.topology !== 'split')) {
     await stop().catch(() => undefined);
-    throw new Error(`cluster start --instances ${instances}: unexpected status ${r.stdout.slice(0, 2000)}`);
+    throw new Error(`cluster start ${args.join(' ')}: unexpected status ${r.stdout.slice(0, 2000)}`);
   }
   const startSeconds = round((Date.now() - t0) / 1000, 1);
-  progress(`cluster of ${instances} instance(s) up in ${startSeconds} s under ${dir}: ${status.publicUrl}`);
-  return { status, startSeconds, stop };
+  const label = split ? `split cluster of ${instances} instance(s) per service` : `cluster of ${instances} instance(s)`;
+  progress(`${label} up in ${startSeconds} s under ${dir}: ${status.publicUrl}`);
+  return { status, startSeconds, label, stop };
 }
 
 /** Waits (at most timeoutMs) until every replica has replayed what the primary had written when called. */
@@ -165,39 +181,316 @@ interface Figures {
   p99: number;
 }
 
-export async function runTopology(o: Options, facts: Record<string, unknown>, progress: (msg: string) => void, started: number): Promise<number> {
-  const rows = new Rows();
-  const replicas = replicasOf(process.env);
-  const users = Math.min(MIXED_USERS, o.users);
-  const redisPrefix = `task-api-bench:${process.pid}:`;
-  const jwtPrivateKey = newSigningKey();
-  // Every instance, in the clusters and beside them: the same limits, pool, key and logging.
-  const clusterEnv: NodeJS.ProcessEnv = {
+/** Every instance, in the clusters and beside them: the same limits, pool, key and logging. */
+function clusterEnvOf(poolMax: number, jwtPrivateKey: string, redisPrefix: string): NodeJS.ProcessEnv {
+  return {
     PATH: process.env.PATH ?? '',
     EDGE_RATE_LIMIT: '1000000',
     EDGE_RATE_BURST: '1000000',
     ...HIGH_LIMITS,
     JWT_PRIVATE_KEY: jwtPrivateKey,
     JWT_ACCESS_TTL_SECONDS: '86400',
-    DATABASE_POOL_MAX: String(o.poolMax),
+    DATABASE_POOL_MAX: String(poolMax),
     OUTBOX_RELAY_ENABLED: 'false',
     REDIS_KEY_PREFIX: redisPrefix,
     LOG_LEVEL: 'info',
   };
+}
+
+// 3. Split services behind the gateway vs the monolith behind NGINX (`--topology`, `--split-only`,
+// and the default `npm run bench` after the suite: bench/run.ts). `cluster start --split
+// --instances N` (auth, users, tasks and notifications, N instances each: 4N API processes behind
+// the NGINX gateway) against `cluster start --instances N` (N monolith instances behind NGINX), N
+// = --split-instances (2), the same --replicas, each alone on the machine, alternating which goes
+// first, fresh and seeded the same way for every repetition.
+//
+// The basis is the same number of instances per role, not the same total of API processes. Every
+// request of the mixed workload (list, create, patch) is a tasks route: the split serves it on its
+// N tasks instances, the monolith on its N instances, the same number of event loops in the
+// request path; the split's other 3N processes are auth (JWKS and logins, idle once the users are
+// logged in), users (idle here) and notifications (no events reach it: see below). Equal totals
+// would put 4N = 8 monolith instances on the two cores, which measures oversubscription, not the
+// split: the 1 vs 3 rows above show more instances than cores cost a monolith throughput. So on
+// one 2-core machine the comparison says what the split costs the request path (the gateway's
+// routing by path, a service's token check with the auth service's cached JWKS instead of its own
+// key, 4N processes' memory, pools, connections and metric scrapes on the same CPUs); what a split
+// is for (scaling and deploying a service apart, on machines of its own, a fault staying in its
+// service) cannot show on one machine.
+//
+// Seeding goes through the public API, on both clusters the same way: users registered with POST
+// /v1/auth/register (the answer's access token is the session), then tasks created with POST
+// /v1/tasks. `task-api seed` writes users and tasks into one database with SQL; on the split
+// topology each service owns its data (the accounts in the identity database of auth and users,
+// the tasks in the tasks service's), which the bench does not reach into. HTTP creates cost a round trip each, so
+// the set is small (50 users x 100 tasks, 20 with --quick): the workload reads page 1 only, whose
+// cost does not grow with the tasks behind it (one index range of 20 rows).
+//
+// Events: as in the rows above the instances run without their outbox relay, and no worker
+// publishes: the events of the seeding and of the rows stay in the outboxes until the cluster
+// stops, so neither topology does any publishing or consuming during or between its rows (the
+// notifications service receives nothing), and the rows measure the request path.
+
+/** How the split-vs-monolith comparison runs (bench/options.ts: Options.split). */
+export interface SplitRun {
+  runs: number;
+  durationS: number;
+  connections: number;
+  /** Users registered through the public API (the workload's 50 unless --users is lower). */
+  users: number;
+  /** Tasks created through the public API for each user before the rows. */
+  tasksPerUser: number;
+  /** `--instances` of both clusters: per service in the split one (--split-instances, 2). */
+  instances: number;
+}
+
+const SPLIT_PREFIX = 'split-bench';
+
+/** Row and figure names of the comparison, for N instances per role. */
+export function splitRowNames(n: number) {
+  return {
+    monolith: `monolith: nginx -> ${n} instance${n === 1 ? '' : 's'}`,
+    split: `split: gateway -> ${SPLIT_SERVICES} services x ${n}`,
+    rps: 'split / monolith req/s (max)',
+    p99: 'split / monolith p99 at 500/s',
+    rssMonolith: `monolith: RSS of its ${n} API process${n === 1 ? '' : 'es'} (MB)`,
+    rssSplit: `split: RSS of its ${n * SPLIT_SERVICES} API processes (MB)`,
+    errors: 'error rate, split vs monolith rows',
+  };
+}
+
+/** Runs fn(0), fn(1), ... fn(count - 1), `parallel` at a time; after a failure no more are taken. */
+async function inParallel(count: number, parallel: number, fn: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < count) {
+      const i = next++;
+      try {
+        await fn(i);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, count) }, worker));
+}
+
+/** POST of a JSON body (with a bearer token) that must answer 201; the parsed answer. */
+async function post201<T>(url: string, route: string, body: unknown, token?: string): Promise<T> {
+  const res = await fetch(`${url}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`seeding through ${url}: POST ${route} answered ${res.status}: ${text.slice(0, 500)}`);
+  return JSON.parse(text) as T;
+}
+
+interface ApiSeed {
+  sessions: Session[];
+  patches: TaskRef[];
+  tasks: number;
+  seconds: number;
+  /** Of which the registrations. */
+  registerSeconds: number;
+}
+
+/**
+ * Seeds a cluster through its public URL as a client would: registers users 1..n
+ * (seededEmail(SPLIT_PREFIX, i), SEED_PASSWORD), 4 at a time, then creates tasksPerUser tasks for
+ * each, round-robin over the users, 16 requests at a time. The patch pool is picked as
+ * buildPools picks it from the database (each user's tasks counted from the newest, every 20th
+ * from the 15th) and shuffled the same way.
+ */
+async function seedThroughApi(url: string, users: number, tasksPerUser: number): Promise<ApiSeed> {
+  const t0 = Date.now();
+  const sessions = new Array<Session>(users);
+  await inParallel(users, 4, async (i) => {
+    const b = await post201<{ user?: { id?: string }; accessToken?: string }>(url, '/v1/auth/register', { email: seededEmail(SPLIT_PREFIX, i + 1), password: SEED_PASSWORD });
+    if (!b.user?.id || !b.accessToken) throw new Error(`seeding through ${url}: register answered ${JSON.stringify(b).slice(0, 300)}`);
+    sessions[i] = { userId: b.user.id, token: b.accessToken };
+  });
+  const registerSeconds = round((Date.now() - t0) / 1000, 1);
+  const ids = sessions.map(() => new Array<string>(tasksPerUser));
+  await inParallel(users * tasksPerUser, 16, async (k) => {
+    const user = k % users;
+    const n = Math.floor(k / users);
+    const b = await post201<{ id?: string }>(url, '/v1/tasks', { ...CREATE_BODY, tags: [...CREATE_BODY.tags], title: `Seeded task ${n + 1}` }, sessions[user]!.token);
+    if (!b.id) throw new Error(`seeding through ${url}: create answered ${JSON.stringify(b).slice(0, 300)}`);
+    ids[user]![n] = b.id;
+  });
+  const patches: TaskRef[] = [];
+  ids.forEach((list, user) =>
+    list.forEach((taskId, n) => {
+      if ((list.length - n) % 20 === 15) patches.push({ user, taskId });
+    }),
+  );
+  if (patches.length === 0) throw new Error(`seeding through ${url}: ${tasksPerUser} tasks per user leave none to patch`);
+  return { sessions, patches: shuffle(patches, 3), tasks: users * tasksPerUser, seconds: round((Date.now() - t0) / 1000, 1), registerSeconds };
+}
+
+/** The same server's maintenance database: present whatever databases the services own. */
+function maintenanceUrl(url: string): string {
+  const u = new URL(url);
+  u.pathname = '/postgres';
+  return u.toString();
+}
+
+/** Errors over requests (answered or not) of the named rows. */
+function errorRateOf(rows: Rows, names: string[]): number {
+  const runs = names.flatMap((n) => rows.rows.get(n)?.runs ?? []);
+  const total = runs.reduce((a, x) => a + x.requests + (x.statusCodes?.unanswered ?? 0), 0);
+  return runs.reduce((a, x) => a + x.errors, 0) / Math.max(1, total);
+}
+
+export interface SplitComparison {
+  /** One repetition: both clusters, each alone on the machine; the monolith first in odd repetitions. */
+  repetition(rep: number): Promise<void>;
+  /** After the last repetition: the error figure. */
+  finish(): void;
+  /** For the JSON's meta.split. */
+  meta(): Record<string, unknown>;
+  /** What the printed figures are, for the lines under the tables. */
+  notes(): string[];
+  /** PgBouncer's "got packet ... when not linked" warnings in the comparison's clusters. */
+  droppedPackets(): number;
+}
+
+/** Defines the comparison's rows and figures in `rows`; each repetition() measures both clusters. */
+export function splitComparison(s: SplitRun, poolMax: number, rows: Rows, progress: (msg: string) => void): SplitComparison {
+  const replicas = replicasOf(process.env);
+  const redisPrefix = `task-api-bench:${process.pid}:`;
+  const env = clusterEnvOf(poolMax, newSigningKey(), redisPrefix);
+  const cachePattern = `${redisPrefix}cache:*`;
+  const names = splitRowNames(s.instances);
+  const systems = [
+    { name: names.monolith, split: false },
+    { name: names.split, split: true },
+  ] as const;
+  const measured = systems.flatMap((sys) => {
+    const n = mixedRows(sys.name, s.connections);
+    return [n.max, n.open(RATE)];
+  });
+  for (const sys of systems) defineMixedRows(rows, sys.name, s.connections, [RATE]);
+  rows.define(names.rps, 'figure', { note: `${mixedRows(names.split, s.connections).max} / ${mixedRows(names.monolith, s.connections).max}, per repetition; the same instances per role` });
+  rows.define(names.p99, 'figure', { note: 'p99 of the open 500/s rows, split / monolith, per repetition' });
+  rows.define(names.rssMonolith, 'figure', { note: 'VmRSS of every API instance, summed, right after the max row; per repetition' });
+  rows.define(names.rssSplit, 'figure', { note: 'the same for the split: every service instance, summed' });
+  rows.define(names.errors, 'figure', { bar: { op: '==', value: 0, label: 'error rate under the mixed load scenario' } });
+  const phases: Record<string, unknown>[] = [];
+  let dropped = 0;
+
+  const phase = async (sys: (typeof systems)[number], rep: number): Promise<Figures & { rssMb: number }> => {
+    const cluster = await startCluster(s.instances, replicas, env, progress, sys.split);
+    const { status } = cluster;
+    const redis = redisClient(status.redis!.url);
+    const record: Record<string, unknown> = { rep, topology: sys.split ? 'split' : 'monolith', instances: s.instances, apiProcesses: status.instances.length, replicas, clusterStartSeconds: cluster.startSeconds };
+    phases.push(record);
+    const pgbLog = status.pgbouncer!.logFile;
+    try {
+      const seeded = await seedThroughApi(status.publicUrl, s.users, s.tasksPerUser);
+      await waitForReplicas(maintenanceUrl(status.primary!.url), status.replicas.map((r) => maintenanceUrl(r.url)), 60_000);
+      record.seedSeconds = seeded.seconds;
+      record.registerSeconds = seeded.registerSeconds;
+      progress(`seeded ${seeded.tasks} tasks of ${s.users} users through ${status.publicUrl} in ${seeded.seconds} s (${seeded.registerSeconds} s of it registering)${replicas > 0 ? '; the replicas have replayed them' : ''}`);
+      const next = (i: number) => mixedRequest(seeded.sessions, seeded.patches, i);
+      // VmRSS sampled in the rows: the monolith's api-1, the split's first tasks instance (the
+      // service every request of the workload goes to).
+      const sampled = sys.split ? status.instances.find((i) => i.service === 'tasks') : status.instances[0];
+      const target: MixedTarget = { url: status.publicUrl, pid: sampled?.pid ?? undefined, next };
+      const n = mixedRows(sys.name, s.connections);
+      // Unmeasured warm-up (JIT, pools, connections, the JWKS the split's tasks service fetches).
+      await runLoad({ url: target.url, durationS: 1, connections: s.connections, next });
+      await emptyCache(redis, cachePattern);
+      const m = await measureMax(rows, n.max, target, s.durationS, s.connections, progress);
+      const rss = status.instances.reduce((a, i) => a + (i.pid === null ? NaN : rssMb(i.pid)), 0);
+      await emptyCache(redis, cachePattern);
+      const r = await measureOpen(rows, n.open(RATE), target, RATE, s.durationS, progress);
+      return { maxRps: m.rps, p50: r.p50, p99: r.p99, rssMb: rss };
+    } finally {
+      redis.disconnect();
+      const d = existsSync(pgbLog) ? (readFileSync(pgbLog, 'utf8').match(DROPPED) ?? []).length : 0;
+      record.pgbouncerDroppedPackets = d;
+      if (d > 0) {
+        dropped += d;
+        progress(`PgBouncer dropped ${d} answers of the server ("got packet ... when not linked" in ${pgbLog}): the clients that sent those statements never get an answer`);
+      }
+      await cluster.stop();
+      progress(`${cluster.label} stopped`);
+    }
+  };
+
+  const med = (name: string) => {
+    const v = rows.rows.get(name)?.ratios ?? [];
+    return v.length > 0 ? median(v) : NaN;
+  };
+  const fmt = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  return {
+    async repetition(rep) {
+      const order = rep % 2 === 1 ? [...systems] : [...systems].reverse();
+      progress(`split comparison, repetition ${rep}/${s.runs}: ${order.map((x) => x.name).join(', then ')}`);
+      const figs = new Map<boolean, Figures & { rssMb: number }>();
+      for (const sys of order) figs.set(sys.split, await phase(sys, rep));
+      const mono = figs.get(false)!;
+      const split = figs.get(true)!;
+      rows.ratio(names.rps, split.maxRps / mono.maxRps);
+      rows.ratio(names.p99, split.p99 / mono.p99);
+      rows.ratio(names.rssMonolith, round(mono.rssMb, 1));
+      rows.ratio(names.rssSplit, round(split.rssMb, 1));
+    },
+    finish() {
+      rows.ratio(names.errors, errorRateOf(rows, measured));
+    },
+    meta: () => ({
+      instancesPerRole: s.instances,
+      replicas,
+      users: s.users,
+      tasksPerUser: s.tasksPerUser,
+      seededThrough: 'public API (POST /v1/auth/register, POST /v1/tasks)',
+      durationS: s.durationS,
+      connections: s.connections,
+      runs: s.runs,
+      pgbouncerDroppedPackets: dropped,
+      phases,
+    }),
+    droppedPackets: () => dropped,
+    notes: () => [
+      `Split vs monolith: \`cluster start --split --instances ${s.instances}\` (auth, users, tasks, notifications x ${s.instances}: ${SPLIT_SERVICES * s.instances} API processes behind the NGINX gateway) against \`cluster start --instances ${s.instances}\` (the monolith behind NGINX): the same instances per role (every request of the workload is a tasks route), --replicas ${replicas}, each alone on the machine, fresh and seeded through the public API with ${s.users} users x ${s.tasksPerUser} tasks per start, the order alternating; no relay and no worker (events stay in the outboxes). The max RSS column of their rows is api-1's and tasks-1's.`,
+      `Split / monolith: ${fmt(med(names.rps), 3)} of the throughput (max, ${s.connections} conn), ${fmt(med(names.p99), 3)} x the p99 at ${RATE}/s; resident memory of all API processes after the max row ${fmt(med(names.rssSplit), 0)} MB against ${fmt(med(names.rssMonolith), 0)} MB. Both share the same ${os.cpus().length} cores: the split adds processes, not CPU, so this is what the split costs the request path on one machine, not how it scales across machines.`,
+      ...(dropped > 0 ? [`WARNING: PgBouncer dropped ${dropped} answers of PostgreSQL in the split comparison's clusters (meta.split.phases[].pgbouncerDroppedPackets).`] : []),
+    ],
+  };
+}
+
+export async function runTopology(o: Options, facts: Record<string, unknown>, progress: (msg: string) => void, started: number): Promise<number> {
+  const rows = new Rows();
+  const replicas = replicasOf(process.env);
+  const users = Math.min(MIXED_USERS, o.users);
+  const redisPrefix = `task-api-bench:${process.pid}:`;
+  const jwtPrivateKey = newSigningKey();
+  const clusterEnv = clusterEnvOf(o.poolMax, jwtPrivateKey, redisPrefix);
   const cachePattern = `${redisPrefix}cache:*`;
   const phases: Record<string, unknown>[] = [];
   let failed = false;
   let droppedTotal = 0;
 
-  for (const c of CLUSTERS) defineMixedRows(rows, c.name, o.connections, [RATE]);
-  for (const p of PATHS) defineMixedRows(rows, p.name, o.connections, [RATE]);
-  rows.define(FIG.scaleRps, 'figure', { note: `${mixedRows(CLUSTERS[1].name, o.connections).max} / ${mixedRows(CLUSTERS[0].name, o.connections).max}, per repetition` });
-  rows.define(FIG.scaleP99, 'figure', { note: 'p99 of the open 500/s rows, 3 instances / 1 instance, per repetition' });
-  rows.define(FIG.poolerRps, 'figure', { note: 'through PgBouncer (DATABASE_PREPARE=false) / direct to the primary (DATABASE_PREPARE=true), one instance, closed max' });
-  rows.define(FIG.poolerP99, 'figure', { note: 'the same at 500/s (open model), p99' });
-  rows.define(FIG.prepareRps, 'figure', { note: 'what prepared statements are worth: both direct to the primary' });
-  rows.define(FIG.hopRps, 'figure', { note: 'what the PgBouncer hop costs alone: both without prepared statements' });
-  rows.define(FIG.errors, 'figure', { bar: { op: '==', value: 0, label: 'error rate under the mixed load scenario' } });
+  // --split-only: the split comparison alone (part 3); --no-split: parts 1 and 2 alone.
+  const parts12 = !o.splitOnly;
+  if (parts12) {
+    for (const c of CLUSTERS) defineMixedRows(rows, c.name, o.connections, [RATE]);
+    for (const p of PATHS) defineMixedRows(rows, p.name, o.connections, [RATE]);
+    rows.define(FIG.scaleRps, 'figure', { note: `${mixedRows(CLUSTERS[1].name, o.connections).max} / ${mixedRows(CLUSTERS[0].name, o.connections).max}, per repetition` });
+    rows.define(FIG.scaleP99, 'figure', { note: 'p99 of the open 500/s rows, 3 instances / 1 instance, per repetition' });
+    rows.define(FIG.poolerRps, 'figure', { note: 'through PgBouncer (DATABASE_PREPARE=false) / direct to the primary (DATABASE_PREPARE=true), one instance, closed max' });
+    rows.define(FIG.poolerP99, 'figure', { note: 'the same at 500/s (open model), p99' });
+    rows.define(FIG.prepareRps, 'figure', { note: 'what prepared statements are worth: both direct to the primary' });
+    rows.define(FIG.hopRps, 'figure', { note: 'what the PgBouncer hop costs alone: both without prepared statements' });
+    rows.define(FIG.errors, 'figure', { bar: { op: '==', value: 0, label: 'error rate under the mixed load scenario' } });
+  }
+  const split = o.split ? splitComparison(o.split, o.poolMax, rows, progress) : undefined;
 
   /**
    * One cluster, alone: started, seeded, its NGINX rows; with one instance, the direct and
@@ -286,19 +579,23 @@ export async function runTopology(o: Options, facts: Record<string, unknown>, pr
 
   try {
     for (let rep = 1; rep <= o.runs; rep++) {
-      progress(`repetition ${rep}/${o.runs}: ${CLUSTERS.map((c) => c.name).join(', then ')}`);
-      const figs: Record<string, Figures> = {};
-      for (const c of CLUSTERS) Object.assign(figs, await phase(c, rep));
-      const [one, three] = CLUSTERS.map((c) => figs[c.name]!);
-      const [direct, unprepared, pgbouncer] = PATHS.map((p) => figs[p.name]!);
-      rows.ratio(FIG.scaleRps, three!.maxRps / one!.maxRps);
-      rows.ratio(FIG.scaleP99, three!.p99 / one!.p99);
-      rows.ratio(FIG.poolerRps, pgbouncer!.maxRps / direct!.maxRps);
-      rows.ratio(FIG.poolerP99, pgbouncer!.p99 / direct!.p99);
-      rows.ratio(FIG.prepareRps, unprepared!.maxRps / direct!.maxRps);
-      rows.ratio(FIG.hopRps, pgbouncer!.maxRps / unprepared!.maxRps);
+      if (parts12) {
+        progress(`repetition ${rep}/${o.runs}: ${CLUSTERS.map((c) => c.name).join(', then ')}`);
+        const figs: Record<string, Figures> = {};
+        for (const c of CLUSTERS) Object.assign(figs, await phase(c, rep));
+        const [one, three] = CLUSTERS.map((c) => figs[c.name]!);
+        const [direct, unprepared, pgbouncer] = PATHS.map((p) => figs[p.name]!);
+        rows.ratio(FIG.scaleRps, three!.maxRps / one!.maxRps);
+        rows.ratio(FIG.scaleP99, three!.p99 / one!.p99);
+        rows.ratio(FIG.poolerRps, pgbouncer!.maxRps / direct!.maxRps);
+        rows.ratio(FIG.poolerP99, pgbouncer!.p99 / direct!.p99);
+        rows.ratio(FIG.prepareRps, unprepared!.maxRps / direct!.maxRps);
+        rows.ratio(FIG.hopRps, pgbouncer!.maxRps / unprepared!.maxRps);
+      }
+      await split?.repetition(rep);
     }
-    rows.ratio(FIG.errors, errorRate(rows));
+    if (parts12) rows.ratio(FIG.errors, errorRate(rows));
+    split?.finish();
   } catch (err) {
     failed = true;
     console.error('bench --topology: failed:', err instanceof Error ? err.stack : err);
@@ -314,27 +611,27 @@ export async function runTopology(o: Options, facts: Record<string, unknown>, pr
     return v.length > 0 ? median(v) : NaN;
   };
   const pct = (x: number) => (Number.isFinite(x) ? `${((1 - x) * 100).toFixed(1)} %` : '-');
-  console.log(
-    [
-      `Clusters: \`task-api cluster start --instances 1|3 --replicas ${replicas}\` (PgBouncer, DATABASE_PREPARE=false${replicas > 0 ? ', reads routed to the replicas' : ''}), each alone on the machine, fresh and seeded with ${o.users} users x ${o.tasksPerUser} tasks per start, measured through NGINX; the max RSS column of their rows is api-1's.`,
-      `Direct vs PgBouncer: one instance beside the 1-instance cluster on its own port (no NGINX, no replica), the other two SIGSTOPped. The prepare difference (direct, unprepared / prepared, max) costs ${pct(med(FIG.prepareRps))} of the throughput; the PgBouncer hop alone (both unprepared) ${pct(med(FIG.hopRps))}; through PgBouncer as the cluster runs it vs direct with prepared statements, ${pct(med(FIG.poolerRps))} (a negative figure is a gain).`,
-      `Every instance runs without its outbox relay (a paused task-api worker publishes between rows), rate limiting ON at the edge and in the API with quotas no run reaches, logging every request at info.`,
-      ...(droppedTotal > 0
-        ? [
-            `WARNING: PgBouncer dropped ${droppedTotal} answers of PostgreSQL in the clusters ("got packet ... from server when not linked"): statements pipelined on one client connection (postgres.js) outlive PgBouncer 1.18's transaction-mode link, and their requests hang until the client gives up. See phases[].pgbouncerDroppedPackets (and pgbouncerDroppedInClusterRows: during the NGINX rows, before the instances beside the cluster ran) in the JSON.`,
-          ]
-        : []),
-    ].join('\n'),
-  );
+  const parts12Notes = [
+    `Clusters: \`task-api cluster start --instances 1|3 --replicas ${replicas}\` (PgBouncer, DATABASE_PREPARE=false${replicas > 0 ? ', reads routed to the replicas' : ''}), each alone on the machine, fresh and seeded with ${o.users} users x ${o.tasksPerUser} tasks per start, measured through NGINX; the max RSS column of their rows is api-1's.`,
+    `Direct vs PgBouncer: one instance beside the 1-instance cluster on its own port (no NGINX, no replica), the other two SIGSTOPped. The prepare difference (direct, unprepared / prepared, max) costs ${pct(med(FIG.prepareRps))} of the throughput; the PgBouncer hop alone (both unprepared) ${pct(med(FIG.hopRps))}; through PgBouncer as the cluster runs it vs direct with prepared statements, ${pct(med(FIG.poolerRps))} (a negative figure is a gain).`,
+    `Every instance runs without its outbox relay (a paused task-api worker publishes between rows), rate limiting ON at the edge and in the API with quotas no run reaches, logging every request at info.`,
+    ...(droppedTotal > 0
+      ? [
+          `WARNING: PgBouncer dropped ${droppedTotal} answers of PostgreSQL in the clusters ("got packet ... from server when not linked"): statements pipelined on one client connection (postgres.js) outlive PgBouncer 1.18's transaction-mode link, and their requests hang until the client gives up. See phases[].pgbouncerDroppedPackets (and pgbouncerDroppedInClusterRows: during the NGINX rows, before the instances beside the cluster ran) in the JSON.`,
+        ]
+      : []),
+  ];
+  console.log([...(parts12 ? parts12Notes : []), ...(split?.notes() ?? [])].join('\n'));
   const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
   const meta = {
     ...facts,
-    mode: 'topology',
+    mode: parts12 ? 'topology' : 'split',
     openRate: RATE,
     mixedUsers: users,
     replicas,
-    pgbouncerDroppedPackets: droppedTotal,
+    pgbouncerDroppedPackets: droppedTotal + (split?.droppedPackets() ?? 0),
     phases,
+    ...(split ? { split: split.meta() } : {}),
     loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)),
     startedAt: new Date(started).toISOString(),
     seconds: round((Date.now() - started) / 1000, 1),

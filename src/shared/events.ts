@@ -94,7 +94,7 @@ function parseEvent<S extends typeof TaskEventSchema | typeof UserEventSchema>(s
     const first = Value.Errors(schema, message)[0];
     throw new PoisonMessageError(`malformed ${kind} event: ${first ? `${first.instancePath || '/'} ${first.message}` : 'invalid'}`, 'malformed');
   }
-  return message as Static<S>;
+  return message;
 }
 
 /** Checks an incoming task event against the contract; PoisonMessageError when no retry could help. */
