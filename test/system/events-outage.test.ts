@@ -41,8 +41,9 @@ describe.skipIf(!rabbitmqAvailable())('broker outage', () => {
     const req = as(t.app, s.accessToken);
     const create = async (title: string) => (await req({ method: 'POST', url: '/v1/tasks', payload: { title } })).statusCode;
     for (let i = 0; i < 5; i++) expect(await create(`before ${i}`)).toBe(201);
-    await reader.waitFor(5);
-    expect(seen).toHaveLength(5);
+    // The sign-up's user.created, then the five task.created.
+    await reader.waitFor(6);
+    expect(seen).toHaveLength(6);
 
     await reader.close();
     reader = undefined;
@@ -54,10 +55,10 @@ describe.skipIf(!rabbitmqAvailable())('broker outage', () => {
     reader = await readExchange(exchange, rabbit.url, queue, seen);
     for (let i = 0; i < 1200 && (await pending(t)) > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await pending(t)).toBe(0);
-    await reader.waitFor(25);
+    await reader.waitFor(26);
     const counts = reader.counts();
     const [row] = await t.database.raw.query<{ ids: string[] }>('select array_agg(id::text) as ids from outbox');
     expect(new Set(counts.keys())).toEqual(new Set(row!.ids));
-    expect(counts.size).toBe(25);
+    expect(counts.size).toBe(26);
   });
 });
