@@ -140,3 +140,14 @@ export function traceHeaders(fallback?: CarriedTraceContext): Record<string, str
   }
   return carrier;
 }
+
+/**
+ * The trace context an event carries (outbox, AMQP headers): the W3C context of the active span,
+ * the request that made the change, so that its consumers continue that trace. Undefined when
+ * tracing is off (no SDK, no propagator).
+ */
+export function activeTraceContext(): CarriedTraceContext | undefined {
+  const { traceparent, tracestate } = traceHeaders();
+  if (!traceparent) return undefined;
+  return tracestate ? { traceparent, tracestate } : { traceparent };
+}

@@ -38,6 +38,18 @@ const OrNull = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Typ
 /** W3C trace context of the request that made the change, when tracing is on. */
 const TraceContext = Type.Optional(Type.Object({ traceparent: Type.String(), tracestate: Type.Optional(Type.String()) }));
 
+/** What every event has, whatever its type (the task and the account events). */
+const envelope = {
+  /** UUIDv7; also the AMQP messageId, and the consumers' idempotency key. */
+  id: Uuid,
+  schemaVersion: Type.Literal(EVENT_SCHEMA_VERSION),
+  /** When the change was committed. */
+  occurredAt: Instant,
+  userId: Uuid,
+  /** W3C trace context of the request that made the change, when tracing is on. */
+  traceContext: TraceContext,
+};
+
 /** The task as it stands after the change (for task.deleted: as it stood when deleted). */
 export const TaskSnapshotSchema = Type.Object({
   id: Uuid,
@@ -59,21 +71,14 @@ export type TaskSnapshot = Static<typeof TaskSnapshotSchema>;
  * missing or mistyped ones make the event poison.
  */
 export const TaskEventSchema = Type.Object({
-  /** UUIDv7; also the AMQP messageId, and the consumers' idempotency key. */
-  id: Uuid,
+  ...envelope,
   type: Type.Enum(TASK_EVENT_TYPES),
-  schemaVersion: Type.Literal(EVENT_SCHEMA_VERSION),
-  /** When the change was committed. */
-  occurredAt: Instant,
-  userId: Uuid,
   taskId: Uuid,
   data: Type.Object({
     task: TaskSnapshotSchema,
     /** For task.updated and task.completed: the fields the write changed. */
     changes: Type.Optional(Type.Array(Type.String())),
   }),
-  /** W3C trace context of the request that made the change, when tracing is on. */
-  traceContext: TraceContext,
 });
 export type TaskEvent = Static<typeof TaskEventSchema>;
 
@@ -122,17 +127,13 @@ export const AccountSnapshotSchema = Type.Object({
 export type AccountSnapshot = Static<typeof AccountSnapshotSchema>;
 
 export const UserEventSchema = Type.Object({
-  id: Uuid,
+  ...envelope,
   type: Type.Enum(USER_EVENT_TYPES),
-  schemaVersion: Type.Literal(EVENT_SCHEMA_VERSION),
-  occurredAt: Instant,
-  userId: Uuid,
   data: Type.Object({
     user: AccountSnapshotSchema,
     /** For user.updated: the fields the write changed. */
     changes: Type.Optional(Type.Array(Type.String())),
   }),
-  traceContext: TraceContext,
 });
 export type UserEvent = Static<typeof UserEventSchema>;
 

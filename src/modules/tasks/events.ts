@@ -1,6 +1,6 @@
 // Builds the TaskEvent (src/shared/events.ts) of a task write. The repository appends it to the
 // outbox in the write's transaction.
-import { activeTraceContext } from '../../events/trace.js';
+import { activeTraceContext } from '../../observability/trace-context.js';
 import { EVENT_SCHEMA_VERSION, type TaskEvent, type TaskEventType, type TaskSnapshot } from '../../shared/events.js';
 import { uuidv7 } from '../../shared/ids.js';
 import type { Task } from './model.js';

@@ -1,7 +1,7 @@
 // Builds the account events (src/shared/events.ts UserEvent) of a users write. The repository
 // appends them to the outbox in the write's transaction; the other services keep their copies of
 // the account by them, and delete what they hold of it on user.deleted.
-import { activeTraceContext } from '../../events/trace.js';
+import { activeTraceContext } from '../../observability/trace-context.js';
 import { EVENT_SCHEMA_VERSION, type AccountSnapshot, type UserEvent, type UserEventType } from '../../shared/events.js';
 import { uuidv7 } from '../../shared/ids.js';
 import type { User } from './contract.js';
