@@ -21,6 +21,7 @@ import { responseCachePlugin } from './http/response-cache.js';
 import { securityHeadersPlugin } from './http/security-headers.js';
 import { validatorCompiler } from './http/validation.js';
 import type { Database } from './infra/db/database.js';
+import type { TaskShards } from './infra/shards/shards.js';
 import type { ResponseCacheStore } from './infra/cache/types.js';
 import { MemoryIdempotencyStore } from './infra/idempotency/memory.js';
 import type { IdempotencyStore } from './infra/idempotency/types.js';
@@ -34,6 +35,8 @@ import { VERSION } from './version.js';
 export interface AppDeps {
   config: Config;
   database: Database;
+  /** The shards of the tasks data (openInfrastructure's); the one database when absent. */
+  shards?: TaskShards | undefined;
   tokenStore: RefreshTokenStore;
   keys: KeyRing;
   /** The shared Redis connection, when REDIS_URL is configured (cache, rate limits). */

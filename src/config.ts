@@ -22,6 +22,9 @@ const EnvSchema = Type.Object({
   DATABASE_REPLICA_MAX_LAG_MS: Type.Optional(Int(100, 3600000)),
   DATABASE_REPLICA_POLL_MS: Type.Optional(Int(10, 60000)),
   MIGRATE_ON_START: Type.Optional(Bool),
+  TASK_SHARDS: Type.Optional(Type.String({ pattern: '^\\s*[a-z][a-z0-9-]*(\\s*,\\s*[a-z][a-z0-9-]*)*\\s*$' })),
+  SHARD_MAP_REFRESH_MS: Type.Optional(Int(10, 60000)),
+  SHARD_SCATTER_TIMEOUT_MS: Type.Optional(Int(10, 600000)),
   TASK_PARTITIONS: Type.Optional(Int(1, 1024)),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   REDIS_HOST: Type.Optional(Type.String({ minLength: 1 })),
@@ -94,6 +97,7 @@ export interface Config {
   logLevel: string;
   dataDir: string;
   database: DatabaseConfig;
+  shards: ShardsConfig;
   redis: { url: string | undefined; keyPrefix: string };
   jwt: {
     privateKeyPem: string | undefined;
@@ -156,6 +160,23 @@ export interface DatabaseTarget {
   connectTimeoutSeconds: number;
   /** How long a statement or transaction may wait for a free connection; 0: no limit. */
   poolTimeoutMs: number;
+}
+
+/** A shard of the tasks data besides the main one (TASK_SHARDS, SHARD_<NAME>_URL, SHARD_<NAME>_READ_URLS). */
+export interface ShardTarget {
+  name: string;
+  primary: DatabaseTarget;
+  replicas: DatabaseTarget[];
+}
+
+/** Sharding of the tasks data by owner (src/infra/shards/). */
+export interface ShardsConfig {
+  /** The shards besides `main` (the database of DATABASE_URL); empty: not sharded (no map, no checks). */
+  extra: ShardTarget[];
+  /** How often each instance polls the bucket map's version. */
+  mapRefreshMs: number;
+  /** How long a read across shards (the admin's list) waits for each shard. */
+  scatterTimeoutMs: number;
 }
 
 export interface DatabaseConfig extends Omit<DatabaseTarget, 'url'> {
@@ -301,6 +322,42 @@ function parseDatabase(env: Env, problems: string[]): DatabaseConfig {
   };
 }
 
+/** The environment variable of a shard's setting: SHARD_<NAME>_<WHAT>, the name upper-cased, '-' as '_'. */
+export const shardVariable = (name: string, what: 'URL' | 'READ_URLS') => `SHARD_${name.toUpperCase().replace(/-/g, '_')}_${what}`;
+
+/** TASK_SHARDS and each shard's SHARD_<NAME>_URL / SHARD_<NAME>_READ_URLS (read from the raw environment). */
+function parseShards(env: Env, source: NodeJS.ProcessEnv, database: DatabaseConfig, problems: string[]): ShardsConfig {
+  const names = env.TASK_SHARDS === undefined ? [] : env.TASK_SHARDS.split(',').map((n) => n.trim()).filter(Boolean);
+  const extra: ShardTarget[] = [];
+  if (names.length > 0 && database.url === undefined) problems.push('TASK_SHARDS: needs DATABASE_URL (the directory and the main shard); the embedded database is not sharded');
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (name === 'main' || seen.has(name)) {
+      problems.push(`TASK_SHARDS: ${name === 'main' ? '"main" is the database of DATABASE_URL and is always a shard' : `"${name}" is named twice`}`);
+      continue;
+    }
+    seen.add(name);
+    const urlVar = shardVariable(name, 'URL');
+    const readVar = shardVariable(name, 'READ_URLS');
+    const url = source[urlVar];
+    if (!url || !/^postgres(ql)?:\/\//.test(url)) {
+      problems.push(`${urlVar}: required for shard "${name}" (TASK_SHARDS), a postgres:// URL`);
+      continue;
+    }
+    const primary = parseDatabaseUrl(url, urlVar, problems);
+    const readUrls = source[readVar] ? splitUrls(source[readVar]) : [];
+    readUrls.forEach((u, i) => {
+      if (!/^postgres(ql)?:\/\//.test(u)) problems.push(`${readVar}: entry ${i + 1} is not a postgres:// URL`);
+    });
+    extra.push({
+      name,
+      primary: targetOf(primary, database.poolMax),
+      replicas: readUrls.map((u, i) => targetOf(parseDatabaseUrl(u, `${readVar}[${i + 1}]`, problems), database.poolMax)),
+    });
+  }
+  return { extra, mapRefreshMs: int(env.SHARD_MAP_REFRESH_MS, 500), scatterTimeoutMs: int(env.SHARD_SCATTER_TIMEOUT_MS, 5000) };
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
@@ -356,6 +413,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
   const policyOverrides = parsePolicies(env.RATE_LIMIT_POLICIES, unique);
   const database = parseDatabase(env, unique);
+  const shards = parseShards(env, source, database, unique);
   const corsOrigins = parseOrigins(env.CORS_ORIGINS, unique);
   if (unique.length > 0) throw new ConfigError(unique);
 
@@ -384,6 +442,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL ?? (nodeEnv === 'test' ? 'silent' : 'info'),
     dataDir: env.DATA_DIR ?? './data',
     database,
+    shards,
     redis: { url: redisUrl, keyPrefix: env.REDIS_KEY_PREFIX ?? 'task-api:' },
     jwt: {
       privateKeyPem: env.JWT_PRIVATE_KEY,

@@ -7,6 +7,7 @@ import type { HealthCheck } from './http/health.js';
 import { openDatabase, type Database } from './infra/db/database.js';
 import { migrate, migrationState } from './infra/db/migrate.js';
 import { openReadReplicas } from './infra/db/read-replicas.js';
+import { openTaskShards, singleShard, type TaskShards } from './infra/shards/shards.js';
 import { MemoryResponseCache } from './infra/cache/memory.js';
 import { RedisResponseCache } from './infra/cache/redis.js';
 import type { ResponseCacheStore } from './infra/cache/types.js';
@@ -26,6 +27,8 @@ import { StartupError } from './shared/errors.js';
 
 export interface Infrastructure {
   database: Database;
+  /** The shards of the tasks data: the one database unless TASK_SHARDS is set and the tasks module runs here. */
+  shards: TaskShards;
   redis: Redis | undefined;
   tokenStore: RefreshTokenStore;
   cache: ResponseCacheStore | undefined;
@@ -120,11 +123,20 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger,
 
   const idempotency: IdempotencyStore = redis ? new RedisIdempotencyStore(redis) : new MemoryIdempotencyStore();
 
+  // The shards are the tasks module's: a process without it has no use for them.
+  const shards =
+    !opts.modules || opts.modules.has('tasks')
+      ? await openTaskShards(config, routed, { redis, recorder: metrics?.readRouting(), observers, replicaObservers: [sqlSpanObserver], log })
+      : singleShard(routed);
   const openedKeys = await openKeys(config, routed, log, opts.modules);
   const keys = openedKeys.keys;
   const healthChecks: HealthCheck[] = redis
     ? [{ name: 'redis', critical: false, check: async () => void (await redis.ping()) }]
     : [];
+  for (const shard of shards.all.slice(1)) {
+    // Not critical: the other shards' owners are served on; this one's tasks answer 503.
+    healthChecks.push({ name: `shard:${shard.name}`, critical: false, check: () => shard.database.ping() });
+  }
   if (replicas) {
     // Not critical: without a readable replica every read goes to the primary.
     healthChecks.push({
@@ -137,6 +149,7 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger,
   }
   return {
     database: routed,
+    shards,
     redis,
     tokenStore,
     cache,
@@ -146,6 +159,7 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger,
     metrics,
     async close() {
       openedKeys.close();
+      await shards.close();
       await tokenStore.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());
       await routed.close();

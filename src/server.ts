@@ -57,6 +57,8 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<Ru
     log: app.log,
     metrics: infra.metrics,
     relay,
+    // Each shard of the tasks data has its own outbox (the tasks module writes there).
+    outboxes: modules.has('tasks') ? infra.shards.all.slice(1).map((s) => s.database) : [],
     consumers: app.modules.consumers(modules),
   });
   relayWake.nudge = () => events.nudge();

@@ -20,7 +20,14 @@ export async function work(config: Config): Promise<RunningWorker> {
   const infra = await openInfrastructure(config, log);
   // Every module's consumers, built as `serve` builds them.
   const modules = buildModules(platformOf({ config, ...infra }, log));
-  const events = await startEvents({ config, database: infra.database, log, metrics: infra.metrics, consumers: modules.consumers(ALL_MODULES) });
+  const events = await startEvents({
+    config,
+    database: infra.database,
+    outboxes: infra.shards.all.slice(1).map((s) => s.database),
+    log,
+    metrics: infra.metrics,
+    consumers: modules.consumers(ALL_MODULES),
+  });
   const metricsServer = infra.metrics
     ? await startMetricsServer(infra.metrics.registry, { ...config.metrics, onError: (err) => log.error({ err }, 'metrics collection failed') })
     : undefined;

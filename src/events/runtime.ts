@@ -30,11 +30,19 @@ export interface EventsRuntimeOptions {
   consumers?: RegisterConsumers[];
   /** Run the relay here; defaults to OUTBOX_RELAY_ENABLED. */
   relay?: boolean;
+  /**
+   * Other databases whose outbox the relay publishes too: the shards of the tasks data besides
+   * the main one (each shard's events are written in its own transactions, to its own outbox).
+   */
+  outboxes?: readonly Database[];
 }
 
 export interface EventsRuntime {
   bus: EventBus;
+  /** The main database's relay (undefined when the relay does not run here). */
   relay: OutboxRelay | undefined;
+  /** Every relay: the main database's, then one per other outbox. */
+  relays: OutboxRelay[];
   /** Wakes the relay after a local write (no-op without a relay). */
   nudge(): void;
   /** Stops claiming, finishes the batch in flight, stops the consumers, closes the bus. */
@@ -44,17 +52,24 @@ export interface EventsRuntime {
 export async function startEvents(opts: EventsRuntimeOptions): Promise<EventsRuntime> {
   const { config, database, log } = opts;
   const bus = opts.bus ?? createEventBus(config, database, log, opts.metrics?.consumers);
-  const outbox = new OutboxRepository(database.db);
+  const outboxes = [database, ...(opts.outboxes ?? [])].map((db) => ({ database: db, outbox: new OutboxRepository(db.db) }));
   const stops: (() => Promise<void>)[] = [];
   for (const register of opts.consumers ?? []) {
     const stop = await register(bus);
     if (stop) stops.push(stop);
   }
   await bus.start();
-  opts.metrics?.outboxGauges(() => outbox.stats());
-  const relay =
-    (opts.relay ?? config.events.relayEnabled)
-      ? new OutboxRelay({
+  // The gauges count every outbox this process relays (the main one's alone without shards).
+  opts.metrics?.outboxGauges(async () => {
+    const all = await Promise.all(outboxes.map((o) => o.outbox.stats()));
+    return all.reduce((a, b) => ({ pending: a.pending + b.pending, oldestPendingAgeSeconds: Math.max(a.oldestPendingAgeSeconds, b.oldestPendingAgeSeconds) }));
+  });
+  const relayHere = opts.relay ?? config.events.relayEnabled;
+  const relays = !relayHere
+    ? []
+    : outboxes.map(
+        ({ database: db, outbox }) =>
+          new OutboxRelay({
           outbox,
           publish: (events) => bus.publish(events),
           log,
@@ -63,17 +78,20 @@ export async function startEvents(opts: EventsRuntimeOptions): Promise<EventsRun
           batchSize: config.events.batchSize,
           retentionHours: config.events.retentionHours,
           // PGlite is one connection: a claiming transaction would make handlers that write wait on it.
-          locking: database.kind === 'postgres',
-        })
-      : undefined;
-  relay?.start();
-  log.info({ bus: bus.kind, exchange: bus.kind === 'rabbitmq' ? config.events.exchange : undefined, relay: relay !== undefined }, 'events started');
+          locking: db.kind === 'postgres',
+        }),
+      );
+  for (const r of relays) r.start();
+  log.info({ bus: bus.kind, exchange: bus.kind === 'rabbitmq' ? config.events.exchange : undefined, relay: relays.length > 0, outboxes: outboxes.length }, 'events started');
   return {
     bus,
-    relay,
-    nudge: () => relay?.nudge(),
+    relay: relays[0],
+    relays,
+    nudge: () => {
+      for (const r of relays) r.nudge();
+    },
     async stop() {
-      await relay?.stop();
+      await Promise.all(relays.map((r) => r.stop()));
       for (const stop of stops) await stop().catch((err: unknown) => log.warn({ err }, 'consumer stop failed'));
       await bus.close();
     },

@@ -7,6 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import type { EventBus } from '../events/bus.js';
 import type { Database } from '../infra/db/database.js';
+import type { TaskShards } from '../infra/shards/shards.js';
 import type { RefreshTokenStore } from '../infra/token-store/types.js';
 import type { AuthRecorder } from '../observability/recorders.js';
 import type { AuthApi, KeyRing } from './auth/contract.js';
@@ -18,12 +19,17 @@ import type { UsersApi } from './users/contract.js';
 export interface Platform {
   config: Config;
   database: Database;
+  /** The shards of the tasks data (one, `database`, unless TASK_SHARDS is set). */
+  shards: TaskShards;
   log: FastifyBaseLogger;
   tokenStore: RefreshTokenStore;
   keys: KeyRing;
   authRecorder: AuthRecorder | undefined;
-  /** After a write to a user's data committed: record it for read-your-writes, retire their cached responses. */
-  dataChanged(userId: string): Promise<void>;
+  /**
+   * After a write to a user's data committed (on `database`, or on the given one: a shard):
+   * record it for read-your-writes there, retire their cached responses.
+   */
+  dataChanged(userId: string, on?: Database): Promise<void>;
   /** After a write committed an event to the outbox: wake the relay. */
   eventsWritten(): void;
 }

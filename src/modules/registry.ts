@@ -5,6 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import type { EventBus } from '../events/bus.js';
 import type { Database } from '../infra/db/database.js';
+import { singleShard, type TaskShards } from '../infra/shards/shards.js';
 import type { ResponseCacheStore } from '../infra/cache/types.js';
 import type { RefreshTokenStore } from '../infra/token-store/types.js';
 import type { AuthRecorder } from '../observability/recorders.js';
@@ -40,6 +41,8 @@ export function parseModules(list: string): ReadonlySet<ModuleName> {
 export interface PlatformSources {
   config: Config;
   database: Database;
+  /** The shards of the tasks data; the one database when absent. */
+  shards?: TaskShards | undefined;
   tokenStore: RefreshTokenStore;
   keys: KeyRing;
   cache?: ResponseCacheStore | undefined;
@@ -53,6 +56,7 @@ export function platformOf(sources: PlatformSources, log: FastifyBaseLogger): Pl
   return {
     config: sources.config,
     database: sources.database,
+    shards: sources.shards ?? singleShard(sources.database),
     log,
     tokenStore: sources.tokenStore,
     keys: sources.keys,
@@ -61,8 +65,8 @@ export function platformOf(sources: PlatformSources, log: FastifyBaseLogger): Pl
     // (read-your-writes on replicas), then their cached responses are retired. In that order: a
     // read that sees the new cache generation also sees the new position, so what it reads (and
     // caches) comes from a server that has the write.
-    dataChanged: async (userId) => {
-      await sources.database.wrote(userId);
+    dataChanged: async (userId, on = sources.database) => {
+      await on.wrote(userId);
       await cache?.invalidateUser(userId);
     },
     eventsWritten: () => eventsWritten?.(),

@@ -13,6 +13,8 @@ import { NotificationsRepository } from '../../src/modules/notifications/reposit
 import { createAccountsHandler as createTasksAccountsHandler } from '../../src/modules/tasks/accounts.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { Database } from '../../src/infra/db/database.js';
+import { singleShard } from '../../src/infra/shards/shards.js';
+import { ShardRepositories } from '../../src/modules/tasks/service.js';
 import type { ResponseCacheStore } from '../../src/infra/cache/types.js';
 import type { IdempotencyStore } from '../../src/infra/idempotency/types.js';
 import { openInfrastructure } from '../../src/infrastructure.js';
@@ -94,7 +96,7 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
 /** TestApp.deliverAccountEvents, for an app built over `database` (and its response cache). */
 export function accountEventsDeliverer(database: Database, cache?: ResponseCacheStore): () => Promise<number> {
   const handlers = [
-    createTasksAccountsHandler({ db: database.db, dataChanged: (userId) => cache?.invalidateUser(userId) ?? Promise.resolve() }),
+    createTasksAccountsHandler({ repos: new ShardRepositories(singleShard(database)), dataChanged: (userId) => cache?.invalidateUser(userId) ?? Promise.resolve() }),
     createNotificationsAccountsHandler(new NotificationsRepository(database.db)),
   ];
   return async () => {

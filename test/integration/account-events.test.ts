@@ -11,6 +11,8 @@ import { createAccountsHandler as tasksAccounts } from '../../src/modules/tasks/
 import { parseUserEvent, type UserEvent } from '../../src/shared/events.js';
 import { isPoisonMessage } from '../../src/shared/poison.js';
 import { as, createTestApp, register, uniqueEmail, type TestApp } from '../helpers/app.js';
+import { singleShard } from '../../src/infra/shards/shards.js';
+import { ShardRepositories } from '../../src/modules/tasks/service.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -76,7 +78,7 @@ describe('the users module writes an account event with each change, in its tran
 });
 
 describe("the other modules' copies of an account", () => {
-  const handlers = () => [tasksAccounts({ db: t.database.db, dataChanged: async () => undefined }), notificationsAccounts(new NotificationsRepository(t.database.db))];
+  const handlers = () => [tasksAccounts({ repos: new ShardRepositories(singleShard(t.database)), dataChanged: async () => undefined }), notificationsAccounts(new NotificationsRepository(t.database.db))];
   const apply = async (e: UserEvent) => {
     for (const h of handlers()) await h(e);
   };

@@ -26,6 +26,9 @@ import { USER_EVENT_TYPES, type UserEvent, type UserEventType } from '../../src/
 import { uuidv7 } from '../../src/shared/ids.js';
 import { openCapturingDb, readStatement, type CapturedStatement, type SqlCapture, type StatementPart, type UserKey } from '../helpers/captured-sql.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import type { Database } from '../../src/infra/db/database.js';
+import { singleShard } from '../../src/infra/shards/shards.js';
+import { ShardRepositories } from '../../src/modules/tasks/service.js';
 
 /** The tables of a user's shard: the tasks module's own, and the outbox its writes append to. */
 const SHARDED = ['tasks', 'task_counts', 'task_owners', 'outbox'] as const;
@@ -214,7 +217,7 @@ describe('Citus-ready: user_id keys every statement and every unique key of the 
       });
     const repo = traced(new TasksRepository(capture.db, { read: (_userId, fn) => fn(capture.db) }));
     const outbox = new OutboxRepository(capture.db);
-    const accounts = createAccountsHandler({ db: capture.db, dataChanged: async () => undefined });
+    const accounts = createAccountsHandler({ repos: new ShardRepositories(singleShard({ db: capture.db } as Database), () => repo), dataChanged: async () => undefined });
 
     const alice = uuidv7();
     const bob = uuidv7();

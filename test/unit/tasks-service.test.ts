@@ -2,7 +2,9 @@
 // If-Match preconditions, list parameters and cursors, the admin's list. No database.
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { TasksRepository } from '../../src/modules/tasks/repository.js';
-import { TasksService } from '../../src/modules/tasks/service.js';
+import type { Database } from '../../src/infra/db/database.js';
+import { singleShard } from '../../src/infra/shards/shards.js';
+import { ShardRepositories, TasksService } from '../../src/modules/tasks/service.js';
 import type { Owner } from '../../src/modules/tasks/model.js';
 import type { Actor } from '../../src/shared/actor.js';
 import { encodeCursor } from '../../src/shared/cursor.js';
@@ -32,7 +34,7 @@ beforeEach(() => {
   owners.set(admin.userId, ownerOf(admin, 'admin@example.com'));
   service = new TasksService(
     // TasksService takes the class; the fake has its public methods only (see the report).
-    repo as unknown as TasksRepository,
+    new ShardRepositories(singleShard({} as Database), () => repo as unknown as TasksRepository),
     async (userId) => {
       changed.push(userId);
     },

@@ -18,7 +18,6 @@ export interface UserLsnStore {
   record(userId: string, lsn: bigint): Promise<void>;
 }
 
-const key = (userId: string) => `rw:lsn:${userId}`;
 
 // Two writes of one user on two instances may record out of order: keep the larger position.
 // Positions are 16 hex digits, compared as two 32-bit halves (a Lua number is a double: 64 bits
@@ -47,6 +46,11 @@ export interface LsnStoreOptions {
    * was written before it began.
    */
   unsureMs: number;
+  /**
+   * Whose WAL the positions are of, when the process writes to several primaries (a shard's
+   * name): positions of different primaries cannot be compared, so each keeps its own keys.
+   */
+  scope?: string;
 }
 
 export class RedisUserLsnStore implements UserLsnStore {
@@ -54,6 +58,7 @@ export class RedisUserLsnStore implements UserLsnStore {
   private readonly recordScript: LuaScript;
   private unsureUntil = 0;
   private connectedBefore = false;
+  private readonly prefix: string;
 
   constructor(
     private readonly redis: Redis,
@@ -61,6 +66,7 @@ export class RedisUserLsnStore implements UserLsnStore {
     private readonly log: { warn(obj: object, msg: string): void },
   ) {
     this.recordScript = luaScript(redis, RECORD, 1);
+    this.prefix = opts.scope ? `rw:lsn:${opts.scope}:` : 'rw:lsn:';
     redis.on('ready', () => {
       if (this.connectedBefore) this.unsure();
       this.connectedBefore = true;
@@ -75,7 +81,7 @@ export class RedisUserLsnStore implements UserLsnStore {
   async get(userId: string): Promise<bigint | null | undefined> {
     if (this.redis.status !== 'ready' || Date.now() < this.unsureUntil) return undefined;
     try {
-      const raw = await this.redis.get(key(userId));
+      const raw = await this.redis.get(this.prefix + userId);
       if (raw === null) return null;
       return parseLsnKey(raw);
     } catch {
@@ -86,7 +92,7 @@ export class RedisUserLsnStore implements UserLsnStore {
   async record(userId: string, lsn: bigint): Promise<void> {
     try {
       if (this.redis.status !== 'ready') throw new Error(`redis is ${this.redis.status}`);
-      await this.recordScript(key(userId), lsnKey(lsn), this.opts.ttlMs);
+      await this.recordScript(this.prefix + userId, lsnKey(lsn), this.opts.ttlMs);
     } catch (err) {
       // The write is committed: it must not fail now. Reads go to the primary until no replica
       // read from can be missing it.

@@ -26,6 +26,8 @@ export interface ReadReplicaOptions {
   /** Statement observers for the replica pools (trace spans). */
   observers?: QueryObserver[];
   log: Log;
+  /** The shard whose replicas these are (its users' write positions are kept apart); none for the main database. */
+  shard?: string;
 }
 
 export async function openReadReplicas(primary: Database, config: DatabaseConfig, opts: ReadReplicaOptions): Promise<RoutedDatabase> {
@@ -49,8 +51,8 @@ export async function openReadReplicas(primary: Database, config: DatabaseConfig
   }
   const timing = { maxLagMs: config.replicaMaxLagMs, pollMs: config.replicaPollMs };
   const store: UserLsnStore = opts.redis
-    ? new RedisUserLsnStore(opts.redis, { ttlMs: positionTtlMs(timing), unsureMs: unsureMs(timing) }, opts.log)
+    ? new RedisUserLsnStore(opts.redis, { ttlMs: positionTtlMs(timing), unsureMs: unsureMs(timing), scope: opts.shard }, opts.log)
     : new MemoryUserLsnStore({ ttlMs: positionTtlMs(timing) });
-  opts.log.info({ replicas: nodes.map((n) => n.name), maxLagMs: timing.maxLagMs, positions: store.kind }, 'reads are routed to replicas (read-your-writes per user)');
+  opts.log.info({ shard: opts.shard, replicas: nodes.map((n) => n.name), maxLagMs: timing.maxLagMs, positions: store.kind }, 'reads are routed to replicas (read-your-writes per user)');
   return routeReads(primary, nodes, { ...timing, store, recorder: opts.recorder, log: opts.log });
 }

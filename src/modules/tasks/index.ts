@@ -3,23 +3,24 @@
 // accounts only from the account events (accounts.ts): the owners it shows, the accounts deleted.
 import { defineModule } from '../module.js';
 import { ACCOUNTS_CONSUMER, createAccountsHandler } from './accounts.js';
-import { TasksRepository } from './repository.js';
 import { tasksRoutes } from './routes.js';
-import { TasksService } from './service.js';
+import { ShardRepositories, TasksService, type DataChanged } from './service.js';
 
-export const tasksModule = defineModule<'tasks', 'database' | 'config' | 'dataChanged' | 'eventsWritten'>({
+export const tasksModule = defineModule<'tasks', 'shards' | 'config' | 'dataChanged' | 'eventsWritten'>({
   name: 'tasks',
-  build({ database, config, dataChanged, eventsWritten }) {
-    const changed = (userId: string) => {
+  build({ shards, config, dataChanged, eventsWritten }) {
+    const repos = new ShardRepositories(shards);
+    const written: DataChanged = (userId, shard) => dataChanged(userId, shard.database);
+    const changed: DataChanged = (userId, shard) => {
       eventsWritten();
-      return dataChanged(userId);
+      return written(userId, shard);
     };
-    const tasks = new TasksService(new TasksRepository(database.db, database), changed, config.limits.tasksPerUser);
+    const tasks = new TasksService(repos, changed, config.limits.tasksPerUser, config.shards.scatterTimeoutMs);
     return {
       api: {},
       routes: (app) => tasksRoutes(app, { tasks }),
       consumers(bus) {
-        bus.subscribe(ACCOUNTS_CONSUMER, createAccountsHandler({ db: database.db, dataChanged }), { types: ['user.*'] });
+        bus.subscribe(ACCOUNTS_CONSUMER, createAccountsHandler({ repos, dataChanged: written }), { types: ['user.*'] });
         return undefined;
       },
     };

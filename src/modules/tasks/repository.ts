@@ -1,7 +1,9 @@
 // The only code that reads or writes the tasks table. Every query names the owner's user_id,
 // so it stays inside one hash partition and one index range.
-import { and, arrayContains, asc, desc, eq, inArray, isNotNull, sql, type SQL } from 'drizzle-orm';
+import { and, arrayContains, asc, desc, eq, inArray, isNotNull, notInArray, sql, type SQL } from 'drizzle-orm';
 import type { Database, Db } from '../../infra/db/database.js';
+import { bucketOf } from '../../infra/shards/buckets.js';
+import { BucketMovedError, holdQuery, holds, shardBuckets } from '../../infra/shards/ownership.js';
 import { appendEvent, eventValues, prepareAppendWith } from '../../events/outbox.js';
 import { isNotNullViolation } from '../../shared/db-errors.js';
 import { taskEvent } from './events.js';
@@ -61,6 +63,14 @@ const buildGet = (db: Db): Prepared =>
     .where(and(eq(tasks.userId, placeholder('userId')), eq(tasks.id, placeholder('id'))))
     .prepare('tasks_get');
 
+/** The shard a repository works on: its name, and whether its writes hold their bucket (sharded). */
+export interface ShardPlace {
+  name: string;
+  checked: boolean;
+}
+
+const UNSHARDED: ShardPlace = { name: 'main', checked: false };
+
 export class TasksRepository {
   // Building a query with Drizzle costs about 50 µs of CPU, as much as PostgreSQL spends running
   // it; the hottest reads are built once, with placeholders, and only their values change.
@@ -71,6 +81,7 @@ export class TasksRepository {
   /** The hot reads, per server they run on (the primary's, each replica's): see plainList. */
   private readonly replicaGets = new Map<Db, Prepared>();
   private readonly plainLists = new Map<Db, Map<PlainListShape, Prepared>>();
+  private readonly holdQuery;
 
   /**
    * Writes and transactions go to `db` (the primary); a user's reads through `reads` (the
@@ -79,8 +90,10 @@ export class TasksRepository {
   constructor(
     private readonly db: Db,
     private readonly reads?: Pick<Database, 'read'>,
+    private readonly shard: ShardPlace = UNSHARDED,
   ) {
     this.getQuery = buildGet(db);
+    this.holdQuery = holdQuery(db);
     // The create (see insert): the user's count, the row and its event in one statement.
     const counted = db.$with('counted').as(
       db
@@ -114,8 +127,30 @@ export class TasksRepository {
     );
     // The event's user_id is read from `counted`: NULL, and so a NOT NULL violation that undoes the
     // whole statement, when the cap held the count back. The task's insert comes first so that
-    // the statement is named after it ("insert tasks", src/infra/db/observe.ts).
-    this.createQuery = prepareAppendWith(db, [inserted, counted], 'tasks_create', { userId: sql`(select user_id from counted)` });
+    // the statement is named after it ("insert tasks", src/infra/db/observe.ts). On a shard, the
+    // bucket's row is locked in the same statement (`held`, see hold()): no row, no event either.
+    if (shard.checked) {
+      const held = db.$with('held').as(
+        db.select({ bucket: shardBuckets.bucket }).from(shardBuckets).where(eq(shardBuckets.bucket, placeholder('bucket'))).for('key share'),
+      );
+      this.createQuery = prepareAppendWith(db, [inserted, counted, held], 'tasks_create', {
+        userId: sql`(select counted.user_id from counted, held)`,
+      });
+    } else {
+      this.createQuery = prepareAppendWith(db, [inserted, counted], 'tasks_create', { userId: sql`(select user_id from counted)` });
+    }
+  }
+
+  /**
+   * On a shard, the first statement of a write's transaction: locks the owner's bucket row
+   * (migrations/0010_shards.sql shard_buckets) against a move's fence, or throws BucketMovedError
+   * when the shard no longer holds it. Nothing on an unsharded database.
+   */
+  async hold(tx: Db, owner: string): Promise<void> {
+    if (!this.shard.checked) return;
+    const bucket = bucketOf(owner);
+    const rows = await (tx === this.db ? this.holdQuery.execute({ bucket }) : holdQuery(tx).execute({ bucket }));
+    if (rows.length === 0) throw new BucketMovedError(bucket, this.shard.name);
   }
 
   /**
@@ -138,6 +173,7 @@ export class TasksRepository {
       await this.createQuery.execute({
         ...eventValues('task', taskEvent('task.created', userId, task, now)),
         userId,
+        bucket: bucketOf(userId),
         max: Number.isFinite(max) ? max : INT4_MAX,
         id: task.id,
         title: task.title,
@@ -150,8 +186,9 @@ export class TasksRepository {
         completedAt: isoOrNull(task.completedAt),
       });
     } catch (err) {
-      if (isNotNullViolation(err)) return undefined;
-      throw err;
+      if (!isNotNullViolation(err)) throw err;
+      if (this.shard.checked && !(await holds(this.db, bucketOf(userId)))) throw new BucketMovedError(bucketOf(userId), this.shard.name);
+      return undefined;
     }
     return task;
   }
@@ -184,6 +221,7 @@ export class TasksRepository {
       set.completedAt = changes.status === 'done' ? sql`coalesce(${tasks.completedAt}, now())` : null;
     }
     return this.db.transaction(async (tx): Promise<UpdateOutcome> => {
+      await this.hold(tx, userId);
       let before: Status | undefined;
       if (changes.status === 'done') {
         // Whether the status *becomes* done: read it under the row lock the update takes anyway.
@@ -207,6 +245,7 @@ export class TasksRepository {
   /** Deletes the task and appends task.deleted (with the task as it stood) in one transaction. */
   async delete(userId: string, id: string, expectedVersion?: number): Promise<'deleted' | 'not-found' | 'version-mismatch'> {
     return this.db.transaction(async (tx) => {
+      await this.hold(tx, userId);
       const [row] = await tx.delete(tasks).where(this.match(userId, id, expectedVersion)).returning(taskColumns);
       if (row) {
         await tx
@@ -260,7 +299,6 @@ export class TasksRepository {
     return query;
   }
 
-  /** Tasks of every user (or one), newest first, with the id of the user each belongs to. */
   /** Whether the account's deletion reached this module (user.deleted): it takes no more tasks. */
   async accountClosed(userId: string): Promise<boolean> {
     const [row] = await this.db.select({ closed: taskCounts.closed }).from(taskCounts).where(eq(taskCounts.userId, userId));
@@ -281,12 +319,23 @@ export class TasksRepository {
     return new Map(rows.map((r) => [r.id, r.deletedAt !== null ? 'closed' : { id: r.id, email: r.email, role: r.role }]));
   }
 
-  async listAll(limit: number, userId?: string, after?: Keyset): Promise<(Task & { userId: string })[]> {
+  /**
+   * Tasks of every user on this shard (or of one), newest first, with the id of the user each
+   * belongs to. `without`: buckets whose rows here are a move's copy (the bucket is another
+   * shard's), left out so that a read across shards sees each task once.
+   */
+  async listAll(limit: number, userId?: string, after?: Keyset, without: number[] = []): Promise<(Task & { userId: string })[]> {
     const keys = SORT_KEYS.createdAt;
     return this.db
       .select({ ...taskColumns, userId: tasks.userId })
       .from(tasks)
-      .where(and(userId ? eq(tasks.userId, userId) : undefined, after ? keysetCondition(keys, after.values, true) : undefined))
+      .where(
+        and(
+          userId ? eq(tasks.userId, userId) : undefined,
+          after ? keysetCondition(keys, after.values, true) : undefined,
+          without.length > 0 ? notInArray(sql`owner_bucket(${tasks.userId})`, without) : undefined,
+        ),
+      )
       .orderBy(desc(tasks.createdAt), desc(tasks.id))
       .limit(limit);
   }
