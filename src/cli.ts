@@ -21,6 +21,9 @@ const USAGE = `usage: task-api <command>
                             the old one retires once its tokens expired), or show the stored keys
   dead-letters list|replay <consumer> [limit]
                             show, or move back to the consumer's queue, its dead-lettered events
+  shards status|move|rebalance ...
+                            the shards of the tasks data: buckets, rows and skew; move a bucket; rebalance
+                            (task-api shards, for its options)
   cluster start|status|stop|restart|kill|start-one|roll|nginx-config|gateway-config ...
                             the production topology on this machine (task-api cluster, for its options)`;
 
@@ -197,6 +200,10 @@ async function main(argv: string[]): Promise<number> {
       const { loadClusterConfig } = await import('./cluster-config.js');
       const { clusterCommand } = await import('./operations/cluster/index.js');
       return clusterCommand(args, loadClusterConfig());
+    }
+    case 'shards': {
+      const { shardsCommand } = await import('./operations/shards.js');
+      return shardsCommand(args);
     }
     case 'seed': {
       const { seedCommand } = await import('./operations/seed.js');

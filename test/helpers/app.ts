@@ -13,7 +13,7 @@ import { NotificationsRepository } from '../../src/modules/notifications/reposit
 import { createAccountsHandler as createTasksAccountsHandler } from '../../src/modules/tasks/accounts.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { Database } from '../../src/infra/db/database.js';
-import { singleShard } from '../../src/infra/shards/shards.js';
+import { singleShard, type TaskShards } from '../../src/infra/shards/shards.js';
 import { ShardRepositories } from '../../src/modules/tasks/service.js';
 import type { ResponseCacheStore } from '../../src/infra/cache/types.js';
 import type { IdempotencyStore } from '../../src/infra/idempotency/types.js';
@@ -27,6 +27,8 @@ export interface TestApp {
   app: FastifyInstance;
   config: Config;
   database: Database;
+  /** The shards of the tasks data (the one database unless the env sets TASK_SHARDS). */
+  shards: TaskShards;
   testDb: TestDatabase | undefined;
   redis: Redis | undefined;
   keys: KeyRing;
@@ -79,11 +81,12 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
     app,
     config,
     database: infra.database,
+    shards: infra.shards,
     testDb,
     redis: infra.redis,
     keys: infra.keys,
     idempotency: infra.idempotency,
-    deliverAccountEvents: accountEventsDeliverer(infra.database, infra.cache),
+    deliverAccountEvents: accountEventsDeliverer(infra.database, infra.cache, infra.shards),
     async close() {
       await app.close();
       if (infra.redis && !shared) await deleteKeys(infra.redis, prefix);
@@ -93,10 +96,10 @@ export async function createTestApp(opts: TestAppOptions = {}): Promise<TestApp>
   };
 }
 
-/** TestApp.deliverAccountEvents, for an app built over `database` (and its response cache). */
-export function accountEventsDeliverer(database: Database, cache?: ResponseCacheStore): () => Promise<number> {
+/** TestApp.deliverAccountEvents, for an app built over `database` (and its response cache, and its shards of the tasks data). */
+export function accountEventsDeliverer(database: Database, cache?: ResponseCacheStore, shards: TaskShards = singleShard(database)): () => Promise<number> {
   const handlers = [
-    createTasksAccountsHandler({ repos: new ShardRepositories(singleShard(database)), dataChanged: (userId) => cache?.invalidateUser(userId) ?? Promise.resolve() }),
+    createTasksAccountsHandler({ repos: new ShardRepositories(shards), dataChanged: (userId) => cache?.invalidateUser(userId) ?? Promise.resolve() }),
     createNotificationsAccountsHandler(new NotificationsRepository(database.db)),
   ];
   return async () => {

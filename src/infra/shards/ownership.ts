@@ -2,7 +2,7 @@
 // bucket's rows on a sharded deployment first takes a key-share lock on the bucket's row there:
 // writes of one bucket never wait on each other, and a move fences the bucket by deleting the row,
 // which waits for the writes in flight and leaves later ones without a row (BucketMovedError).
-import { and, eq, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { integer, pgTable } from 'drizzle-orm/pg-core';
 import type { Db } from '../db/database.js';
 
@@ -29,9 +29,3 @@ export const holdQuery = (db: Db) =>
     .where(eq(shardBuckets.bucket, sql.placeholder('bucket')))
     .for('key share')
     .prepare('shard_hold');
-
-/** Whether the shard holds the bucket now (no lock: for explaining a refused write). */
-export async function holds(db: Db, bucket: number): Promise<boolean> {
-  const rows = await db.select({ bucket: shardBuckets.bucket }).from(shardBuckets).where(and(eq(shardBuckets.bucket, bucket)));
-  return rows.length > 0;
-}

@@ -3,7 +3,7 @@
 import { and, arrayContains, asc, desc, eq, inArray, isNotNull, notInArray, sql, type SQL } from 'drizzle-orm';
 import type { Database, Db } from '../../infra/db/database.js';
 import { bucketOf } from '../../infra/shards/buckets.js';
-import { BucketMovedError, holdQuery, holds, shardBuckets } from '../../infra/shards/ownership.js';
+import { BucketMovedError, holdQuery, shardBuckets } from '../../infra/shards/ownership.js';
 import { appendEvent, eventValues, prepareAppendWith } from '../../events/outbox.js';
 import { isNotNullViolation } from '../../shared/db-errors.js';
 import { taskEvent } from './events.js';
@@ -187,7 +187,13 @@ export class TasksRepository {
       });
     } catch (err) {
       if (!isNotNullViolation(err)) throw err;
-      if (this.shard.checked && !(await holds(this.db, bucketOf(userId)))) throw new BucketMovedError(bucketOf(userId), this.shard.name);
+      // On a shard the bucket's hold may have failed too. The cap or a closed account explain a
+      // refusal only if the count row says so; anything else was the bucket (fenced, or not yet
+      // taken by this shard: a move's grant may land between the statement and this read).
+      if (this.shard.checked) {
+        const [row] = await this.db.select({ tasks: taskCounts.tasks, closed: taskCounts.closed }).from(taskCounts).where(eq(taskCounts.userId, userId));
+        if (!row || (!row.closed && row.tasks < max)) throw new BucketMovedError(bucketOf(userId), this.shard.name);
+      }
       return undefined;
     }
     return task;
