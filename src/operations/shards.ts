@@ -82,7 +82,9 @@ async function fleetOf(flags: Flags): Promise<ShardFleet> {
   let env: NodeJS.ProcessEnv = process.env;
   if (flags.dir) {
     const { shardEnvOf } = await import('./cluster/shards.js');
-    env = { ...process.env, ...shardEnvOf(flags.dir) };
+    // The cluster's databases alone: none of the caller's own database or shard settings survive.
+    const own = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(DATABASE_|TASK_SHARDS$|SHARD_)/.test(k)));
+    env = { ...own, ...shardEnvOf(flags.dir) };
   }
   return openFleet(loadConfig(env));
 }

@@ -21,6 +21,11 @@ export interface Topology {
   trustProxy: string;
   /** The auth service's (the monolith's) signing key; never given to the other services. */
   jwtPrivateKey: string;
+  /**
+   * The extra shards of the tasks data (TASK_SHARDS, SHARD_<NAME>_URL, SHARD_<NAME>_READ_URLS:
+   * shards.ts shardVariables), for the instances that run the tasks module; empty or absent: main alone.
+   */
+  shardEnv?: Record<string, string>;
 }
 
 export interface Instance {
@@ -70,6 +75,10 @@ export function apiCommand(i: Instance, t: Topology, inherited: Record<string, s
   if (t.readUrls.length > 0) env.DATABASE_READ_URLS = t.readUrls.join(',');
   else delete env.DATABASE_READ_URLS;
   if (i.authJwksUrl) env.AUTH_JWKS_URL = i.authJwksUrl;
+  // The shards are the topology's: a TASK_SHARDS the runner was given names servers it did not
+  // start. Only the instances that run the tasks module (the monolith's, the tasks service's) get them.
+  delete env.TASK_SHARDS;
+  if (i.service === undefined || i.service === 'tasks') Object.assign(env, t.shardEnv ?? {});
   // Each service of the split topology names itself in its metrics (the `service` label) and
   // traces (service.name), unless the runner chose a name; monolith instances keep task-api's.
   if (i.service && inherited.OTEL_SERVICE_NAME === undefined) env.OTEL_SERVICE_NAME = `task-api-${i.service}`;

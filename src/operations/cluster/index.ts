@@ -11,12 +11,16 @@ import { clusterStatus } from './status.js';
 import { readState, StateWriter } from './state.js';
 import { stopAll } from './stop.js';
 
+export { shardEnvOf } from './shards.js';
+
 export const CLUSTER_USAGE = `usage: task-api cluster <command>
-  start [--instances N] [--replicas R] [--base-port P] [--split] [--dir D]
+  start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--dir D]
                             PostgreSQL primary + R replicas (1), PgBouncer, Redis, RabbitMQ,
                             N API instances (3), NGINX and Prometheus on loopback ports;
                             --split: a service per module (auth, users, tasks, notifications),
-                            N instances each (2), behind the gateway (gateway.conf.template)
+                            N instances each (2), behind the gateway (gateway.conf.template);
+                            --shards: the tasks data on S shards (1): the primary (main) and
+                            S-1 more PostgreSQL servers (pg-s2, ...) with R replicas each
   status [--dir D]          one JSON object: every URL, pid and whether it runs
   stop [--dir D]            stop everything start started
   restart|kill|start-one <name> [--dir D]
@@ -36,7 +40,7 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split']);
+const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards']);
 /** Flags that take no value. */
 const SWITCHES = new Set(['split']);
 
@@ -108,6 +112,7 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
         instances: intFlag(p, 'instances', 1, 32, split ? 2 : 3)!,
         replicas: intFlag(p, 'replicas', 0, 8, 1)!,
         basePort: intFlag(p, 'base-port', 1, 65535, undefined),
+        shards: intFlag(p, 'shards', 1, 16, 1)!,
       };
       print(clusterStatus(await startCluster(options, config, say)));
       return 0;

@@ -1,6 +1,7 @@
 // PgBouncer of a local topology (`task-api cluster`, the system tests): deploy/pgbouncer/pgbouncer.ini
 // rendered for loopback (listen 127.0.0.1 on a given port, trust, a wildcard database to the
-// local primary), started detached with its output in a log file, known after that by its pid.
+// local primary, or named ones, and the extra shards' databases on their own servers), started
+// detached with its output in a log file, known after that by its pid.
 // As root it runs as the postgres user: PgBouncer refuses to run as root.
 import { chmodSync, chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -21,6 +22,11 @@ export interface PgBouncerOptions {
   logFile: string;
   /** Databases PgBouncer serves, each to the same name on the primary; default: '*' (any). */
   databases?: string[];
+  /**
+   * Databases on other servers of the topology (the extra shards' primaries), each served under
+   * its own name: PgBouncer's name, the server's port on 127.0.0.1, the database there.
+   */
+  servers?: { name: string; port: number; dbname: string }[];
   /** default_pool_size; default: the template's (25, the seed's). */
   poolSize?: number;
   /** The user allowed on the admin console (SHOW POOLS, ...); default postgres. */
@@ -69,6 +75,7 @@ export function renderPgBouncerIni(template: string, o: PgBouncerOptions & { aut
   const target = `host=${LOOPBACK} port=${o.primaryPort}`;
   if (o.databases === undefined || o.databases.length === 0) databases.set('*', target);
   else for (const db of o.databases) databases.set(db, `${target} dbname=${db}`);
+  for (const s of o.servers ?? []) databases.set(s.name, `host=${LOOPBACK} port=${s.port} dbname=${s.dbname}`);
   ini.set('databases', databases);
   const pgb = ini.get('pgbouncer') ?? new Map<string, string>();
   ini.set('pgbouncer', pgb);

@@ -3,8 +3,9 @@
 // RabbitMQ come up side by side; then the migrations, once; then the API instances; then NGINX
 // in front of them and Prometheus scraping them. With --split, a service per module instead
 // (`serve --modules <m>`, auth first, then the gateway, then the others with AUTH_JWKS_URL through
-// it). Each process is recorded in <dir>/state.json before it is waited for, and a start that
-// fails stops everything it had started.
+// it). With --shards N, N-1 more PostgreSQL servers (each with as many replicas as the primary)
+// hold shards of the tasks data (shards.ts). Each process is recorded in <dir>/state.json before
+// it is waited for, and a start that fails stops everything it had started.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { preparePrometheus } from './prometheus.js';
 import { amqpUrl, prepareRabbit, rabbitPidFile } from './rabbitmq.js';
 import { redisCommand, redisUrl } from './redis.js';
 import { running, startProcess } from './roles.js';
+import { extraShardNames, pgbouncerDatabase, shardRecords, shardVariables } from './shards.js';
 import { readState, stateFile, StateWriter, type ClusterState, type CommandLine, type ProcessRecord, type Role } from './state.js';
 import { stopAll } from './stop.js';
 
@@ -34,6 +36,11 @@ export interface StartOptions {
    * of each, behind the gateway (deploy/nginx/gateway.conf.template) instead of the monolith.
    */
   split?: boolean;
+  /**
+   * Shards of the tasks data: main (the primary) and N-1 more PostgreSQL servers, s2 ... sN, each
+   * with `replicas` replicas of its own; default 1 (main alone, no TASK_SHARDS).
+   */
+  shards?: number;
 }
 
 /** One API instance to start: the monolith's api-N, or the split topology's <service>-N. */
@@ -84,12 +91,14 @@ function commandRecord(name: string, role: Role, port: number, url: string, logF
   return { name, role, pid: null, port, urls: { url }, logFile, start: { kind: 'command', ...cmd } };
 }
 
-/** `task-api migrate` against the primary itself (not through PgBouncer); output in <dir>/migrate.log. */
+/** `task-api migrate` against one server itself (not through PgBouncer); output appended to <dir>/migrate.log. */
 async function migrate(dir: string, databaseUrl: string, inherited: Record<string, string>): Promise<void> {
   const env: Record<string, string> = { ...inherited, NODE_ENV: 'production', LOG_LEVEL: 'warn', DATABASE_URL: databaseUrl };
+  // One database at a time: no replicas, no other shards.
   delete env.DATABASE_READ_URLS;
+  delete env.TASK_SHARDS;
   const logFile = path.join(dir, 'migrate.log');
-  const log = createWriteStream(logFile);
+  const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(process.execPath, [CLI, 'migrate'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pipe(log);
   child.stderr.pipe(log);
@@ -145,13 +154,23 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   const replicaPorts: number[] = [];
   for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
   const [pgbouncerPort, redisPort, amqpPort, distPort, prometheusPort] = [await take(), await take(), await take(), await take(), await take()];
+  const extraShards: { name: string; primaryPort: number; replicaPorts: number[] }[] = [];
+  for (const name of extraShardNames(o.shards ?? 1)) {
+    const shard = { name, primaryPort: await take(), replicaPorts: [] as number[] };
+    for (let i = 0; i < o.replicas; i++) shard.replicaPorts.push(await take());
+    extraShards.push(shard);
+  }
 
   const dbNames = o.split ? [...new Set(Object.values(SERVICE_DATABASES))] : [DATABASE];
+  // The database the tasks data lives in: on the primary (main), and of the same name on every other shard.
+  const tasksDb = o.split ? SERVICE_DATABASES.tasks : DATABASE;
+  const shards = shardRecords({ database: tasksDb, pgbouncerPort, main: { primaryPort, replicaPorts }, extra: extraShards });
   const state: ClusterState = {
     dir,
     createdAt: new Date().toISOString(),
     ...(o.split ? { split: true, databases: { ...SERVICE_DATABASES } } : {}),
     publicUrl: `http://${LOOPBACK}:${nginxPort}`,
+    shards,
     processes: [],
   };
   const writer = new StateWriter(state);
@@ -167,9 +186,10 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   const log = (name: string) => path.join(dir, `${name}.log`);
 
   const pgNode = (name: string, port: number): PgNode => ({ name, port, dataDir: path.join(dir, name), logFile: log(name) });
-  const pgRecord = (node: PgNode, role: Role): ProcessRecord => {
+  const pgRecord = (node: PgNode, role: Role, shard?: string): ProcessRecord => {
     const { logFile, ...spec } = nodeLaunchSpec(node);
-    return { ...commandRecord(node.name, role, node.port, pgUrl(node.port, dbNames[0]), logFile, { ...spec, env: { PATH: pathEnv } }), dataDir: node.dataDir };
+    const rec = commandRecord(node.name, role, node.port, pgUrl(node.port, shard ? tasksDb : dbNames[0]), logFile, { ...spec, env: { PATH: pathEnv } });
+    return { ...rec, ...(shard ? { shard } : {}), dataDir: node.dataDir };
   };
 
   const databases = async () => {
@@ -185,7 +205,9 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
         await bring(pgRecord(replica, 'postgres-replica'));
       }),
     );
-    const options = { dir: path.join(dir, 'pgbouncer'), port: pgbouncerPort, primaryPort, logFile: log('pgbouncer'), databases: dbNames };
+    // Each extra shard's primary under <database>_<shard>: the instances reach every shard through PgBouncer.
+    const servers = extraShards.map((s) => ({ name: pgbouncerDatabase(tasksDb, s.name), port: s.primaryPort, dbname: tasksDb }));
+    const options = { dir: path.join(dir, 'pgbouncer'), port: pgbouncerPort, primaryPort, logFile: log('pgbouncer'), databases: dbNames, ...(servers.length > 0 ? { servers } : {}) };
     await bring({
       name: 'pgbouncer',
       role: 'pgbouncer',
@@ -196,6 +218,23 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
       start: { kind: 'pgbouncer', options },
     });
   };
+  // The extra shards' servers, made the way the primary and its replicas are: one shard at a time
+  // beside the main one, so that a start with many shards does not load every core at once.
+  const shardServers = async () => {
+    for (const s of extraShards) {
+      const primary = pgNode(`pg-${s.name}`, s.primaryPort);
+      await initPrimary(primary);
+      await bring(pgRecord(primary, 'postgres-primary', s.name));
+      psql(s.primaryPort, `CREATE DATABASE ${tasksDb}`);
+      await allOrFirstError(
+        s.replicaPorts.map(async (port, i) => {
+          const replica = pgNode(`pg-${s.name}-replica-${i + 1}`, port);
+          await initReplica(primary, replica, { slot: `replica_${i + 1}` });
+          await bring(pgRecord(replica, 'postgres-replica', s.name));
+        }),
+      );
+    }
+  };
   const redis = () => bring(commandRecord('redis', 'redis', redisPort, redisUrl(redisPort), log('redis'), redisCommand({ port: redisPort, path: pathEnv, binary: bins.redis, args: ['--appendonly', 'no', '--dir', dir] })));
   const rabbit = async () => {
     const node = { nodename: `task-api-${randomBytes(4).toString('hex')}@localhost`, dir: path.join(dir, 'rabbitmq'), port: amqpPort, distPort, path: pathEnv };
@@ -204,11 +243,13 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   };
 
   try {
-    await allOrFirstError([databases(), redis(), rabbit()]);
+    await allOrFirstError([databases(), shardServers(), redis(), rabbit()]);
     // Every database gets the whole schema (one migration history); a service writes only its
     // own tables in its own database (test/system/cluster-split.test.ts checks the others stay empty).
     for (const db of dbNames) await migrate(dir, pgUrl(primaryPort, db), config.inherited);
-    say(`migrations applied (${dbNames.join(', ')})`);
+    // And so does each extra shard's database, on its primary.
+    for (const s of shards.slice(1)) await migrate(dir, s.primaryUrl, config.inherited);
+    say(`migrations applied (${[...dbNames, ...shards.slice(1).map((s) => `${tasksDb} on pg-${s.name}`)].join(', ')})`);
     const onDatabase = (t: Topology, db: string): Topology => ({ ...t, databaseUrl: pgUrl(pgbouncerPort, db), readUrls: replicaPorts.map((p) => pgUrl(p, db)) });
     const topology: Topology = {
       databaseUrl: pgUrl(pgbouncerPort, DATABASE),
@@ -217,6 +258,8 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
       amqpUrl: amqpUrl(amqpPort),
       trustProxy: LOOPBACK,
       jwtPrivateKey: config.inherited.JWT_PRIVATE_KEY ?? (await signingKey(dir)),
+      // Through PgBouncer, as DATABASE_URL is; for the instances that run the tasks module.
+      shardEnv: shardVariables(shards, 'url'),
     };
     const instances = (list: PlannedInstance[], authJwksUrl?: string) =>
       allOrFirstError(

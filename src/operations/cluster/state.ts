@@ -22,6 +22,8 @@ export interface ProcessRecord {
   port: number;
   /** An API instance of the split topology: the service (module) it runs (`serve --modules`). */
   service?: string;
+  /** A PostgreSQL server of an extra shard of the tasks data (`cluster start --shards N`): its shard's name. */
+  shard?: string;
   /** url, and metricsUrl for an API instance. */
   urls: Record<string, string>;
   logFile: string;
@@ -35,6 +37,18 @@ export interface ProcessRecord {
   site?: { dir: string; options: Omit<SiteOptions, 'accessLog'> | Omit<GatewayOptions, 'accessLog'> };
 }
 
+/** A shard of the tasks data: where the API reaches it, and where its primary server is. */
+export interface ShardRecord {
+  /** `main` (the cluster's primary), then s2, s3, ... */
+  name: string;
+  /** Its primary as the API instances reach it: through PgBouncer (SHARD_<NAME>_URL, or DATABASE_URL for main). */
+  url: string;
+  /** Its streaming replicas (SHARD_<NAME>_READ_URLS, or DATABASE_READ_URLS for main). */
+  readUrls: string[];
+  /** Its primary server itself, not through PgBouncer (migrations, operational commands). */
+  primaryUrl: string;
+}
+
 export interface ClusterState {
   dir: string;
   createdAt: string;
@@ -44,6 +58,8 @@ export interface ClusterState {
   databases?: Record<string, string>;
   /** NGINX: the one address clients use. */
   publicUrl: string;
+  /** The shards of the tasks data, `main` first (src/operations/cluster/shards.ts); absent in a cluster started before them. */
+  shards?: ShardRecord[];
   /** Started, or to be started, in this order; stopped in STOP_ORDER. */
   processes: ProcessRecord[];
 }

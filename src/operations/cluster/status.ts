@@ -1,6 +1,7 @@
 // `task-api cluster status`: one JSON object with every address of the topology, each process's
 // pid, and whether it runs.
 import { running } from './roles.js';
+import { shardsOf } from './shards.js';
 import type { ClusterState, ProcessRecord, Role } from './state.js';
 
 interface Brief {
@@ -14,12 +15,19 @@ interface Brief {
 const brief = (rec: ProcessRecord): Brief => ({ name: rec.name, url: rec.urls.url ?? '', pid: rec.pid, alive: running(rec), logFile: rec.logFile });
 
 export function clusterStatus(state: ClusterState) {
-  const of = (role: Role) => state.processes.filter((p) => p.role === role);
+  // primary and replicas: the main shard's; the extra shards' servers are listed under processes.
+  const of = (role: Role) => state.processes.filter((p) => p.role === role && p.shard === undefined);
   const one = (role: Role) => {
     const rec = of(role)[0];
     return rec ? brief(rec) : null;
   };
-  const processes = state.processes.map((rec) => ({ ...brief(rec), role: rec.role, ...(rec.service ? { service: rec.service } : {}), port: rec.port }));
+  const processes = state.processes.map((rec) => ({
+    ...brief(rec),
+    role: rec.role,
+    ...(rec.service ? { service: rec.service } : {}),
+    ...(rec.shard ? { shard: rec.shard } : {}),
+    port: rec.port,
+  }));
   return {
     dir: state.dir,
     publicUrl: state.publicUrl,
@@ -28,6 +36,9 @@ export function clusterStatus(state: ClusterState) {
     topology: state.split ? 'split' : 'monolith',
     // split: each service's database (by name, on the primary and through PgBouncer).
     ...(state.databases ? { databases: state.databases } : {}),
+    // The shards of the tasks data, main first: url as the API reaches it (PgBouncer), readUrls
+    // (the replicas), primaryUrl (the server itself).
+    shards: shardsOf(state),
     // service: the module the instance serves (split), or all of them (the monolith's "api").
     instances: of('api').map((rec) => ({ ...brief(rec), service: rec.service ?? 'api', metricsUrl: rec.urls.metricsUrl ?? '' })),
     primary: one('postgres-primary'),
