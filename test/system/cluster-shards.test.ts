@@ -10,11 +10,12 @@
 import { readFileSync } from 'node:fs';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
+import { bucketOf } from '../../src/infra/shards/buckets.js';
 import { isAlive } from '../../src/operations/cluster/processes.js';
 import { shardEnvOf } from '../../src/operations/cluster/shards.js';
 import { uniqueEmail } from '../helpers/app.js';
 import { clusterFixture, expectNginxAccepts, walkContract, type Brief } from '../helpers/cluster.js';
-import { jsonRequest } from '../helpers/process.js';
+import { jsonRequest, runCli } from '../helpers/process.js';
 
 interface Shard {
   name: string;
@@ -162,6 +163,52 @@ describe('task-api cluster start --shards 3', () => {
     const added = after.map((n, i) => n - before[i]!);
     expect(added.reduce((a, b) => a + b, 0)).toBe(USERS);
     expect(added.filter((n) => n > 0).length, `tasks added per shard: ${added.join(', ')}`).toBeGreaterThanOrEqual(2);
+  });
+
+  it('moves a bucket with `task-api shards move --dir` while its owner writes through NGINX: every acknowledged task is on the new shard', async () => {
+    const s = fx.started();
+    const reg = await jsonRequest(`${s.publicUrl}/v1/auth/register`, 'POST', { email: uniqueEmail('mover'), password: 'correct horse battery' });
+    expect(reg.status).toBe(201);
+    const token = reg.body!.accessToken as string;
+    const userId = (reg.body!.user as { id: string }).id;
+    const bucket = bucketOf(userId);
+    const before = JSON.parse((await runCli(['shards', 'status', '--json', '--dir', fx.dir()], {})).stdout) as { shards: { name: string; buckets: number }[] };
+    const from = (await query<{ shard: string }>(s.shards[0]!.primaryUrl, `select shard from shard_map where bucket = ${bucket}`))[0]!.shard;
+    const to = s.shards.map((x) => x.name).find((n) => n !== from)!;
+    // The owner's writes through NGINX for as long as the move runs (bounded), each recorded.
+    let moving = true;
+    const acknowledged: string[] = [];
+    const refused: number[] = [];
+    const writes = (async () => {
+      for (let i = 0; i < 2000 && moving; i++) {
+        const res = await jsonRequest(`${s.publicUrl}/v1/tasks`, 'POST', { title: `during move ${i}` }, token);
+        if (res.status === 201) acknowledged.push(res.body!.id as string);
+        else refused.push(res.status);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const moved = await runCli(['shards', 'move', '--bucket', String(bucket), '--to', to, '--grace-ms', '500', '--dir', fx.dir()], {});
+    moving = false;
+    await writes;
+    expect(moved.code, moved.stdout + moved.stderr).toBe(0);
+    expect(moved.stdout).toMatch(/writes were held for \d+ ms/);
+    // Only the fence's 503 (with Retry-After, retried by nobody here) may refuse a write.
+    expect(refused.filter((c) => c !== 503)).toEqual([]);
+    expect(acknowledged.length).toBeGreaterThan(0);
+    const target = s.shards.find((x) => x.name === to)!;
+    const source = s.shards.find((x) => x.name === from)!;
+    const stored = new Set((await query<{ id: string }>(target.primaryUrl, `select id::text from tasks where user_id = '${userId}'`)).map((r) => r.id));
+    for (const id of acknowledged) expect(stored.has(id), id).toBe(true);
+    expect(stored.size).toBe(acknowledged.length);
+    expect(await query(source.primaryUrl, `select 1 from tasks where user_id = '${userId}'`)).toEqual([]);
+    // The owner reads them all through NGINX, from the new shard (or its replica).
+    const list = await jsonRequest(`${s.publicUrl}/v1/tasks?limit=100`, 'GET', undefined, token);
+    expect((list.body!.data as unknown[]).length).toBe(Math.min(100, acknowledged.length));
+    const after = JSON.parse((await runCli(['shards', 'status', '--json', '--dir', fx.dir()], {})).stdout) as { shards: { name: string; buckets: number }[]; skew: number };
+    const count = (st: typeof before, n: string) => st.shards.find((x) => x.name === n)!.buckets;
+    expect(count(after, to)).toBe(count(before, to) + 1);
+    expect(count(after, from)).toBe(count(before, from) - 1);
+    expect(typeof after.skew).toBe('number');
   });
 
   it("a shard's primary killed (SIGKILL) is started again by start-one", async () => {
