@@ -332,6 +332,10 @@ function parseShards(env: Env, source: NodeJS.ProcessEnv, database: DatabaseConf
   if (names.length > 0 && database.url === undefined) problems.push('TASK_SHARDS: needs DATABASE_URL (the directory and the main shard); the embedded database is not sharded');
   const seen = new Set<string>();
   for (const name of names) {
+    if (name.length > 31) {
+      problems.push(`TASK_SHARDS: "${name}" is longer than 31 characters`);
+      continue;
+    }
     if (name === 'main' || seen.has(name)) {
       problems.push(`TASK_SHARDS: ${name === 'main' ? '"main" is the database of DATABASE_URL and is always a shard' : `"${name}" is named twice`}`);
       continue;

@@ -126,7 +126,13 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger,
   // The shards are the tasks module's: a process without it has no use for them.
   const shards =
     !opts.modules || opts.modules.has('tasks')
-      ? await openTaskShards(config, routed, { redis, recorder: metrics?.readRouting(), observers, replicaObservers: [sqlSpanObserver], log })
+      ? await openTaskShards(config, routed, {
+          redis,
+          recorder: metrics?.readRouting(),
+          observers: (poolMax) => [sqlSpanObserver, ...(metrics ? [metrics.databaseObserver(poolMax)] : [])],
+          replicaObservers: [sqlSpanObserver],
+          log,
+        })
       : singleShard(routed);
   const openedKeys = await openKeys(config, routed, log, opts.modules);
   const keys = openedKeys.keys;

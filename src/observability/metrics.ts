@@ -249,8 +249,8 @@ export class Metrics {
   /**
    * Handed to the read/write router (DATABASE_READ_URLS): db_replica_up and
    * db_replica_lag_seconds per replica (host:port), db_reads_routed_total by target and reason.
+   * One recorder per process: the main database's replicas and every shard's report to it.
    */
-  /** One recorder per process: the main database's replicas and every shard's report to it. */
   readRouting(): ReadRouteRecorder {
     return (this.routing ??= this.newReadRouting());
   }

@@ -2,6 +2,7 @@
 // DATABASE_URL and TASK_SHARDS (with each SHARD_<NAME>_URL), or from a cluster's --dir.
 import { loadConfig } from '../config.js';
 import { shardsStatus, bucketRows, planRebalance } from '../infra/shards/balance.js';
+import { BUCKETS } from '../infra/shards/buckets.js';
 import { openFleet, type ShardFleet } from '../infra/shards/fleet.js';
 import { loadMap } from '../infra/shards/map.js';
 import { moveBucket } from '../infra/shards/move.js';
@@ -38,8 +39,12 @@ function parseFlags(args: string[]): Flags {
   };
   const number = (name: string, v: string, min: number) => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < min) throw new Error(`${name}: a number of at least ${min} (got "${v}")`);
+    if (!/^[0-9]+(\.[0-9]+)?$/.test(v) || n < min) throw new Error(`${name}: a number of at least ${min} (got "${v}")`);
     return n;
+  };
+  const integer = (name: string, v: string, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > max) throw new Error(`${name}: a whole number from ${min} to ${max} (got "${v}")`);
+    return Number(v);
   };
   while (rest.length > 0) {
     const arg = rest.shift()!;
@@ -51,7 +56,7 @@ function parseFlags(args: string[]): Flags {
         flags.json = true;
         break;
       case '--bucket':
-        flags.bucket = number(arg, value(arg), 0);
+        flags.bucket = integer(arg, value(arg), 0, BUCKETS - 1);
         break;
       case '--to':
         flags.to = value(arg);
@@ -60,13 +65,13 @@ function parseFlags(args: string[]): Flags {
         flags.maxSkew = number(arg, value(arg), 0);
         break;
       case '--max-moves':
-        flags.maxMoves = number(arg, value(arg), 1);
+        flags.maxMoves = integer(arg, value(arg), 1, BUCKETS);
         break;
       case '--grace-ms':
-        flags.graceMs = number(arg, value(arg), 0);
+        flags.graceMs = integer(arg, value(arg), 0);
         break;
       case '--outbox-wait-ms':
-        flags.outboxWaitMs = number(arg, value(arg), 0);
+        flags.outboxWaitMs = integer(arg, value(arg), 0);
         break;
       case '--dry-run':
         flags.dryRun = true;

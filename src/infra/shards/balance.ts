@@ -83,7 +83,10 @@ export function planRebalance(perBucket: ReadonlyMap<string, ReadonlyMap<number,
     for (const [bucket, rows] of buckets.get(full)!) {
       // Moving `rows` leaves the pair |gap - 2 rows| apart: it helps when rows < gap.
       if (rows <= 0 || rows >= gap) continue;
-      if (!best || Math.abs(gap - 2 * rows) < Math.abs(gap - 2 * best[1])) best = [bucket, rows];
+      // Of two that help as much, the smaller: fewer rows to copy.
+      const left = Math.abs(gap - 2 * rows);
+      const bestLeft = best ? Math.abs(gap - 2 * best[1]) : Infinity;
+      if (left < bestLeft || (left === bestLeft && rows < best![1])) best = [bucket, rows];
     }
     if (!best) break;
     const [bucket, rows] = best;

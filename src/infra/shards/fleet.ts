@@ -33,17 +33,15 @@ export async function openFleet(config: Config): Promise<ShardFleet> {
   try {
     const directory = await track(open(config.database.url, MAIN_SHARD));
     const shards = new Map<string, ShardNode>();
-    shards.set(MAIN_SHARD, {
-      name: MAIN_SHARD,
-      db: directory,
-      replicas: await Promise.all(config.database.replicas.map((r) => track(open(r.url, `${MAIN_SHARD}-replica`)))),
-    });
+    // One at a time: a failure closes exactly what was opened before it.
+    const replicasOf = async (urls: { url: string }[], name: string) => {
+      const out: Database[] = [];
+      for (const r of urls) out.push(await track(open(r.url, `${name}-replica`)));
+      return out;
+    };
+    shards.set(MAIN_SHARD, { name: MAIN_SHARD, db: directory, replicas: await replicasOf(config.database.replicas, MAIN_SHARD) });
     for (const t of config.shards.extra) {
-      shards.set(t.name, {
-        name: t.name,
-        db: await track(open(t.primary.url, t.name)),
-        replicas: await Promise.all(t.replicas.map((r) => track(open(r.url, `${t.name}-replica`)))),
-      });
+      shards.set(t.name, { name: t.name, db: await track(open(t.primary.url, t.name)), replicas: await replicasOf(t.replicas, t.name) });
     }
     return {
       directory,

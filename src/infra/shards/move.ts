@@ -188,6 +188,8 @@ async function changeMap(directory: Database, bucket: number, change: (map: Shar
 /** Waits until every instance heard from lately has loaded map version `version` or later. */
 async function waitForInstances(directory: Database, version: number, staleClientMs: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  // Instances stopped without saying so (killed) leave their row; a day later nobody needs it.
+  await directory.raw.query("delete from shard_clients where seen_at < now() - interval '1 day'");
   for (;;) {
     const behind = await directory.raw.query<{ instance: string; version: string }>(
       "select instance, version::text from shard_clients where seen_at > now() - make_interval(secs => $1::float8 / 1000) and version < $2",

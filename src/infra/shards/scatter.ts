@@ -4,7 +4,11 @@
 // `limit` of all shards together, and the next page starts after the last of them.
 import { serviceUnavailable } from '../../shared/errors.js';
 
-/** Runs fn on every shard at once; a shard that fails or does not answer in time fails the read (503). */
+/**
+ * Runs fn on every shard at once. A shard that fails fails the read with its own error (a
+ * database that is away answers 503 through the usual mapping); one that does not answer in
+ * time fails it with a 503 naming the shard. The other shards' statements run to their end.
+ */
 export async function scatter<S extends { name: string }, T>(shards: readonly S[], timeoutMs: number, fn: (shard: S) => Promise<T>): Promise<T[]> {
   const timers: NodeJS.Timeout[] = [];
   try {

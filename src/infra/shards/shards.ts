@@ -59,7 +59,8 @@ interface Log {
 export interface OpenShardsOptions {
   redis?: Redis | undefined;
   recorder?: ReadRouteRecorder | undefined;
-  observers?: QueryObserver[];
+  /** Statement observers of a shard's primary pool (trace spans, metrics), made per pool. */
+  observers?: (poolMax: number) => QueryObserver[];
   /** Statement observers of the shards' replicas (trace spans). */
   replicaObservers?: QueryObserver[];
   log: Log;
@@ -78,7 +79,7 @@ async function openShard(config: Config, target: ShardTarget, opts: OpenShardsOp
     ...dbConfig,
     applicationName: `task-api-${target.name}`,
     dataDir: '',
-    observers: opts.observers,
+    observers: opts.observers?.(dbConfig.poolMax),
     warn: (obj, msg) => opts.log.warn({ ...obj, shard: target.name }, msg),
   });
   try {
