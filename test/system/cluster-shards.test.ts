@@ -211,16 +211,50 @@ describe('task-api cluster start --shards 3', () => {
     expect(typeof after.skew).toBe('number');
   });
 
-  it("a shard's primary killed (SIGKILL) is started again by start-one", async () => {
+  it("relays every shard's outbox: each shard's task events are published", async () => {
+    const s = fx.started();
+    const pending = async () => Promise.all(s.shards.map(async (x) => Number((await query<{ n: number }>(x.primaryUrl, 'select count(*)::int as n from outbox where published_at is null'))[0]!.n)));
+    for (let i = 0; i < 100 && (await pending()).some((n) => n > 0); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await pending()).toEqual(s.shards.map(() => 0));
+    const published = await Promise.all(s.shards.map(async (x) => Number((await query<{ n: number }>(x.primaryUrl, "select count(*)::int as n from outbox where type = 'task.created'"))[0]!.n)));
+    expect(published.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("a shard's primary killed (SIGKILL): an instance restarted meanwhile starts and serves the other shards' owners, that shard's owners get 503, and start-one brings it back", async () => {
+    const s = fx.started();
+    // A user on main and one on s2 (the map spreads the buckets evenly: a few sign-ups find both).
+    const map = new Map((await query<{ bucket: number; shard: string }>(s.shards[0]!.primaryUrl, 'select bucket, shard from shard_map')).map((r) => [r.bucket, r.shard]));
+    const users = new Map<string, string>();
+    for (let i = 0; i < 60 && !(users.has('main') && users.has('s2')); i++) {
+      const reg = await jsonRequest(`${s.publicUrl}/v1/auth/register`, 'POST', { email: uniqueEmail('down'), password: 'correct horse battery' });
+      const shard = map.get(bucketOf((reg.body!.user as { id: string }).id))!;
+      if (!users.has(shard)) users.set(shard, reg.body!.accessToken as string);
+    }
+    const create = (shard: string) => jsonRequest(`${s.publicUrl}/v1/tasks`, 'POST', { title: `on ${shard}` }, users.get(shard));
     const killed = await cluster('kill', 'pg-s2');
     expect(killed.code, killed.stderr).toBe(0);
     const down = await status();
     expect(down.processes.find((p) => p.name === 'pg-s2')!.alive).toBe(false);
     expect(down.allAlive).toBe(false);
+    const restarted = await cluster('restart', 'api-1');
+    expect(restarted.code, restarted.stderr).toBe(0);
+    const health = await jsonRequest(`${(await status()).instances[0]!.url}/health`, 'GET');
+    expect(health.status).toBe(200);
+    expect(JSON.stringify(health.body)).toMatch(/shard:s2/);
+    for (let i = 0; i < 4; i++) expect((await create('main')).status).toBe(201);
+    const refused = await create('s2');
+    expect(refused.status).toBe(503);
     const back = await cluster('start-one', 'pg-s2');
     expect(back.code, back.stderr).toBe(0);
     expect((await status()).allAlive).toBe(true);
     expect(await query(fx.started().shards[1]!.primaryUrl, 'select 1 as one')).toEqual([{ one: 1 }]);
+    // The pools reconnect by themselves: the owner on s2 writes again.
+    let status201 = 0;
+    for (let i = 0; i < 50 && status201 === 0; i++) {
+      if ((await create('s2')).status === 201) status201++;
+      else await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(status201).toBe(1);
   });
 
   it('stop ends every recorded process, the shards\' servers too, and frees its ports', async () => {

@@ -5,6 +5,7 @@
 // (ownership.ts) so that a move can fence it.
 import type { Redis } from 'ioredis';
 import type { Config, DatabaseConfig, ShardTarget } from '../../config.js';
+import { isDatabaseUnavailable } from '../../shared/db-errors.js';
 import { StartupError } from '../../shared/errors.js';
 import { openDatabase, type Database } from '../db/database.js';
 import { migrate, migrationState } from '../db/migrate.js';
@@ -89,8 +90,14 @@ async function openShard(config: Config, target: ShardTarget, opts: OpenShardsOp
       throw new StartupError(`Shard ${target.name} is missing ${pending.length} migration(s) (${pending.join(', ')}): run task-api migrate with DATABASE_URL set to its URL, or start with MIGRATE_ON_START=true.`);
     }
   } catch (err) {
-    await primary.close();
-    throw err;
+    // A shard that is down does not keep the process from serving the others' owners: its pool
+    // connects when it is back, and its owners get 503 until then (docs/runbooks/shards.md).
+    if (isDatabaseUnavailable(err)) {
+      opts.log.warn({ shard: target.name, err: (err as Error).message }, 'a shard is unreachable at start; its owners get 503 until it answers');
+    } else {
+      await primary.close();
+      throw err;
+    }
   }
   if (target.replicas.length === 0) return primary;
   return openReadReplicas(primary, dbConfig, { redis: opts.redis, recorder: opts.recorder, observers: opts.replicaObservers, log: opts.log, shard: target.name });
@@ -101,7 +108,7 @@ async function openShard(config: Config, target: ShardTarget, opts: OpenShardsOp
  * (copy_on set: the mover owns their state). Run at start, under the map lock, so that it never
  * interleaves with a move's steps.
  */
-async function reconcileOwnership(directory: Database, shards: readonly Shard[]): Promise<void> {
+async function reconcileOwnership(directory: Database, shards: readonly Shard[], log: Log): Promise<void> {
   await directory.rawTransaction(async (raw) => {
     await raw.query('select pg_advisory_xact_lock($1)', [MAP_LOCK]);
     const map = await loadMap(raw);
@@ -113,8 +120,14 @@ async function reconcileOwnership(directory: Database, shards: readonly Shard[])
         if (map.copyOn[b] !== null) continue;
         (map.shard[b] === shard.name ? mine : others).push(b);
       }
-      await shard.database.raw.query('insert into shard_buckets (bucket) select unnest($1::int[]) on conflict do nothing', [mine]);
-      await shard.database.raw.query('delete from shard_buckets where bucket = any($1::int[])', [others]);
+      try {
+        await shard.database.raw.query('insert into shard_buckets (bucket) select unnest($1::int[]) on conflict do nothing', [mine]);
+        await shard.database.raw.query('delete from shard_buckets where bucket = any($1::int[])', [others]);
+      } catch (err) {
+        // Down now: it keeps the buckets it held (its own rows), and the next start reconciles it.
+        if (!isDatabaseUnavailable(err)) throw err;
+        log.warn({ shard: shard.name }, 'a shard is unreachable at start: its buckets were not reconciled with the map');
+      }
     }
   });
 }
@@ -148,7 +161,7 @@ export async function openTaskShards(config: Config, main: Database, opts: OpenS
     if (unknown.length > 0) {
       throw new StartupError(`The bucket map places tasks on shards ${unknown.join(', ')}, which TASK_SHARDS does not name (it names ${names.join(', ')}).`);
     }
-    await reconcileOwnership(main, shards);
+    await reconcileOwnership(main, shards, opts.log);
     const cache = new ShardMapCache(main, initial, {
       refreshMs: config.shards.mapRefreshMs,
       staleMs: Math.max(5 * config.shards.mapRefreshMs, 2000),
