@@ -134,6 +134,7 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger,
           log,
         })
       : singleShard(routed);
+  if (metrics && shards.sharded) shards.recorder = metrics.shardRecorder(() => shards.map()?.version);
   const openedKeys = await openKeys(config, routed, log, opts.modules);
   const keys = openedKeys.keys;
   const healthChecks: HealthCheck[] = redis

@@ -10,6 +10,7 @@
 // unless set; `cluster start --split` names each service task-api-<module>), as a default label
 // of the registry: the same name as the traces' service.name resource attribute.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ShardRecorder } from '../infra/shards/shards.js';
 import { RATE_LIMIT_POLICY_NAMES } from '../config.js';
 import { operationOf, type QueryObserver } from '../infra/db/observe.js';
 import { ROUTE_REASONS, type ReadRouteRecorder, type ReadTarget } from '../infra/db/router.js';
@@ -172,6 +173,31 @@ export class Metrics {
    * outbox_pending and outbox_oldest_pending_age_seconds, read from the database at scrape time
    * (one indexed query over the pending rows). Registered once; a later call replaces the source.
    */
+  /**
+   * The shards of the tasks data (src/infra/shards/): the bucket map's version this instance
+   * routes by, and the writes that found their bucket gone from the shard they went to: sent on
+   * to its new shard ('rerouted'), or refused with 503 while a move fences it ('fenced').
+   */
+  shardRecorder(mapVersion: () => number | undefined): ShardRecorder {
+    new Gauge({
+      name: 'shard_map_version',
+      help: 'The version of the bucket map this instance routes task queries by',
+      registers: [this.registry],
+      collect() {
+        const v = mapVersion();
+        if (v !== undefined) this.set(v);
+      },
+    });
+    const moved = new Counter({
+      name: 'shard_writes_moved_total',
+      help: "Task writes that found their owner's bucket gone from the shard they went to, by outcome (rerouted to its new shard, or fenced: 503 during a move)",
+      labelNames: ['outcome'],
+      registers: [this.registry],
+    });
+    for (const outcome of ['rerouted', 'fenced'] as const) moved.inc({ outcome }, 0);
+    return { writeMoved: (outcome) => moved.inc({ outcome }) };
+  }
+
   outboxGauges(read: () => Promise<{ pending: number; oldestPendingAgeSeconds: number }>): void {
     const first = this.outboxSource === undefined;
     this.outboxSource = read;

@@ -188,6 +188,12 @@ describe('moving a bucket under load', () => {
     }
     expect(report.tables.tasks!.rows).toBeGreaterThanOrEqual(5);
     expect(lines.some((l) => l.includes('writes were held for'))).toBe(true);
+    // The instances count what the move did to their writes, and route by the flipped map.
+    const exposition = (await one.app.metrics!.registry.metrics()) + (await two.app.metrics!.registry.metrics());
+    const counted = (outcome: string) =>
+      [...exposition.matchAll(new RegExp(`^shard_writes_moved_total\\{outcome="${outcome}"[^}]*\\} (\\d+)`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+    expect(counted('fenced')).toBe(refused.length);
+    expect(exposition).toMatch(new RegExp(`^shard_map_version(\\{[^}]*\\})? ${(await loadMap(fleet.directory.raw))!.version}$`, 'm'));
   });
 
   it('undoes a move whose flip an instance does not take up: the source keeps the bucket and its writes', async () => {

@@ -23,6 +23,11 @@ export interface Shard {
   readonly checked: boolean;
 }
 
+/** What the shards report (the metrics implement it). */
+export interface ShardRecorder {
+  writeMoved(outcome: 'rerouted' | 'fenced'): void;
+}
+
 export interface TaskShards {
   /** TASK_SHARDS is set: the map decides, writes hold their buckets. */
   readonly sharded: boolean;
@@ -31,6 +36,10 @@ export interface TaskShards {
   of(owner: OwnerId): Shard | Promise<Shard>;
   /** A write found its bucket gone from the shard it went to: reloads the map at once. */
   reload(): Promise<void>;
+  /** Such a write was sent on to the bucket's new shard, or refused while the bucket is fenced. */
+  writeMoved(outcome: 'rerouted' | 'fenced'): void;
+  /** Where writeMoved reports (set once the metrics exist). */
+  recorder?: ShardRecorder | undefined;
   /** The map this process routes by (undefined when not sharded). */
   map(): ShardMap | undefined;
   /** Buckets whose rows on this shard are a move's copy, not the bucket's rows: scans leave them out. */
@@ -46,6 +55,7 @@ export function singleShard(database: Database): TaskShards {
     all: [main],
     of: () => main,
     reload: () => Promise.resolve(),
+    writeMoved: () => undefined,
     map: () => undefined,
     copiesOn: () => [],
     close: () => Promise.resolve(),
@@ -186,7 +196,7 @@ function shardedSet(shards: Shard[], cache: ShardMapCache): TaskShards {
     if (!shard) throw new Error(`the bucket map names shard ${name}, which this process does not know`);
     return shard;
   };
-  return {
+  const set: TaskShards = {
     sharded: true,
     all: shards,
     of(owner) {
@@ -194,6 +204,7 @@ function shardedSet(shards: Shard[], cache: ShardMapCache): TaskShards {
       return cache.refresh().then(() => shardOf(cache.map, owner));
     },
     reload: () => cache.refresh(),
+    writeMoved: (outcome) => set.recorder?.writeMoved(outcome),
     map: () => cache.map,
     copiesOn(shard) {
       const out: number[] = [];
@@ -206,4 +217,5 @@ function shardedSet(shards: Shard[], cache: ShardMapCache): TaskShards {
       await Promise.all(shards.slice(1).map((s) => s.database.close()));
     },
   };
+  return set;
 }

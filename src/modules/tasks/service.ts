@@ -74,7 +74,11 @@ export class ShardRepositories {
       } catch (err) {
         if (!(err instanceof BucketMovedError)) throw err;
         await this.shards.reload();
-        if (attempt >= 1 || (await this.shards.of(owner)).name === shard.name) throw bucketMoving();
+        if (attempt >= 1 || (await this.shards.of(owner)).name === shard.name) {
+          this.shards.writeMoved('fenced');
+          throw bucketMoving();
+        }
+        this.shards.writeMoved('rerouted');
       }
     }
   }
