@@ -37,6 +37,9 @@ const KNOWN_METRICS = new Set([
   'db_replica_up',
   'db_replica_lag_seconds',
   'db_reads_routed_total',
+  // the shards', with TASK_SHARDS (src/observability/metrics.ts shardRecorder)
+  'shard_map_version',
+  'shard_writes_moved_total',
   // prom-client 15 default metrics
   'process_cpu_user_seconds_total',
   'process_cpu_system_seconds_total',
