@@ -123,7 +123,8 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger,
 
   const idempotency: IdempotencyStore = redis ? new RedisIdempotencyStore(redis) : new MemoryIdempotencyStore();
 
-  // The shards are the tasks module's: a process without it has no use for them.
+  // The shards are the tasks module's: a process without it has no use for them. A refusal to
+  // start (the map names shards this process does not know) closes what is open so far.
   const shards =
     !opts.modules || opts.modules.has('tasks')
       ? await openTaskShards(config, routed, {
@@ -132,6 +133,10 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger,
           observers: (poolMax) => [sqlSpanObserver, ...(metrics ? [metrics.databaseObserver(poolMax)] : [])],
           replicaObservers: [sqlSpanObserver],
           log,
+        }).catch(async (err: unknown) => {
+          if (redis) redis.disconnect();
+          await routed.close();
+          throw err;
         })
       : singleShard(routed);
   if (metrics && shards.sharded) shards.recorder = metrics.shardRecorder(() => shards.map()?.version);

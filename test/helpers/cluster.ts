@@ -90,13 +90,15 @@ export function expectNginxAccepts(dir: string): void {
 }
 
 /** The whole API scenario (test/helpers/scenario.ts) over HTTP through `publicUrl`. */
-export async function walkContract(publicUrl: string, primaryUrl: string, tasksUrl?: string): Promise<void> {
+export async function walkContract(publicUrl: string, primaryUrl: string, tasksUrl?: string | string[]): Promise<void> {
   const database: Database = await openDatabase({ url: primaryUrl, poolMax: 2, prepare: true, dataDir: ':memory:' });
-  const tasksDatabase = tasksUrl ? await openDatabase({ url: tasksUrl, poolMax: 2, prepare: true, dataDir: ':memory:' }) : undefined;
+  // One tasks database (split), or every shard's (the tasks data sharded by owner).
+  const urls = tasksUrl === undefined ? [] : Array.isArray(tasksUrl) ? tasksUrl : [tasksUrl];
+  const tasksDatabases = await Promise.all(urls.map((url) => openDatabase({ url, poolMax: 2, prepare: true, dataDir: ':memory:' })));
   try {
-    await runScenario({ app: httpInjector(publicUrl), database, ...(tasksDatabase ? { tasksDatabase } : {}) });
+    await runScenario({ app: httpInjector(publicUrl), database, ...(tasksDatabases.length > 0 ? { tasksDatabases } : {}) });
   } finally {
     await database.close();
-    await tasksDatabase?.close();
+    await Promise.all(tasksDatabases.map((d) => d.close()));
   }
 }

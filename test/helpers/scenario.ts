@@ -1,5 +1,6 @@
 // The whole API, end to end, as one user story. Run on PostgreSQL + Redis, on the embedded stack,
-// and over HTTP through NGINX in front of a cluster (test/system/cluster.test.ts).
+// over HTTP through NGINX in front of a cluster (test/system/cluster.test.ts), and on the tasks
+// data sharded over three databases (test/integration/shards.test.ts).
 import { expect } from 'vitest';
 import type { Database } from '../../src/infra/db/database.js';
 import { as, register, registerAdmin, uniqueEmail, type Injector, type SessionBody } from './app.js';
@@ -11,6 +12,8 @@ export interface ScenarioTarget {
   database: Database;
   /** Where the tasks are, when not with the accounts (the split topology's tasks database). */
   tasksDatabase?: Database;
+  /** Where the tasks are when sharded by owner: every shard's database (an account's tasks are gone from all). */
+  tasksDatabases?: readonly Database[];
   /**
    * Brings the account events to their consumers (a test app runs no relay:
    * TestApp.deliverAccountEvents). A deployment's own relay and broker do it by themselves.
@@ -105,8 +108,10 @@ export async function runScenario(t: ScenarioTarget): Promise<void> {
   expect((await as(app, fresh.accessToken)({ method: 'DELETE', url: '/v1/users/me' })).statusCode).toBe(204);
   // The account's tasks go when the tasks service applies user.deleted; its token then gets 401.
   await eventually(t, async () => {
-    const leftovers = await (t.tasksDatabase ?? t.database).raw.query<{ n: number }>('select count(*)::int as n from tasks where user_id = $1', [session.user.id]);
-    expect(leftovers[0]!.n).toBe(0);
+    for (const db of t.tasksDatabases ?? [t.tasksDatabase ?? t.database]) {
+      const leftovers = await db.raw.query<{ n: number }>('select count(*)::int as n from tasks where user_id = $1', [session.user.id]);
+      expect(leftovers[0]!.n).toBe(0);
+    }
     expect((await as(app, fresh.accessToken)({ method: 'GET', url: '/v1/tasks' })).statusCode).toBe(401);
   });
   expect((await app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email, password: 'second password' } })).statusCode).toBe(401);

@@ -146,7 +146,11 @@ describe('task-api cluster start --shards 3', () => {
   });
 
   it("holds the API's contract through NGINX (register, login, refresh, tasks, lists, admin)", async () => {
-    await walkContract(fx.started().publicUrl, fx.started().primary.url);
+    await walkContract(
+      fx.started().publicUrl,
+      fx.started().primary.url,
+      fx.started().shards.map((x) => x.primaryUrl),
+    );
   });
 
   it("spreads the users' tasks over more than one shard", async () => {
