@@ -331,8 +331,13 @@ function readPart(raw: string, where: string, params: (string | null)[], ctes: M
           part.key = { kind: 'value', values: values.map((v) => params[Number(PARAM.exec(v)![1]) - 1] ?? null) };
         } else if (values.length === 1 && /^\(\?sub(\d+)\)$/.test(values[0]!)) {
           // `(select user_id from cte)`: the value of a WITH query of the same statement, keyed itself.
+          // `(select cte.user_id from cte, other)` too: a cross join with other WITH queries can
+          // only leave the value out (the shard router's bucket hold), never change it.
           const sub = subs[Number(/^\(\?sub(\d+)\)$/.exec(values[0]!)![1])]!;
-          const from = /^select\s+"?user_id"?\s+from\s+("[^"]+"|\w+)$/i.exec(sub.text);
+          const joined = /^select\s+(?:("[^"]+"|\w+)\.)?"?user_id"?\s+from\s+("[^"]+"|\w+)((?:\s*,\s*(?:"[^"]+"|\w+))*)$/i.exec(sub.text);
+          const others = joined?.[3] ? joined[3].split(',').map((t) => ident(t.trim())).filter(Boolean) : [];
+          const fits = joined !== null && (joined[1] === undefined || ident(joined[1]) === ident(joined[2]!)) && others.every((o) => ctes.has(o));
+          const from = fits ? [joined[0], joined[2]] : null;
           const cte = from ? ctes.get(ident(from[1]!)) : undefined;
           if (cte && cte.key.kind !== 'none' && cte.key.kind !== 'in' && cte.key.values.length === 1) {
             part.key = { kind: 'derived', via: ident(from![1]!), values: cte.key.values };
