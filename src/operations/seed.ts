@@ -20,9 +20,15 @@
 // drawn first either way, so a resumed run writes the rows a fresh one would have).
 //
 // Bulk load: no outbox events are written for seeded tasks, and no caches are touched.
+//
+// Sharded (TASK_SHARDS): the rows are generated on the main shard as above, then each seeded
+// owner's rows (tasks, task_counts, task_owners) are moved to the shard the bucket map gives its
+// bucket (src/infra/shards/move.ts relocateOwners). The accounts stay in the directory.
 import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Database, RawSql } from '../infra/db/database.js';
+import { migrate } from '../infra/db/migrate.js';
+import type { ShardFleet } from '../infra/shards/fleet.js';
 import { parseSeedArgs, SEED_USAGE, SeedUsageError, type SeedOptions } from './seed-args.js';
 
 const CHUNK_ROWS = 50_000;
@@ -346,7 +352,6 @@ export async function seedCommand(args: string[], config: Config): Promise<numbe
   }
   const started = Date.now();
   const { openDatabase } = await import('../infra/db/database.js');
-  const { migrate } = await import('../infra/db/migrate.js');
   const poolMax = config.database.url ? opts.concurrency + 1 : 1;
   const database = await openDatabase({ ...config.database, poolMax, dataDir: config.dataDir });
   try {
@@ -354,12 +359,55 @@ export async function seedCommand(args: string[], config: Config): Promise<numbe
     const applied = await migrate(database, { taskPartitions: config.database.taskPartitions });
     if (applied.length > 0) log(`seed: applied migrations ${applied.join(', ')}`);
     if (database.kind === 'pglite' && opts.concurrency > 1) log('seed: embedded PGlite has one connection; concurrency 1');
-    const result = await seed(database, opts, log);
-    const seconds = Math.round((Date.now() - started) / 10) / 100;
-    const out = { ...result, seconds, tasksPerSecond: seconds > 0 ? Math.round(result.tasks / seconds) : 0 };
-    process.stdout.write(`${JSON.stringify(out)}\n`);
-    return 0;
+    // Sharded (TASK_SHARDS): the map first (spread over every shard when main holds no task yet),
+    // then the rows generated on main, then each owner's rows moved to the shard the map gives it.
+    const fleet = config.shards.extra.length > 0 ? await (await import('../infra/shards/fleet.js')).openFleet(config) : undefined;
+    try {
+      if (fleet) await prepareShards(fleet, config.database.taskPartitions);
+      const result = await seed(database, opts, log);
+      if (fleet) await placeOnShards(fleet, opts, log);
+      const seconds = Math.round((Date.now() - started) / 10) / 100;
+      const out = { ...result, seconds, tasksPerSecond: seconds > 0 ? Math.round(result.tasks / seconds) : 0 };
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+      return 0;
+    } finally {
+      await fleet?.close();
+    }
   } finally {
     await database.close();
   }
 }
+
+/** Every shard migrated, and the bucket map made if this is the deployment's first start. */
+async function prepareShards(fleet: ShardFleet, taskPartitions: number): Promise<void> {
+  const { initialiseMap } = await import('../infra/shards/map.js');
+  for (const node of fleet.shards.values()) await migrate(node.db, { taskPartitions });
+  const main = fleet.directory;
+  await initialiseMap(main, [...fleet.shards.keys()], async () => {
+    const [row] = await main.raw.query<{ any: boolean }>('select exists (select 1 from tasks) as any');
+    return row?.any === true;
+  });
+}
+
+/** The seeded owners' rows, generated on main, moved to the shard of each owner's bucket. */
+async function placeOnShards(fleet: ShardFleet, opts: SeedOptions, log: (line: string) => void): Promise<void> {
+  const { bucketOf, MAIN_SHARD } = await import('../infra/shards/buckets.js');
+  const { loadMap } = await import('../infra/shards/map.js');
+  const { relocateOwners } = await import('../infra/shards/move.js');
+  const map = await loadMap(fleet.directory.raw);
+  if (!map) throw new Error('the bucket map is missing');
+  const ids = await fleet.directory.raw.query<{ id: string }>(
+    `select ${userIdSql('$1::text', '$2::text', 'n::text')}::text as id from generate_series(1, $3::int) as n`,
+    [opts.prefix, String(opts.seed), opts.users],
+  );
+  const byShard = new Map<string, string[]>();
+  for (const { id } of ids) {
+    const shard = map.shard[bucketOf(id)]!;
+    if (shard !== MAIN_SHARD) byShard.set(shard, [...(byShard.get(shard) ?? []), id]);
+  }
+  for (const [name, owners] of byShard) {
+    await relocateOwners(fleet.directory, fleet.shard(name).db, owners);
+    log(`seed: ${owners.length} users' tasks placed on shard ${name}`);
+  }
+}
+

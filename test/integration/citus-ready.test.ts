@@ -208,7 +208,7 @@ describe('Citus-ready: user_id keys every statement and every unique key of the 
     // Joined with another WITH query (the router's bucket hold), the value is still c's; joined with a table, it is not known.
     const held = readStatement(
       'with "c" as (insert into "task_counts" ("user_id", "tasks") values ($1, 1) returning "user_id"), "h" as (select "bucket" from "shard_buckets" where "bucket" = $2 for key share) insert into "outbox" ("id", "user_id") values ($3, (select c.user_id from c, h))',
-      [alice, 7, bob],
+      [alice, '7', bob],
     );
     expect(held.find((p) => p.where === 'main')!.key).toEqual({ kind: 'derived', via: 'c', values: [alice] });
     const joinedTable = readStatement(

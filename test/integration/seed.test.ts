@@ -222,3 +222,48 @@ describe('seed into the embedded PGlite', () => {
     }
   });
 });
+
+describe('seed into a sharded deployment (TASK_SHARDS)', () => {
+  it("makes the bucket map, then puts each user's tasks on the shard of its bucket and nowhere else; the API serves them", async () => {
+    const [main, s2, s3] = [await freshDatabase(), await freshDatabase(), await freshDatabase()];
+    const env = { DATABASE_URL: main.db.url, TASK_SHARDS: 's2,s3', SHARD_S2_URL: s2.db.url, SHARD_S3_URL: s3.db.url };
+    const res = await runCli([...ARGS, '--concurrency', '2'], env);
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout.trim())).toMatchObject({ users: USERS, tasks: USERS * PER_USER });
+    const shards = { main: main.sql, s2: s2.sql, s3: s3.sql };
+    const map = new Map((await main.sql<{ bucket: number; shard: string }[]>`select bucket, shard from shard_map`).map((r) => [r.bucket, r.shard]));
+    expect(map.size).toBe(1024);
+    const { bucketOf } = await import('../../src/infra/shards/buckets.js');
+    const users = await main.sql<{ id: string }[]>`select id::text from users`;
+    let total = 0;
+    for (const [name, sql] of Object.entries(shards)) {
+      const rows = await sql<{ user_id: string; n: number; counted: number | null }[]>`
+        select t.user_id::text, count(*)::int as n, max(c.tasks) as counted
+        from tasks t left join task_counts c using (user_id) group by t.user_id`;
+      for (const r of rows) {
+        expect(map.get(bucketOf(r.user_id)), r.user_id).toBe(name);
+        expect(r).toMatchObject({ n: PER_USER, counted: PER_USER });
+        total += r.n;
+      }
+      // The owners' copies travel with them.
+      const owners = await sql<{ user_id: string }[]>`select user_id::text from task_owners`;
+      for (const o of owners) expect(map.get(bucketOf(o.user_id))).toBe(name);
+    }
+    expect(total).toBe(USERS * PER_USER);
+    // More than one shard holds tasks (24 users over 3 evenly spread shards).
+    const holding = await Promise.all(Object.values(shards).map(async (sql) => (await sql<{ n: number }[]>`select count(*)::int as n from tasks`)[0]!.n));
+    expect(holding.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
+    // A seeded user signs in and lists their tasks through the sharded API.
+    const t = await createTestApp({ env });
+    try {
+      const login = await t.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email: 'st-7@example.com', password: PASSWORD } });
+      expect(login.statusCode, login.body).toBe(200);
+      const token = login.json<SessionBody>().accessToken;
+      const list = await t.app.inject({ method: 'GET', url: '/v1/tasks?limit=100', headers: { authorization: `Bearer ${token}` } });
+      expect(list.json<{ data: unknown[] }>().data).toHaveLength(PER_USER);
+      expect(users.length).toBe(USERS);
+    } finally {
+      await t.close();
+    }
+  });
+});

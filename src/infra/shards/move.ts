@@ -172,6 +172,21 @@ async function deleteOwners(db: Database, owners: string[]): Promise<void> {
   }
 }
 
+/**
+ * Moves the rows of these owners from one shard to another outright: a bulk load's placement
+ * (`task-api seed` writes every owner's rows on the main shard first), not a move under load:
+ * no fence, no map change. The owners' buckets must not take writes meanwhile.
+ */
+export async function relocateOwners(from: Database, to: Database, owners: string[]): Promise<void> {
+  const columns = new Map<string, string[]>();
+  for (const t of SHARDED_TABLES) columns.set(t.name, await columnsOf(from.raw, t.name));
+  for (let i = 0; i < owners.length; i += CHUNK) {
+    const part = owners.slice(i, i + CHUNK);
+    await syncOwners(from, to, part, columns);
+    await deleteOwners(from, part);
+  }
+}
+
 /** Changes the bucket's map row under the map lock and bumps the version; returns the map before and the new version. */
 async function changeMap(directory: Database, bucket: number, change: (map: ShardMap) => { shard: string; copyOn: string | null } | undefined): Promise<{ before: ShardMap; version: number | undefined }> {
   return directory.rawTransaction(async (raw) => {
