@@ -1,7 +1,7 @@
 // Child processes of the bench: every one is registered here and killed by its pid on exit,
-// error or SIGINT. Also: waiting for a URL, and resident-memory sampling (free ports: tools/local.ts).
+// error or SIGINT. Also: waiting for a URL, and memory sampling (free ports: tools/local.ts).
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pollUntilOk } from '../tools/local.js';
 
@@ -112,4 +112,50 @@ export function sampleRss(pid: number | undefined, intervalMs = 100): () => numb
     const v = rssMb(pid);
     return Number.isNaN(v) ? max : Math.max(max, v);
   };
+}
+
+/** The pids of a process's descendants (Linux /proc: each process's parent, field 4 of its stat). */
+function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after its last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(name));
+      children.set(ppid, list);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    for (const c of children.get(pid) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/**
+ * Proportional set size (Pss, MB) of a process and all its descendants, summed: memory shared
+ * between them (PostgreSQL's shared buffers, shared by every backend) counted once, where summed
+ * VmRSS would count it in each. NaN when the process cannot be read.
+ */
+export function pssTreeMb(root: number): number {
+  let kb = 0;
+  for (const pid of [root, ...descendantsOf(root)]) {
+    try {
+      const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      if (m) kb += Number(m[1]);
+      else if (pid === root) return NaN;
+    } catch {
+      if (pid === root) return NaN;
+    }
+  }
+  return kb / 1024;
 }

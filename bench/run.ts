@@ -1,8 +1,9 @@
 // npm run bench: ceilings and the API, same machine, same run; ratios against performance.md's bars.
 // See bench/options.ts for the flags (--quick, --scale, --duration, --connections, --runs, --out,
-// --peers, --topology, --split-only, --no-split). The default run ends with the split-vs-monolith
-// comparison of bench/topology.ts (two clusters of `task-api cluster`, after the suite's own
-// instances have stopped); the --quick smoke run leaves it out.
+// --peers, --topology, --split-only, --no-split, --shards-only, --no-shards). The default run ends
+// with the split-vs-monolith and the 1-vs-3-shards comparisons of bench/topology.ts (clusters of
+// `task-api cluster`, after the suite's own instances have stopped); the --quick smoke run leaves
+// them out.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
@@ -14,14 +15,14 @@ import { parseOptions, USAGE, UsageError, type Options } from './options.js';
 import { runPeers } from './peers.js';
 import { buildPools } from './pools.js';
 import { installExitHandlers, killAll, ROOT } from './procs.js';
-import { writeHtml } from './report-html.js';
+import { writeHtml, type HtmlSection } from './report-html.js';
 import { Rows, summarise, table, writeJson, type RowSummary } from './report.js';
 import { DEEP, runScale } from './scale.js';
 import { deleteKeys, drainWithWorker, login, migrate, newSigningKey, recreateDatabase, redisClient, seed, startApi, type ApiInstance } from './setup.js';
 import { captureAll } from './sql-capture.js';
 import { round } from './stats.js';
 import { defineRows, ROW, runSuite } from './suite.js';
-import { runTopology, splitComparison, type SplitComparison } from './topology.js';
+import { runTopology, shardComparison, splitComparison, type ShardComparison, type SplitComparison } from './topology.js';
 
 const started = Date.now();
 const progress = (msg: string) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)}s] ${msg}`);
@@ -57,12 +58,12 @@ async function main(o: Options): Promise<number> {
     progress(`${facts.cpus} cpus, node ${facts.node}, --peers ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
     return runPeers(o, facts, progress, started);
   }
-  if (o.topology || o.splitOnly) {
-    progress(`${facts.cpus} cpus, node ${facts.node}, --${o.topology ? 'topology' : 'split-only'} ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
+  if (o.topology || o.splitOnly || o.shardsOnly) {
+    progress(`${facts.cpus} cpus, node ${facts.node}, --${o.topology ? 'topology' : o.splitOnly ? 'split-only' : 'shards-only'} ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
     return runTopology(o, facts, progress, started);
   }
-  // The comparison at the end needs the cluster's programs: say so now, not after the suite.
-  if (o.split) await requireClusterPrograms();
+  // The comparisons at the end need the cluster's programs: say so now, not after the suite.
+  if (o.split || o.shards) await requireClusterPrograms();
   progress(`${facts.cpus} cpus, node ${facts.node}, ${o.quick ? 'quick' : 'full'} run: ${o.runs} x ${o.durationS} s rows, ${o.connections} connections`);
   const redisPrefix = `task-api-bench:${process.pid}:`;
   const redis = redisClient(o.redisUrl);
@@ -72,6 +73,7 @@ async function main(o: Options): Promise<number> {
   let failed = false;
   let capturedSql: Record<string, { transaction: boolean; statements: string[] }> = {};
   let split: SplitComparison | undefined;
+  let shards: ShardComparison | undefined;
   try {
     if (!o.scaleOnly) {
       progress(`database ${o.databaseUrl}: drop, create, migrate, seed ${o.users} users x ${o.tasksPerUser} tasks`);
@@ -178,6 +180,13 @@ async function main(o: Options): Promise<number> {
       for (let rep = 1; rep <= o.split.runs; rep++) await split.repetition(rep);
       split.finish();
     }
+    // The monolith's tasks data on 1 shard vs 3 (bench/topology.ts), the same way.
+    if (o.shards) {
+      shards = shardComparison(o.shards, o.poolMax, rows, progress);
+      progress(`shard comparison: ${o.shards.runs} x ${o.shards.durationS} s rows, ${o.shards.connections} connections, ${o.shards.instances} instances, 1 vs ${o.shards.shards} shards`);
+      for (let rep = 1; rep <= o.shards.runs; rep++) await shards.repetition(rep);
+      shards.finish();
+    }
   } catch (err) {
     failed = true;
     console.error('bench: failed:', err instanceof Error ? err.stack : err);
@@ -191,13 +200,19 @@ async function main(o: Options): Promise<number> {
 
   const expect: Record<string, 'HIT' | 'MISS'> = { [ROW.hit]: 'HIT', [ROW.hitOff]: 'HIT', [ROW.miss]: 'MISS', [ROW.get]: 'MISS' };
   const summaries: RowSummary[] = [...rows.rows.values()].filter((r) => r.runs.length > 0 || r.ratios.length > 0).map((r) => summarise(r, expect[r.name]));
-  const printed = table(summaries);
+  // The shard comparison's rows and figures go in a section of their own ("1 vs 3 shards").
+  const inSection = shards?.names() ?? new Set<string>();
+  const mainRows = summaries.filter((r) => !inSection.has(r.name));
+  const sections: HtmlSection[] = shards ? [shards.htmlSection(summaries)] : [];
+  const printed = [table(mainRows), ...(shards ? [shards.section(summaries)] : [])].join('\n\n');
   console.log(`\n${printed}\n`);
   const problems = summaries.flatMap((s) => s.problems.map((p) => `${s.name}: ${p}`));
   for (const p of problems) console.log(`PROBLEM ${p}`);
   console.log('Rate limiting was ON (Redis-backed, quotas raised so that nothing is refused): its per-request cost is in every limited row.');
   if (split) console.log(split.notes().join('\n'));
   else if (!o.scaleOnly) console.log(`No split comparison in this run (${o.quick ? '--quick' : '--no-split'}): \`npm run bench -- --split-only\` measures it alone.`);
+  if (shards) console.log(shards.notes().join('\n'));
+  else if (!o.scaleOnly) console.log(`No shard comparison in this run (${o.quick ? '--quick' : '--no-shards'}): \`npm run bench -- --shards-only\` measures it alone.`);
   const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
   const meta = {
     ...facts,
@@ -208,9 +223,10 @@ async function main(o: Options): Promise<number> {
     problems,
     scale: o.scale ? DEEP : undefined,
     split: split?.meta(),
+    shards: shards?.meta(),
   };
   const json = writeJson(o.outDir, stamp, { meta, rows: summaries, raw: [...rows.rows.values()], sql: capturedSql });
-  const html = writeHtml(o.outDir, stamp, summaries, meta, printed);
+  const html = writeHtml(o.outDir, stamp, mainRows, meta, printed, sections);
   console.log(`results: ${json}\n         ${html}\n         ${path.join(o.outDir, 'latest.json')}`);
   return failed || problems.length > 0 ? 1 : 0;
 }
@@ -221,7 +237,9 @@ async function requireClusterPrograms(): Promise<void> {
   try {
     requireBinaries(process.env.PATH ?? '');
   } catch (err) {
-    throw new Error(`the default run ends with the split-vs-monolith comparison on \`task-api cluster\`: ${err instanceof Error ? err.message : String(err)}; install them, or leave the comparison out with --no-split`);
+    throw new Error(
+      `the default run ends with the split-vs-monolith and the 1-vs-3-shards comparisons on \`task-api cluster\`: ${err instanceof Error ? err.message : String(err)}; install them, or leave the comparisons out with --no-split --no-shards`,
+    );
   }
 }
 

@@ -78,14 +78,19 @@ export async function captureAll(input: CaptureInput): Promise<Record<string, Ca
   try {
     const { drizzle } = await import('drizzle-orm/postgres-js');
     const { TasksRepository } = (await import(dist('modules/tasks/repository.js'))) as { TasksRepository: new (db: unknown) => unknown };
-    const { TasksService } = (await import(dist('modules/tasks/service.js'))) as {
-      TasksService: new (repo: unknown, changed: (userId: string) => Promise<void>) => TasksServiceLike;
+    const { TasksService, ShardRepositories } = (await import(dist('modules/tasks/service.js'))) as {
+      TasksService: new (repos: unknown, changed: (userId: string) => Promise<void>) => TasksServiceLike;
+      ShardRepositories: new (shards: unknown, repositoryOf: () => unknown) => unknown;
     };
+    const { singleShard } = (await import(dist('infra/shards/shards.js'))) as { singleShard: (database: unknown) => unknown };
     // The connection's first query also fetches the array types (postgres.js fetch_types):
     // done before recording, so that only the endpoint's statements are captured.
     await client.unsafe('select 1');
     log = [];
-    const service = new TasksService(new TasksRepository(drizzle(client)), async () => undefined);
+    // One database, not sharded (no TASK_SHARDS), as the suite's API instances run: the main
+    // shard's repository on the capture's client.
+    const db = drizzle(client);
+    const service = new TasksService(new ShardRepositories(singleShard({ db }), () => new TasksRepository(db)), async () => undefined);
     const actor: Actor = { userId: input.userId, role: 'user' };
 
     const record = async (name: string, values: Record<string, string>, fn: () => Promise<unknown>): Promise<Captured> => {

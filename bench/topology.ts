@@ -16,11 +16,13 @@
 // 3. Split services behind the gateway vs the monolith behind NGINX, the same instances per role
 //    (`cluster start --split --instances 2` against `--instances 2`); see splitComparison below,
 //    which the default `npm run bench` also runs after the suite (bench/run.ts).
+// 4. The monolith's tasks data on 1 shard vs 3 (`cluster start --instances 2 --shards 1` against
+//    `--shards 3`); see shardComparison below, which the default run also runs, after part 3.
 //
 // Per system and repetition: a closed "max" row (autocannon, 32 connections) and an open-model
 // row at 500/s. The measured instances run without their outbox relay, as in the suite and
 // --peers; in parts 1 and 2 a paused `task-api worker` on the primary publishes between rows
-// (part 3 has none: its events stay in the outboxes). The clusters run
+// (parts 3 and 4 have none: their events stay in the outboxes). The clusters run
 // with the edge's and the API's rate limits lifted to quotas no run reaches (limiting stays on).
 // Every cluster is stopped by `cluster stop` (by pid), also when the run fails or is interrupted.
 import { execFileSync } from 'node:child_process';
@@ -32,19 +34,22 @@ import { runLoad } from './load.js';
 import { defineMixedRows, emptyCache, errorRate, measureMax, measureOpen, mixedRequest, mixedRows, MIXED_USERS, printTables, type MixedTarget } from './mixed.js';
 import type { Options } from './options.js';
 import { buildPools, type TaskRef } from './pools.js';
-import { ROOT, rssMb, runToEnd, sleep } from './procs.js';
-import { writeHtml } from './report-html.js';
-import { Rows, summarise, writeJson } from './report.js';
+import { pssTreeMb, ROOT, rssMb, runToEnd, sleep } from './procs.js';
+import { writeHtml, type HtmlSection } from './report-html.js';
+import { Rows, summarise, writeJson, type RowSummary } from './report.js';
 import { drainWithWorker, HIGH_LIMITS, login, newSigningKey, redisClient, seed, seededEmail, SEED_PASSWORD, startApi, type ApiInstance, type Session } from './setup.js';
 import { CREATE_BODY } from './sql-capture.js';
 import { median, round, shuffle } from './stats.js';
 
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 const RATE = 500;
-/** Streaming replicas of each cluster (`cluster start --replicas`): 1 unless BENCH_TOPOLOGY_REPLICAS says. */
-function replicasOf(env: NodeJS.ProcessEnv): number {
-  const raw = env.BENCH_TOPOLOGY_REPLICAS ?? '1';
-  if (!/^[0-8]$/.test(raw)) throw new Error(`BENCH_TOPOLOGY_REPLICAS must be an integer from 0 to 8 (got ${raw})`);
+/**
+ * Streaming replicas of each cluster (`cluster start --replicas`): 1 unless BENCH_TOPOLOGY_REPLICAS
+ * says; the shard comparison's clusters 0 unless BENCH_SHARDS_REPLICAS says (each shard has that many).
+ */
+function replicasOf(env: NodeJS.ProcessEnv, variable: 'BENCH_TOPOLOGY_REPLICAS' | 'BENCH_SHARDS_REPLICAS' = 'BENCH_TOPOLOGY_REPLICAS'): number {
+  const raw = env[variable] ?? (variable === 'BENCH_SHARDS_REPLICAS' ? '0' : '1');
+  if (!/^[0-8]$/.test(raw)) throw new Error(`${variable} must be an integer from 0 to 8 (got ${raw})`);
   return Number(raw);
 }
 // PgBouncer logs this when an answer of the server reaches it after it handed the server
@@ -88,6 +93,10 @@ interface ClusterStatus {
   replicas: { url: string }[];
   pgbouncer: { url: string; logFile: string } | null;
   redis: { url: string } | null;
+  /** The shards of the tasks data, main first (`cluster start --shards N`). */
+  shards?: { name: string; url: string; readUrls: string[]; primaryUrl: string }[];
+  /** Every process; the PostgreSQL servers of the extra shards carry their shard. */
+  processes?: { name: string; pid: number | null; role: string; shard?: string }[];
 }
 
 /** Clusters that run: stopped by `cluster stop` when this process exits, however it exits. */
@@ -113,7 +122,10 @@ function stopAtExit(dir: string): void {
 interface Cluster {
   status: ClusterStatus;
   startSeconds: number;
-  /** "cluster of N instance(s)", or "split cluster of N instance(s) per service": what progress lines call it. */
+  /**
+   * "cluster of N instance(s)", "split cluster of N instance(s) per service", or "cluster of N
+   * instance(s) on S shards": what progress lines call it.
+   */
   label: string;
   stop(): Promise<void>;
 }
@@ -121,7 +133,7 @@ interface Cluster {
 /** The services of `cluster start --split`, each with --instances instances. */
 const SPLIT_SERVICES = 4;
 
-async function startCluster(instances: number, replicas: number, env: NodeJS.ProcessEnv, progress: (msg: string) => void, split = false): Promise<Cluster> {
+async function startCluster(instances: number, replicas: number, env: NodeJS.ProcessEnv, progress: (msg: string) => void, split = false, shards?: number): Promise<Cluster> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'task-api-bench-topology-'));
   stopAtExit(dir);
   const t0 = Date.now();
@@ -131,7 +143,7 @@ async function startCluster(instances: number, replicas: number, env: NodeJS.Pro
     live.delete(dir);
     rmSync(dir, { recursive: true, force: true });
   };
-  const args = ['--instances', String(instances), '--replicas', String(replicas), ...(split ? ['--split'] : [])];
+  const args = ['--instances', String(instances), '--replicas', String(replicas), ...(split ? ['--split'] : []), ...(shards === undefined ? [] : ['--shards', String(shards)])];
   const r = await runToEnd(process.execPath, [CLI, 'cluster', 'start', '--dir', dir, ...args], env, 240_000);
   if (r.code !== 0) {
     // A start that fails stops what it started; stop again in case it was interrupted.
@@ -140,12 +152,15 @@ async function startCluster(instances: number, replicas: number, env: NodeJS.Pro
   }
   const status = JSON.parse(r.stdout) as ClusterStatus;
   const expected = split ? instances * SPLIT_SERVICES : instances;
-  if (!status.allAlive || !status.primary || !status.pgbouncer || !status.redis || status.instances.length !== expected || (split && status.topology !== 'split')) {
+  const shardsOk = shards === undefined || status.shards?.length === shards;
+  if (!status.allAlive || !status.primary || !status.pgbouncer || !status.redis || status.instances.length !== expected || (split && status.topology !== 'split') || !shardsOk) {
     await stop().catch(() => undefined);
     throw new Error(`cluster start ${args.join(' ')}: unexpected status ${r.stdout.slice(0, 2000)}`);
   }
   const startSeconds = round((Date.now() - t0) / 1000, 1);
-  const label = split ? `split cluster of ${instances} instance(s) per service` : `cluster of ${instances} instance(s)`;
+  const label = split
+    ? `split cluster of ${instances} instance(s) per service`
+    : `cluster of ${instances} instance(s)${shards === undefined ? '' : ` on ${shards} shard${shards === 1 ? '' : 's'}`}`;
   progress(`${label} up in ${startSeconds} s under ${dir}: ${status.publicUrl}`);
   return { status, startSeconds, label, stop };
 }
@@ -300,16 +315,16 @@ interface ApiSeed {
 
 /**
  * Seeds a cluster through its public URL as a client would: registers users 1..n
- * (seededEmail(SPLIT_PREFIX, i), SEED_PASSWORD), 4 at a time, then creates tasksPerUser tasks for
+ * (seededEmail(prefix, i), SEED_PASSWORD), 4 at a time, then creates tasksPerUser tasks for
  * each, round-robin over the users, 16 requests at a time. The patch pool is picked as
  * buildPools picks it from the database (each user's tasks counted from the newest, every 20th
  * from the 15th) and shuffled the same way.
  */
-async function seedThroughApi(url: string, users: number, tasksPerUser: number): Promise<ApiSeed> {
+async function seedThroughApi(url: string, users: number, tasksPerUser: number, prefix = SPLIT_PREFIX): Promise<ApiSeed> {
   const t0 = Date.now();
   const sessions = new Array<Session>(users);
   await inParallel(users, 4, async (i) => {
-    const b = await post201<{ user?: { id?: string }; accessToken?: string }>(url, '/v1/auth/register', { email: seededEmail(SPLIT_PREFIX, i + 1), password: SEED_PASSWORD });
+    const b = await post201<{ user?: { id?: string }; accessToken?: string }>(url, '/v1/auth/register', { email: seededEmail(prefix, i + 1), password: SEED_PASSWORD });
     if (!b.user?.id || !b.accessToken) throw new Error(`seeding through ${url}: register answered ${JSON.stringify(b).slice(0, 300)}`);
     sessions[i] = { userId: b.user.id, token: b.accessToken };
   });
@@ -465,6 +480,290 @@ export function splitComparison(s: SplitRun, poolMax: number, rows: Rows, progre
   };
 }
 
+// 4. The monolith's tasks data on 1 shard vs 3 (`--topology`, `--shards-only`, and the default
+// `npm run bench` after the split comparison: bench/run.ts). `cluster start --instances 2 --shards
+// 1` (the tasks data in the primary's database alone: no TASK_SHARDS, no bucket map, no bucket
+// check on a write) against `--shards 3` (main and two more PostgreSQL servers, s2 and s3, each a
+// server of its own; every instance gets TASK_SHARDS and reaches each shard through PgBouncer; on
+// the fresh cluster the 1,024 buckets are spread evenly over the three at first start). Both with
+// --replicas BENCH_SHARDS_REPLICAS (0: each shard gets that many, so 1 would compare 2 servers
+// with 6 on the same cores), each alone on the machine, the order alternating (1 shard first in
+// odd repetitions), fresh and seeded as the split comparison's clusters are, through the public
+// API: every task is written by the router, on its owner's shard, as the rows' creates are.
+//
+// After the seeding, the tasks are counted on every shard's primary (their sum must be what was
+// created), and for 3 shards `task-api shards status --json --dir D` gives each shard's buckets,
+// its rows (from task_counts, by the map) and the skew: the report shows where the data went.
+//
+// On one machine every shard shares the same cores, memory and disk, so the comparison says what
+// routing by owner costs the request path (the map, polled by every instance; the bucket's lock
+// taken by every write; a pool per shard; three PostgreSQL servers' own work on the same cores),
+// never what sharding gains (more CPU, more memory for cache, WAL bandwidth, smaller indexes per
+// server, a smaller blast radius), which needs machines of their own.
+
+/** How the 1-vs-3-shards comparison runs (bench/options.ts: Options.shards). */
+export interface ShardRun {
+  runs: number;
+  durationS: number;
+  connections: number;
+  /** Users registered through the public API (the workload's 50 unless --users is lower). */
+  users: number;
+  /** Tasks created through the public API for each user before the rows. */
+  tasksPerUser: number;
+  /** `--instances` of both clusters (2, as the split comparison's monolith). */
+  instances: number;
+  /** `--shards` of the sharded cluster (3), against 1. */
+  shards: number;
+}
+
+const SHARD_PREFIX = 'shard-bench';
+
+/** The shards of `cluster start --shards N`: main, then s2 ... sN (src/operations/cluster/shards.ts). */
+const shardNamesOf = (count: number) => ['main', ...Array.from({ length: count - 1 }, (_, i) => `s${i + 2}`)];
+
+/** Row and figure names of the comparison, for N instances and S shards against 1. */
+export function shardRowNames(n: number, shards: number) {
+  const cluster = (k: number) => `${k} shard${k === 1 ? '' : 's'}: nginx -> ${n} instance${n === 1 ? '' : 's'}`;
+  return {
+    one: cluster(1),
+    many: cluster(shards),
+    rps: `${shards} shards / 1 shard req/s (max)`,
+    p99: `${shards} shards / 1 shard p99 at 500/s`,
+    rssOne: `1 shard: RSS of its ${n} API process${n === 1 ? '' : 'es'} (MB)`,
+    rssMany: `${shards} shards: RSS of its ${n} API process${n === 1 ? '' : 'es'} (MB)`,
+    pgOne: `1 shard: PSS of its PostgreSQL servers (MB)`,
+    pgMany: `${shards} shards: PSS of its PostgreSQL servers (MB)`,
+    tasksOn: (shard: string) => `${shards} shards: tasks on ${shard} after seeding`,
+    skew: `${shards} shards: skew of the tasks after seeding`,
+    errors: `error rate, 1 vs ${shards} shards rows`,
+  };
+}
+
+/** One shard's share of the data after seeding. */
+interface ShardSpread {
+  name: string;
+  /** Tasks counted on its primary. */
+  tasks: number;
+  /** From `shards status --json` (not with 1 shard: no map). */
+  buckets?: number;
+  rows?: number;
+}
+
+/** What `task-api shards status --json` prints. */
+interface ShardsStatusJson {
+  shards: { name: string; buckets: number; rows: number }[];
+  skew: number;
+  version: number;
+  moving: number[];
+}
+
+/** `select count(*) from tasks` on one server. */
+async function countTasks(url: string): Promise<number> {
+  const db = postgres(url, { max: 1, onnotice: () => undefined, connect_timeout: 10 });
+  try {
+    const [row] = await db<{ n: number }[]>`select count(*)::int as n from tasks`;
+    return row!.n;
+  } finally {
+    await db.end({ timeout: 5 });
+  }
+}
+
+/**
+ * Where the seeded tasks are: counted on every shard's primary (their sum must be `expected`), and
+ * with more than one shard each one's buckets and rows and the skew from `task-api shards status
+ * --json --dir D`, whose rows must match the counts.
+ */
+async function spreadOf(status: ClusterStatus, expected: number): Promise<{ shards: ShardSpread[]; skew?: number; mapVersion?: number }> {
+  const shards = status.shards ?? [];
+  const spread: ShardSpread[] = await Promise.all(shards.map(async (sh) => ({ name: sh.name, tasks: await countTasks(sh.primaryUrl) })));
+  const total = spread.reduce((a, x) => a + x.tasks, 0);
+  const listed = spread.map((x) => `${x.name} ${x.tasks}`).join(', ');
+  if (total !== expected) throw new Error(`${expected} tasks were created through the API, the shards' primaries hold ${total} (${listed})`);
+  if (shards.length < 2) return { shards: spread };
+  const r = await runToEnd(process.execPath, [CLI, 'shards', 'status', '--json', '--dir', status.dir], { PATH: process.env.PATH ?? '' }, 60_000);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{"shards"'));
+  if (r.code !== 0 || !line) throw new Error(`shards status --json --dir ${status.dir} exited with ${r.code}:\n${r.stdout.slice(-1000)}${r.stderr.slice(-2000)}`);
+  const st = JSON.parse(line) as ShardsStatusJson;
+  for (const x of spread) {
+    const s = st.shards.find((y) => y.name === x.name);
+    x.buckets = s?.buckets;
+    x.rows = s?.rows;
+    if (x.rows !== x.tasks) throw new Error(`shards status says ${x.rows} rows on ${x.name}, its primary holds ${x.tasks} tasks`);
+  }
+  return { shards: spread, skew: st.skew, mapVersion: st.version };
+}
+
+export interface ShardComparison {
+  /** One repetition: both clusters, each alone on the machine; 1 shard first in odd repetitions. */
+  repetition(rep: number): Promise<void>;
+  /** After the last repetition: the error figure. */
+  finish(): void;
+  /** For the JSON's meta.shards. */
+  meta(): Record<string, unknown>;
+  /** What the printed figures are, for the lines under the tables. */
+  notes(): string[];
+  /** PgBouncer's "got packet ... when not linked" warnings in the comparison's clusters. */
+  droppedPackets(): number;
+  /** The names of the comparison's rows and figures (its section of the report). */
+  names(): Set<string>;
+  /** Its section of the printed report: its rows and figures, then the tasks per shard of every phase. */
+  section(summaries: RowSummary[]): string;
+  /** The same for the HTML report. */
+  htmlSection(summaries: RowSummary[]): HtmlSection;
+}
+
+/** Defines the comparison's rows and figures in `rows`; each repetition() measures both clusters. */
+export function shardComparison(s: ShardRun, poolMax: number, rows: Rows, progress: (msg: string) => void): ShardComparison {
+  const replicas = replicasOf(process.env, 'BENCH_SHARDS_REPLICAS');
+  const redisPrefix = `task-api-bench:${process.pid}:`;
+  const env = clusterEnvOf(poolMax, newSigningKey(), redisPrefix);
+  const cachePattern = `${redisPrefix}cache:*`;
+  const names = shardRowNames(s.instances, s.shards);
+  const shardNames = shardNamesOf(s.shards);
+  const systems = [
+    { name: names.one, shards: 1 },
+    { name: names.many, shards: s.shards },
+  ] as const;
+  const measured = systems.flatMap((sys) => {
+    const n = mixedRows(sys.name, s.connections);
+    return [n.max, n.open(RATE)];
+  });
+  const all = new Set<string>(measured);
+  const define = (name: string, kind: 'api' | 'figure', extra: Parameters<Rows['define']>[2] = {}) => {
+    rows.define(name, kind, extra);
+    all.add(name);
+  };
+  for (const sys of systems) defineMixedRows(rows, sys.name, s.connections, [RATE]);
+  define(names.rps, 'figure', { note: `${mixedRows(names.many, s.connections).max} / ${mixedRows(names.one, s.connections).max}, per repetition` });
+  define(names.p99, 'figure', { note: `p99 of the open ${RATE}/s rows, ${s.shards} shards / 1 shard, per repetition` });
+  define(names.rssOne, 'figure', { note: 'VmRSS of every API instance, summed, right after the max row; per repetition' });
+  define(names.rssMany, 'figure', { note: 'the same with the tasks data on the shards' });
+  define(names.pgOne, 'figure', { note: 'Pss of every PostgreSQL server and its backends, summed, right after the max row; per repetition' });
+  define(names.pgMany, 'figure', { note: `the same for the ${s.shards} shards' servers` });
+  for (const sh of shardNames) define(names.tasksOn(sh), 'figure', { note: `tasks counted on ${sh}'s primary after seeding, per repetition` });
+  define(names.skew, 'figure', { note: "task-api shards status: the fullest shard's rows above the mean, as a fraction of it (0 = even)" });
+  define(names.errors, 'figure', { bar: { op: '==', value: 0, label: 'error rate under the mixed load scenario' } });
+  const phases: Record<string, unknown>[] = [];
+  /** The tasks per shard after each phase's seeding, for the section's table. */
+  const spreads: { rep: number; cluster: string; shards: ShardSpread[] }[] = [];
+  let dropped = 0;
+
+  const phase = async (sys: (typeof systems)[number], rep: number): Promise<Figures & { rssMb: number; pgMb: number }> => {
+    const cluster = await startCluster(s.instances, replicas, env, progress, false, sys.shards);
+    const { status } = cluster;
+    const redis = redisClient(status.redis!.url);
+    const record: Record<string, unknown> = { rep, shards: sys.shards, instances: s.instances, replicas, clusterStartSeconds: cluster.startSeconds };
+    phases.push(record);
+    const pgbLog = status.pgbouncer!.logFile;
+    try {
+      const seeded = await seedThroughApi(status.publicUrl, s.users, s.tasksPerUser, SHARD_PREFIX);
+      for (const sh of status.shards ?? []) await waitForReplicas(sh.primaryUrl, sh.readUrls, 60_000);
+      record.seedSeconds = seeded.seconds;
+      record.registerSeconds = seeded.registerSeconds;
+      const spread = await spreadOf(status, seeded.tasks);
+      record.tasksPerShard = spread.shards;
+      if (spread.skew !== undefined) record.skew = spread.skew;
+      if (spread.mapVersion !== undefined) record.mapVersion = spread.mapVersion;
+      spreads.push({ rep, cluster: sys.name, shards: spread.shards });
+      const listed = spread.shards.map((x) => `${x.name} ${x.tasks}${x.buckets === undefined ? '' : ` (${x.buckets} buckets)`}`).join(', ');
+      progress(`seeded ${seeded.tasks} tasks of ${s.users} users through ${status.publicUrl} in ${seeded.seconds} s (${seeded.registerSeconds} s of it registering); tasks per shard: ${listed}${spread.skew === undefined ? '' : `, skew ${spread.skew}`}`);
+      const next = (i: number) => mixedRequest(seeded.sessions, seeded.patches, i);
+      // VmRSS sampled in the rows: api-1's.
+      const target: MixedTarget = { url: status.publicUrl, pid: status.instances[0]?.pid ?? undefined, next };
+      const n = mixedRows(sys.name, s.connections);
+      // Unmeasured warm-up (JIT, pools, connections to every shard).
+      await runLoad({ url: target.url, durationS: 1, connections: s.connections, next });
+      await emptyCache(redis, cachePattern);
+      const m = await measureMax(rows, n.max, target, s.durationS, s.connections, progress);
+      const rss = status.instances.reduce((a, i) => a + (i.pid === null ? NaN : rssMb(i.pid)), 0);
+      const servers = (status.processes ?? []).filter((p) => p.role === 'postgres-primary' || p.role === 'postgres-replica');
+      const pg = servers.reduce((a, p) => a + (p.pid === null ? NaN : pssTreeMb(p.pid)), 0);
+      record.postgresServers = servers.length;
+      await emptyCache(redis, cachePattern);
+      const r = await measureOpen(rows, n.open(RATE), target, RATE, s.durationS, progress);
+      return { maxRps: m.rps, p50: r.p50, p99: r.p99, rssMb: rss, pgMb: pg };
+    } finally {
+      redis.disconnect();
+      const d = existsSync(pgbLog) ? (readFileSync(pgbLog, 'utf8').match(DROPPED) ?? []).length : 0;
+      record.pgbouncerDroppedPackets = d;
+      if (d > 0) {
+        dropped += d;
+        progress(`PgBouncer dropped ${d} answers of the server ("got packet ... when not linked" in ${pgbLog}): the clients that sent those statements never get an answer`);
+      }
+      await cluster.stop();
+      progress(`${cluster.label} stopped`);
+    }
+  };
+
+  const med = (name: string) => {
+    const v = rows.rows.get(name)?.ratios ?? [];
+    return v.length > 0 ? median(v) : NaN;
+  };
+  const fmt = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  const spreadHead = ['repetition', 'cluster', 'shard', 'buckets', 'tasks', 'share'];
+  const spreadBody = () =>
+    spreads.flatMap((p) => {
+      const total = p.shards.reduce((a, x) => a + x.tasks, 0);
+      return p.shards.map((x) => [String(p.rep), p.cluster, x.name, x.buckets === undefined ? 'all (no map)' : String(x.buckets), String(x.tasks), `${fmt((100 * x.tasks) / Math.max(1, total), 1)} %`]);
+    });
+  const ours = (summaries: RowSummary[]) => summaries.filter((r) => all.has(r.name));
+  const title = `1 vs ${s.shards} shards`;
+  const spreadCaption = `Tasks per shard after seeding (counted on each shard's primary; buckets from task-api shards status --json)`;
+  return {
+    async repetition(rep) {
+      const order = rep % 2 === 1 ? [...systems] : [...systems].reverse();
+      progress(`shard comparison, repetition ${rep}/${s.runs}: ${order.map((x) => x.name).join(', then ')}`);
+      const figs = new Map<number, Figures & { rssMb: number; pgMb: number }>();
+      for (const sys of order) figs.set(sys.shards, await phase(sys, rep));
+      const one = figs.get(1)!;
+      const many = figs.get(s.shards)!;
+      rows.ratio(names.rps, many.maxRps / one.maxRps);
+      rows.ratio(names.p99, many.p99 / one.p99);
+      rows.ratio(names.rssOne, round(one.rssMb, 1));
+      rows.ratio(names.rssMany, round(many.rssMb, 1));
+      rows.ratio(names.pgOne, round(one.pgMb, 1));
+      rows.ratio(names.pgMany, round(many.pgMb, 1));
+      const sharded = spreads.filter((p) => p.rep === rep && p.cluster === names.many).at(-1);
+      for (const sh of shardNames) rows.ratio(names.tasksOn(sh), sharded?.shards.find((x) => x.name === sh)?.tasks ?? NaN);
+      const skew = phases.filter((p) => p.rep === rep && p.shards === s.shards).at(-1)?.skew;
+      rows.ratio(names.skew, typeof skew === 'number' ? skew : NaN);
+    },
+    finish() {
+      rows.ratio(names.errors, errorRateOf(rows, measured));
+    },
+    meta: () => ({
+      instances: s.instances,
+      shards: s.shards,
+      replicas,
+      users: s.users,
+      tasksPerUser: s.tasksPerUser,
+      seededThrough: 'public API (POST /v1/auth/register, POST /v1/tasks)',
+      durationS: s.durationS,
+      connections: s.connections,
+      runs: s.runs,
+      pgbouncerDroppedPackets: dropped,
+      phases,
+    }),
+    droppedPackets: () => dropped,
+    names: () => all,
+    section(summaries) {
+      const head = `${title}\n${'='.repeat(title.length)}`;
+      const grid = (h: string[], body: string[][]) => {
+        const widths = h.map((c, i) => Math.max(c.length, ...body.map((b) => b[i]!.length)));
+        const line = (cells: string[]) => cells.map((c, i) => (i <= 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+        return [line(h), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+      };
+      return `${head}\n\n${printTables(ours(summaries))}\n\n${spreadCaption}:\n${grid(spreadHead, spreadBody())}`;
+    },
+    htmlSection: (summaries) => ({ title, rows: ours(summaries), tables: [{ caption: spreadCaption, head: spreadHead, body: spreadBody() }] }),
+    notes: () => [
+      `1 vs ${s.shards} shards: \`cluster start --instances ${s.instances} --shards 1\` against \`--shards ${s.shards}\` (main and ${shardNames.slice(1).join(', ')}, each a PostgreSQL server of its own, reached through PgBouncer), --replicas ${replicas} (per shard), both through NGINX, each alone on the machine, fresh and seeded through the public API with ${s.users} users x ${s.tasksPerUser} tasks per start, the order alternating; no relay and no worker (events stay in the outboxes). The max RSS column of their rows is api-1's.`,
+      `${s.shards} shards / 1 shard: ${fmt(med(names.rps), 3)} of the throughput (max, ${s.connections} conn), ${fmt(med(names.p99), 3)} x the p99 at ${RATE}/s; API processes ${fmt(med(names.rssMany), 0)} MB against ${fmt(med(names.rssOne), 0)} MB, PostgreSQL servers (Pss) ${fmt(med(names.pgMany), 0)} MB against ${fmt(med(names.pgOne), 0)} MB. Every shard shares the same ${os.cpus().length} cores, memory and disk: this is what routing by owner costs on one machine and shows that the data spreads (tasks per shard above), not what sharding gains on machines of their own.`,
+      ...(dropped > 0 ? [`WARNING: PgBouncer dropped ${dropped} answers of PostgreSQL in the shard comparison's clusters (meta.shards.phases[].pgbouncerDroppedPackets).`] : []),
+    ],
+  };
+}
+
 export async function runTopology(o: Options, facts: Record<string, unknown>, progress: (msg: string) => void, started: number): Promise<number> {
   const rows = new Rows();
   const replicas = replicasOf(process.env);
@@ -477,8 +776,9 @@ export async function runTopology(o: Options, facts: Record<string, unknown>, pr
   let failed = false;
   let droppedTotal = 0;
 
-  // --split-only: the split comparison alone (part 3); --no-split: parts 1 and 2 alone.
-  const parts12 = !o.splitOnly;
+  // --split-only: the split comparison alone (part 3); --shards-only: the shard comparison alone
+  // (part 4); --no-split, --no-shards: --topology without that part.
+  const parts12 = o.topology;
   if (parts12) {
     for (const c of CLUSTERS) defineMixedRows(rows, c.name, o.connections, [RATE]);
     for (const p of PATHS) defineMixedRows(rows, p.name, o.connections, [RATE]);
@@ -491,6 +791,7 @@ export async function runTopology(o: Options, facts: Record<string, unknown>, pr
     rows.define(FIG.errors, 'figure', { bar: { op: '==', value: 0, label: 'error rate under the mixed load scenario' } });
   }
   const split = o.split ? splitComparison(o.split, o.poolMax, rows, progress) : undefined;
+  const shards = o.shards ? shardComparison(o.shards, o.poolMax, rows, progress) : undefined;
 
   /**
    * One cluster, alone: started, seeded, its NGINX rows; with one instance, the direct and
@@ -593,16 +894,21 @@ export async function runTopology(o: Options, facts: Record<string, unknown>, pr
         rows.ratio(FIG.hopRps, pgbouncer!.maxRps / unprepared!.maxRps);
       }
       await split?.repetition(rep);
+      await shards?.repetition(rep);
     }
     if (parts12) rows.ratio(FIG.errors, errorRate(rows));
     split?.finish();
+    shards?.finish();
   } catch (err) {
     failed = true;
     console.error('bench --topology: failed:', err instanceof Error ? err.stack : err);
   }
 
   const summaries = [...rows.rows.values()].filter((r) => r.runs.length > 0 || r.ratios.length > 0).map((r) => summarise(r));
-  const printed = printTables(summaries);
+  // The shard comparison's rows and figures go in a section of their own ("1 vs 3 shards").
+  const inSection = shards?.names() ?? new Set<string>();
+  const mainRows = summaries.filter((r) => !inSection.has(r.name));
+  const printed = [...(mainRows.length > 0 ? [printTables(mainRows)] : []), ...(shards ? [shards.section(summaries)] : [])].join('\n\n');
   console.log(`\n${printed}\n`);
   const problems = summaries.flatMap((s) => s.problems.map((p) => `${s.name}: ${p}`));
   for (const p of problems) console.log(`PROBLEM ${p}`);
@@ -621,17 +927,18 @@ export async function runTopology(o: Options, facts: Record<string, unknown>, pr
         ]
       : []),
   ];
-  console.log([...(parts12 ? parts12Notes : []), ...(split?.notes() ?? [])].join('\n'));
+  console.log([...(parts12 ? parts12Notes : []), ...(split?.notes() ?? []), ...(shards?.notes() ?? [])].join('\n'));
   const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
   const meta = {
     ...facts,
-    mode: parts12 ? 'topology' : 'split',
+    mode: parts12 ? 'topology' : o.splitOnly ? 'split' : 'shards',
     openRate: RATE,
     mixedUsers: users,
     replicas,
-    pgbouncerDroppedPackets: droppedTotal + (split?.droppedPackets() ?? 0),
+    pgbouncerDroppedPackets: droppedTotal + (split?.droppedPackets() ?? 0) + (shards?.droppedPackets() ?? 0),
     phases,
     ...(split ? { split: split.meta() } : {}),
+    ...(shards ? { shards: shards.meta() } : {}),
     loadAverageAtEnd: os.loadavg().map((x) => round(x, 2)),
     startedAt: new Date(started).toISOString(),
     seconds: round((Date.now() - started) / 1000, 1),
@@ -639,7 +946,7 @@ export async function runTopology(o: Options, facts: Record<string, unknown>, pr
     problems,
   };
   const json = writeJson(o.outDir, stamp, { meta, rows: summaries, raw: [...rows.rows.values()] });
-  const html = writeHtml(o.outDir, stamp, summaries, meta, printed);
+  const html = writeHtml(o.outDir, stamp, mainRows, meta, printed, shards ? [shards.htmlSection(summaries)] : []);
   console.log(`results: ${json}\n         ${html}\n         ${path.join(o.outDir, 'latest.json')}`);
   return failed || problems.length > 0 ? 1 : 0;
 }

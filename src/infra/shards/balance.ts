@@ -1,7 +1,7 @@
 // How the tasks data sits on the shards (`task-api shards status`) and which bucket moves even
 // it out (`task-api shards rebalance`). Rows are counted from task_counts (one row per owner with
 // the owner's number of tasks): no scan of the tasks themselves.
-import { BUCKETS } from './buckets.js';
+import { BUCKETS, MAIN_SHARD } from './buckets.js';
 import type { ShardFleet } from './fleet.js';
 import { loadMap, type ShardMap } from './map.js';
 
@@ -46,8 +46,12 @@ export function skewOf(rows: readonly number[]): number {
 }
 
 export async function shardsStatus(fleet: ShardFleet): Promise<ShardsStatus> {
-  const map = await loadMap(fleet.directory.raw);
-  if (!map) throw new Error('the bucket map is not initialised: start the API once with TASK_SHARDS set');
+  // No map yet (never started with TASK_SHARDS): every bucket is on the main shard, version 0.
+  const map = (await loadMap(fleet.directory.raw)) ?? {
+    version: 0,
+    shard: new Array<string>(BUCKETS).fill(MAIN_SHARD),
+    copyOn: new Array<string | null>(BUCKETS).fill(null),
+  };
   const perBucket = await bucketRows(fleet, map);
   const shards = [...fleet.shards.keys()].map((name) => {
     const buckets = perBucket.get(name)!;
