@@ -200,15 +200,18 @@ async function changeMap(directory: Database, bucket: number, change: (map: Shar
   });
 }
 
-/** Waits until every instance heard from lately has loaded map version `version` or later. */
-async function waitForInstances(directory: Database, version: number, staleClientMs: number, timeoutMs: number): Promise<void> {
+/**
+ * Waits until every instance heard from lately has loaded map version `version` or later; with
+ * `from`, only those that had loaded version `from` or later (the ones a flipped-back map concerns).
+ */
+async function waitForInstances(directory: Database, version: number, staleClientMs: number, timeoutMs: number, from = 0): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   // Instances stopped without saying so (killed) leave their row; a day later nobody needs it.
   await directory.raw.query("delete from shard_clients where seen_at < now() - interval '1 day'");
   for (;;) {
     const behind = await directory.raw.query<{ instance: string; version: string }>(
-      "select instance, version::text from shard_clients where seen_at > now() - make_interval(secs => $1::float8 / 1000) and version < $2",
-      [staleClientMs, version],
+      'select instance, version::text from shard_clients where seen_at > now() - make_interval(secs => $1::float8 / 1000) and version < $2 and version >= $3',
+      [staleClientMs, version, from],
     );
     if (behind.length === 0) return;
     if (Date.now() > deadline) throw new Error(`instances still route by an older map after ${timeoutMs} ms: ${behind.map((b) => `${b.instance} (v${b.version})`).join(', ')}`);
@@ -298,7 +301,6 @@ export async function moveBucket(fleet: ShardFleet, options: MoveOptions): Promi
   const columns = new Map<string, string[]>();
   for (const t of SHARDED_TABLES) columns.set(t.name, await columnsOf(source.db.raw, t.name));
 
-  let fencedAt: number | undefined;
   try {
     // 2. Copy, then catch up.
     let rounds = 0;
@@ -310,7 +312,7 @@ export async function moveBucket(fleet: ShardFleet, options: MoveOptions): Promi
       if (changed <= opts.catchUpRows || rounds >= opts.maxRounds) break;
     }
     // 3. Fence.
-    fencedAt = Date.now();
+    const fencedAt = Date.now();
     await source.db.raw.query('delete from shard_buckets where bucket = $1', [bucket]);
     // 4. The rest, exact now; then verify.
     const owners = [...new Set([...(await ownersOn(source.db.raw, bucket)), ...(await ownersOn(target.db.raw, bucket))])];
@@ -330,12 +332,14 @@ export async function moveBucket(fleet: ShardFleet, options: MoveOptions): Promi
     try {
       await waitForInstances(fleet.directory, flipped.version!, opts.staleClientMs, opts.ackTimeoutMs);
     } catch (err) {
-      await changeMap(fleet.directory, bucket, () => ({ shard: source.name, copyOn: to }));
+      // Flipped back; the instances that took the flip must take this too before the undo below
+      // deletes the copy they may be reading.
+      const back = await changeMap(fleet.directory, bucket, () => ({ shard: source.name, copyOn: to }));
+      await waitForInstances(fleet.directory, back.version!, opts.staleClientMs, opts.ackTimeoutMs, flipped.version);
       throw err;
     }
     await target.db.raw.query('insert into shard_buckets (bucket) values ($1) on conflict do nothing', [bucket]);
     const fencedMs = Date.now() - fencedAt;
-    fencedAt = undefined;
     say(`bucket ${bucket}: on ${to} (map v${flipped.version}); writes were held for ${fencedMs} ms; ${owners.length} owner(s), ${expected.tasks!.rows} task(s) verified`);
     // 6. Empty the source.
     await sleep(opts.graceMs);
