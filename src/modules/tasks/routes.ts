@@ -70,7 +70,7 @@ export function tasksRoutes(fastify: FastifyInstance, opts: { tasks: TasksServic
 
   app.delete(
     '/v1/tasks/:id',
-    { schema: { tags, summary: 'Delete a task', params: TaskIdParams, headers: IfMatchHeaders, response: { 204: { type: 'null' }, ...problems(400, 401, 404, 412) } } },
+    { schema: { tags, summary: 'Delete a task', params: TaskIdParams, headers: IfMatchHeaders, response: { 204: { type: 'null' }, ...problems(400, 401, 404, 412, 503) } } },
     async (request, reply) => {
       await tasks.delete(actorOf(request), request.params.id, parseIfMatch(request.headers['if-match']));
       return reply.code(204).send(null);
@@ -85,7 +85,7 @@ export function tasksRoutes(fastify: FastifyInstance, opts: { tasks: TasksServic
         tags,
         summary: 'Tasks across users with their owners (admin)',
         querystring: AdminListTasksQuery,
-        response: { 200: AdminTaskPage, ...problems(400, 401, 403) },
+        response: { 200: AdminTaskPage, ...problems(400, 401, 403, 503) },
       },
     },
     async (request) => tasks.listAll(actorOf(request), request.query),
