@@ -82,7 +82,7 @@ export async function captureAll(input: CaptureInput): Promise<Record<string, Ca
       TasksService: new (repos: unknown, changed: (userId: string) => Promise<void>) => TasksServiceLike;
       ShardRepositories: new (shards: unknown, repositoryOf: () => unknown) => unknown;
     };
-    const { singleShard } = (await import(dist('infra/shards/shards.js'))) as { singleShard: (database: unknown) => unknown };
+    const { singleShard } = (await import(dist('infra/shards/set.js'))) as { singleShard: (database: unknown) => unknown };
     // The connection's first query also fetches the array types (postgres.js fetch_types):
     // done before recording, so that only the endpoint's statements are captured.
     await client.unsafe('select 1');

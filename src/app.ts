@@ -21,7 +21,7 @@ import { responseCachePlugin } from './http/response-cache.js';
 import { securityHeadersPlugin } from './http/security-headers.js';
 import { validatorCompiler } from './http/validation.js';
 import type { Database } from './infra/db/database.js';
-import type { TaskShards } from './infra/shards/shards.js';
+import type { TaskShards } from './infra/shards/set.js';
 import type { ResponseCacheStore } from './infra/cache/types.js';
 import { MemoryIdempotencyStore } from './infra/idempotency/memory.js';
 import type { IdempotencyStore } from './infra/idempotency/types.js';

@@ -5,7 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import type { EventBus } from '../events/bus.js';
 import type { Database } from '../infra/db/database.js';
-import { singleShard, type TaskShards } from '../infra/shards/shards.js';
+import { singleShard, type TaskShards } from '../infra/shards/set.js';
 import type { ResponseCacheStore } from '../infra/cache/types.js';
 import type { RefreshTokenStore } from '../infra/token-store/types.js';
 import type { AuthRecorder } from '../observability/recorders.js';

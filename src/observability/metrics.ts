@@ -10,7 +10,7 @@
 // unless set; `cluster start --split` names each service task-api-<module>), as a default label
 // of the registry: the same name as the traces' service.name resource attribute.
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ShardRecorder } from '../infra/shards/shards.js';
+import type { ShardRecorder } from '../infra/shards/set.js';
 import { RATE_LIMIT_POLICY_NAMES } from '../config.js';
 import { operationOf, type QueryObserver } from '../infra/db/observe.js';
 import { ROUTE_REASONS, type ReadRouteRecorder, type ReadTarget } from '../infra/db/router.js';

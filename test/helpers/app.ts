@@ -13,7 +13,7 @@ import { NotificationsRepository } from '../../src/modules/notifications/reposit
 import { createAccountsHandler as createTasksAccountsHandler } from '../../src/modules/tasks/accounts.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import type { Database } from '../../src/infra/db/database.js';
-import { singleShard, type TaskShards } from '../../src/infra/shards/shards.js';
+import { singleShard, type TaskShards } from '../../src/infra/shards/set.js';
 import { ShardRepositories } from '../../src/modules/tasks/service.js';
 import type { ResponseCacheStore } from '../../src/infra/cache/types.js';
 import type { IdempotencyStore } from '../../src/infra/idempotency/types.js';

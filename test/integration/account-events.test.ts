@@ -11,7 +11,7 @@ import { createAccountsHandler as tasksAccounts } from '../../src/modules/tasks/
 import { parseUserEvent, type UserEvent } from '../../src/shared/events.js';
 import { isPoisonMessage } from '../../src/shared/poison.js';
 import { as, createTestApp, register, uniqueEmail, type TestApp } from '../helpers/app.js';
-import { singleShard } from '../../src/infra/shards/shards.js';
+import { singleShard } from '../../src/infra/shards/set.js';
 import { ShardRepositories } from '../../src/modules/tasks/service.js';
 
 let t: TestApp;

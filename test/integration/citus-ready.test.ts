@@ -27,7 +27,7 @@ import { uuidv7 } from '../../src/shared/ids.js';
 import { openCapturingDb, readStatement, type CapturedStatement, type SqlCapture, type StatementPart, type UserKey } from '../helpers/captured-sql.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import type { Database } from '../../src/infra/db/database.js';
-import { singleShard } from '../../src/infra/shards/shards.js';
+import { singleShard } from '../../src/infra/shards/set.js';
 import { ShardRepositories } from '../../src/modules/tasks/service.js';
 
 /** The tables of a user's shard: the tasks module's own, and the outbox its writes append to. */

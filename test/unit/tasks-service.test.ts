@@ -3,7 +3,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { TasksRepository } from '../../src/modules/tasks/repository.js';
 import type { Database } from '../../src/infra/db/database.js';
-import { singleShard } from '../../src/infra/shards/shards.js';
+import { singleShard } from '../../src/infra/shards/set.js';
 import { ShardRepositories, TasksService } from '../../src/modules/tasks/service.js';
 import type { Owner } from '../../src/modules/tasks/model.js';
 import type { Actor } from '../../src/shared/actor.js';

@@ -12,7 +12,7 @@ import { keysetChecks, keysetOf, type Keyset } from './keyset.js';
 import type { OwnedTask, Owner, Priority, Status, Task, TaskChanges, TaskFilter } from './model.js';
 import { BucketMovedError } from '../../infra/shards/ownership.js';
 import { mergeSorted, scatter } from '../../infra/shards/scatter.js';
-import type { Shard, TaskShards } from '../../infra/shards/shards.js';
+import type { Shard, TaskShards } from '../../infra/shards/set.js';
 import { TasksRepository } from './repository.js';
 import type { CreateTaskInput, ListTasksInput, UpdateTaskInput } from './schemas.js';
 import { DEFAULT_SORT, parseSort, type TaskSort } from './sorts.js';
