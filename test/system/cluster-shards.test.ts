@@ -215,6 +215,21 @@ describe('task-api cluster start --shards 3', () => {
     expect(typeof after.skew).toBe('number');
   });
 
+  it("reads each shard's owners from that shard's replica: every instance watches the three replicas and routes reads to them", async () => {
+    const s = fx.started();
+    const metricsUrl = (s.instances[0] as Brief & { metricsUrl: string }).metricsUrl;
+    const text = await (await fetch(metricsUrl)).text();
+    const up = [...text.matchAll(/^db_replica_up\{[^}]*replica="([^"]+)"[^}]*\} 1$/gm)].map((m) => m[1]);
+    const replicaPorts = s.processes.filter((p) => p.role === 'replica' || /replica/.test(p.name)).map((p) => `127.0.0.1:${p.port}`);
+    expect(new Set(up)).toEqual(new Set(replicaPorts));
+    expect(up).toHaveLength(3);
+    expect(text).toMatch(/^shard_map_version(\{[^}]*\})? \d+$/m);
+    // Reads went to replicas (on either instance: NGINX spreads the requests).
+    const all = (await Promise.all(s.instances.map(async (i) => (await fetch((i as Brief & { metricsUrl: string }).metricsUrl)).text()))).join('\n');
+    const routed = [...all.matchAll(/^db_reads_routed_total\{[^}]*target="replica"[^}]*\} (\d+)$/gm)].reduce((a, m) => a + Number(m[1]), 0);
+    expect(routed).toBeGreaterThan(0);
+  });
+
   it("relays every shard's outbox: each shard's task events are published", async () => {
     const s = fx.started();
     const pending = async () => Promise.all(s.shards.map(async (x) => Number((await query<{ n: number }>(x.primaryUrl, 'select count(*)::int as n from outbox where published_at is null'))[0]!.n)));
