@@ -31,6 +31,8 @@ const EnvSchema = Type.Object({
   REDIS_PORT: Type.Optional(Int(1, 65535)),
   REDIS_PASSWORD: Type.Optional(Type.String()),
   REDIS_KEY_PREFIX: Type.Optional(Type.String()),
+  REDIS_SENTINELS: Type.Optional(Type.String({ pattern: '^\\s*[^\\s,:]+:[0-9]+(\\s*,\\s*[^\\s,:]+:[0-9]+)*\\s*$' })),
+  REDIS_SENTINEL_MASTER: Type.Optional(Type.String({ minLength: 1, pattern: '^\\S+$' })),
   JWT_PRIVATE_KEY: Type.Optional(Type.String({ pattern: 'BEGIN PRIVATE KEY' })),
   JWT_PUBLIC_KEYS: Type.Optional(Type.String({ pattern: 'BEGIN PUBLIC KEY' })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
@@ -98,7 +100,11 @@ export interface Config {
   dataDir: string;
   database: DatabaseConfig;
   shards: ShardsConfig;
-  redis: { url: string | undefined; keyPrefix: string };
+  /**
+   * url: one Redis server; sentinels: the master named sentinelMaster, found (and followed across
+   * a failover) through these Sentinels. At most one of the two is set.
+   */
+  redis: { url: string | undefined; keyPrefix: string; sentinels?: { host: string; port: number }[]; sentinelMaster?: string; password?: string };
   jwt: {
     privateKeyPem: string | undefined;
     publicKeysPem: string[];
@@ -390,6 +396,22 @@ function rangeProblems(env: Env): string[] {
   return problems;
 }
 
+/** REDIS_SENTINELS: host:port, comma-separated; problems appended to `problems`. */
+function parseSentinels(raw: string | undefined, problems: string[]): { host: string; port: number }[] | undefined {
+  if (raw === undefined) return undefined;
+  const out: { host: string; port: number }[] = [];
+  for (const item of raw.split(',').map((x) => x.trim())) {
+    const m = /^([^\s,:]+):([0-9]+)$/.exec(item);
+    const port = m ? Number(m[2]) : 0;
+    if (!m || port < 1 || port > 65535) {
+      problems.push(`REDIS_SENTINELS: "${item}" is not host:port (port 1-65535)`);
+      continue;
+    }
+    out.push({ host: m[1]!, port });
+  }
+  return out;
+}
+
 /** Reads and validates the environment; throws ConfigError naming every bad variable. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string> = {};
@@ -415,6 +437,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   if (env.JWT_PUBLIC_KEYS !== undefined && env.JWT_PRIVATE_KEY === undefined) {
     unique.push('JWT_PUBLIC_KEYS: requires JWT_PRIVATE_KEY');
   }
+  if (env.REDIS_SENTINELS !== undefined && (env.REDIS_URL !== undefined || env.REDIS_HOST !== undefined)) {
+    unique.push('REDIS_SENTINELS: set either REDIS_SENTINELS (with REDIS_SENTINEL_MASTER) or REDIS_URL/REDIS_HOST, not both');
+  }
+  if (env.REDIS_SENTINEL_MASTER !== undefined && env.REDIS_SENTINELS === undefined) {
+    unique.push('REDIS_SENTINEL_MASTER: requires REDIS_SENTINELS');
+  }
+  const sentinels = parseSentinels(env.REDIS_SENTINELS, unique);
   const policyOverrides = parsePolicies(env.RATE_LIMIT_POLICIES, unique);
   const database = parseDatabase(env, unique);
   const shards = parseShards(env, source, database, unique);
@@ -447,7 +476,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     dataDir: env.DATA_DIR ?? './data',
     database,
     shards,
-    redis: { url: redisUrl, keyPrefix: env.REDIS_KEY_PREFIX ?? 'task-api:' },
+    redis: {
+      url: redisUrl,
+      keyPrefix: env.REDIS_KEY_PREFIX ?? 'task-api:',
+      ...(sentinels
+        ? { sentinels, sentinelMaster: env.REDIS_SENTINEL_MASTER ?? 'task-api', ...(env.REDIS_PASSWORD ? { password: env.REDIS_PASSWORD } : {}) }
+        : {}),
+    },
     jwt: {
       privateKeyPem: env.JWT_PRIVATE_KEY,
       publicKeysPem: env.JWT_PUBLIC_KEYS ? splitPems(env.JWT_PUBLIC_KEYS) : [],

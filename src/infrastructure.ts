@@ -105,9 +105,9 @@ export async function openInfrastructure(config: Config, log: FastifyBaseLogger,
     if (applied.length) log.info({ applied }, 'migrations applied');
   }
   await checkSchema(database, log);
-  const redis = config.redis.url ? createRedis({ url: config.redis.url, keyPrefix: config.redis.keyPrefix }) : undefined;
+  const redis = config.redis.url || config.redis.sentinels ? createRedis(config.redis) : undefined;
   if (redis) redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis error'));
-  else log.warn('REDIS_URL is not set: refresh tokens are kept in process memory (one instance only)');
+  else log.warn('neither REDIS_URL nor REDIS_SENTINELS is set: refresh tokens are kept in process memory (one instance only)');
   const tokenStore: RefreshTokenStore = redis ? new RedisTokenStore(redis) : new MemoryTokenStore();
   // DATABASE_READ_URLS: reads routed to replicas, read-your-writes per user (src/infra/db/router.ts).
   const replicas =

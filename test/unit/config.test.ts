@@ -58,6 +58,33 @@ describe('config', () => {
     expect(loadConfig({ REDIS_URL: 'redis://a:1', REDIS_HOST: 'b' }).redis.url).toBe('redis://a:1');
   });
 
+  it('reaches Redis through Sentinels with REDIS_SENTINELS and REDIS_SENTINEL_MASTER (default task-api)', () => {
+    const c = loadConfig({ REDIS_SENTINELS: 's1:26379, s2:26380,10.0.0.3:26381', REDIS_PASSWORD: 'pw' });
+    expect(c.redis).toMatchObject({
+      url: undefined,
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26380 },
+        { host: '10.0.0.3', port: 26381 },
+      ],
+      sentinelMaster: 'task-api',
+      password: 'pw',
+    });
+    expect(loadConfig({ REDIS_SENTINELS: 's:1', REDIS_SENTINEL_MASTER: 'cache' }).redis.sentinelMaster).toBe('cache');
+    expect(loadConfig({ REDIS_URL: 'redis://a:1' }).redis.sentinels).toBeUndefined();
+  });
+
+  it('refuses REDIS_SENTINELS beside REDIS_URL or REDIS_HOST, a master name without Sentinels, and a bad address', () => {
+    for (const other of [{ REDIS_URL: 'redis://a:1' }, { REDIS_HOST: 'a' }] as Record<string, string>[]) {
+      const problems = problemsOf({ REDIS_SENTINELS: 's:26379', ...other });
+      expect(problems).toContain('REDIS_SENTINELS');
+      expect(problems).toContain('REDIS_URL/REDIS_HOST');
+    }
+    expect(problemsOf({ REDIS_SENTINEL_MASTER: 'm' })).toContain('REDIS_SENTINEL_MASTER: requires REDIS_SENTINELS');
+    expect(problemsOf({ REDIS_SENTINELS: 's:99999' })).toContain('REDIS_SENTINELS');
+    expect(problemsOf({ REDIS_SENTINELS: 'no-port' })).toContain('REDIS_SENTINELS');
+  });
+
   it('does not migrate a configured database at start unless asked', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://x/y' }).database.migrateOnStart).toBe(false);
     expect(loadConfig({ DATABASE_URL: 'postgres://x/y', MIGRATE_ON_START: 'true' }).database.migrateOnStart).toBe(true);
