@@ -16,6 +16,8 @@ export interface Topology {
   /** The streaming replicas, for DATABASE_READ_URLS. */
   readUrls: string[];
   redisUrl: string;
+  /** --redis-sentinel: REDIS_SENTINELS (host:port) and REDIS_SENTINEL_MASTER instead of REDIS_URL. */
+  redisSentinel?: { master: string; sentinels: string[] };
   amqpUrl: string;
   /** NGINX's address as the instances see it: the only proxy whose X-Forwarded-For counts. */
   trustProxy: string;
@@ -69,6 +71,16 @@ export function apiCommand(i: Instance, t: Topology, inherited: Record<string, s
     TRUST_PROXY: t.trustProxy,
     JWT_PRIVATE_KEY: inherited.JWT_PRIVATE_KEY ?? t.jwtPrivateKey,
   };
+  if (t.redisSentinel) {
+    delete env.REDIS_URL;
+    delete env.REDIS_HOST;
+    delete env.REDIS_PORT;
+    env.REDIS_SENTINELS = t.redisSentinel.sentinels.join(',');
+    env.REDIS_SENTINEL_MASTER = t.redisSentinel.master;
+  } else {
+    delete env.REDIS_SENTINELS;
+    delete env.REDIS_SENTINEL_MASTER;
+  }
   // Only the auth service signs: the others verify with its published keys (AUTH_JWKS_URL) and
   // never hold the private key.
   if (i.service !== undefined && i.service !== 'auth') delete env.JWT_PRIVATE_KEY;

@@ -14,13 +14,15 @@ import { stopAll } from './stop.js';
 export { shardEnvOf } from './shards.js';
 
 export const CLUSTER_USAGE = `usage: task-api cluster <command>
-  start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--dir D]
+  start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--redis-sentinel] [--dir D]
                             PostgreSQL primary + R replicas (1), PgBouncer, Redis, RabbitMQ,
                             N API instances (3), NGINX and Prometheus on loopback ports;
                             --split: a service per module (auth, users, tasks, notifications),
                             N instances each (2), behind the gateway (gateway.conf.template);
                             --shards: the tasks data on S shards (1): the primary (main) and
-                            S-1 more PostgreSQL servers (pg-s2, ...) with R replicas each
+                            S-1 more PostgreSQL servers (pg-s2, ...) with R replicas each;
+                            --redis-sentinel: Redis master, a replica (redis-replica-1) and
+                            three Sentinels (sentinel-1..3); the instances follow the master
   status [--dir D]          one JSON object: every URL, pid and whether it runs
   stop [--dir D]            stop everything start started
   restart|kill|start-one <name> [--dir D]
@@ -40,9 +42,9 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards']);
+const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel']);
 /** Flags that take no value. */
-const SWITCHES = new Set(['split']);
+const SWITCHES = new Set(['split', 'redis-sentinel']);
 
 function parse(args: string[]): Parsed {
   const out: Parsed = { positional: [], flags: new Map() };
@@ -113,6 +115,7 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
         replicas: intFlag(p, 'replicas', 0, 8, 1)!,
         basePort: intFlag(p, 'base-port', 1, 65535, undefined),
         shards: intFlag(p, 'shards', 1, 16, 1)!,
+        redisSentinel: p.flags.has('redis-sentinel'),
       };
       print(clusterStatus(await startCluster(options, config, say)));
       return 0;

@@ -18,6 +18,8 @@ const PROGRAM: Record<Role, string> = {
   'postgres-replica': 'postgres',
   pgbouncer: 'pgbouncer',
   redis: 'redis-server',
+  'redis-replica': 'redis-server',
+  'redis-sentinel': 'redis-server',
   rabbitmq: 'beam',
   api: 'cli.js',
   nginx: 'nginx',
@@ -29,6 +31,8 @@ const READY: Record<Exclude<Role, 'pgbouncer' | 'rabbitmq'>, (port: number) => P
   'postgres-primary': accepts,
   'postgres-replica': accepts,
   redis: redisPing,
+  'redis-replica': redisPing,
+  'redis-sentinel': redisPing,
   api: apiHealthy,
   nginx: (port) => tcpOpen(port),
   prometheus: prometheusReady,
@@ -109,6 +113,8 @@ export async function stopProcess(rec: ProcessRecord, how: 'graceful' | 'kill'):
       await stopPid(pid, kill ? 'SIGKILL' : 'SIGTERM', 60_000);
       break;
     case 'redis':
+    case 'redis-replica':
+    case 'redis-sentinel':
     case 'prometheus':
       await stopPid(pid, kill ? 'SIGKILL' : 'SIGTERM', 30_000);
       break;

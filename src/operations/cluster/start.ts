@@ -19,7 +19,7 @@ import { initPrimary, initReplica, nodeLaunchSpec, pgUrl, psql, type PgNode } fr
 import { LOOPBACK, PortAllocator } from './processes.js';
 import { preparePrometheus } from './prometheus.js';
 import { amqpUrl, prepareRabbit, rabbitPidFile } from './rabbitmq.js';
-import { redisCommand, redisUrl } from './redis.js';
+import { redisCommand, redisConfCommand, redisUrl, SENTINEL_MASTER, writeRedisServerConf, writeSentinelConf } from './redis.js';
 import { running, startProcess } from './roles.js';
 import { extraShardNames, pgbouncerDatabase, shardRecords, shardVariables } from './shards.js';
 import { readState, stateFile, StateWriter, type ClusterState, type CommandLine, type ProcessRecord, type Role } from './state.js';
@@ -41,6 +41,8 @@ export interface StartOptions {
    * with `replicas` replicas of its own; default 1 (main alone, no TASK_SHARDS).
    */
   shards?: number;
+  /** Redis master, one replica and three Sentinels; the instances reach the master through the Sentinels. */
+  redisSentinel?: boolean;
 }
 
 /** One API instance to start: the monolith's api-N, or the split topology's <service>-N. */
@@ -154,6 +156,9 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   const replicaPorts: number[] = [];
   for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
   const [pgbouncerPort, redisPort, amqpPort, distPort, prometheusPort] = [await take(), await take(), await take(), await take(), await take()];
+  const redisReplicaPort = o.redisSentinel ? await take() : 0;
+  const sentinelPorts: number[] = [];
+  if (o.redisSentinel) for (let i = 0; i < 3; i++) sentinelPorts.push(await take());
   const extraShards: { name: string; primaryPort: number; replicaPorts: number[] }[] = [];
   for (const name of extraShardNames(o.shards ?? 1)) {
     const shard = { name, primaryPort: await take(), replicaPorts: [] as number[] };
@@ -171,6 +176,7 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     ...(o.split ? { split: true, databases: { ...SERVICE_DATABASES } } : {}),
     publicUrl: `http://${LOOPBACK}:${nginxPort}`,
     shards,
+    ...(o.redisSentinel ? { redisSentinel: { master: SENTINEL_MASTER, sentinels: sentinelPorts.map((p) => `${LOOPBACK}:${p}`) } } : {}),
     processes: [],
   };
   const writer = new StateWriter(state);
@@ -235,7 +241,28 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
       );
     }
   };
-  const redis = () => bring(commandRecord('redis', 'redis', redisPort, redisUrl(redisPort), log('redis'), redisCommand({ port: redisPort, path: pathEnv, binary: bins.redis, args: ['--appendonly', 'no', '--dir', dir] })));
+  const redisAlone = () => bring(commandRecord('redis', 'redis', redisPort, redisUrl(redisPort), log('redis'), redisCommand({ port: redisPort, path: pathEnv, binary: bins.redis, args: ['--appendonly', 'no', '--dir', dir] })));
+  // --redis-sentinel: the master, then its replica, then the Sentinels watching the master. Each
+  // from a configuration file under <dir>/redis that the server may rewrite.
+  const redisWithSentinels = async () => {
+    const redisDir = path.join(dir, 'redis');
+    const server = async (name: string, role: Role, port: number, replicaOf?: number) => {
+      const conf = path.join(redisDir, `${name}.conf`);
+      await writeRedisServerConf(conf, { port, dir: path.join(redisDir, name), ...(replicaOf !== undefined ? { replicaOf } : {}) });
+      await bring(commandRecord(name, role, port, redisUrl(port), log(name), redisConfCommand({ conf, path: pathEnv, binary: bins.redis })));
+    };
+    await server('redis', 'redis', redisPort);
+    await server('redis-replica-1', 'redis-replica', redisReplicaPort, redisPort);
+    await allOrFirstError(
+      sentinelPorts.map(async (port, i) => {
+        const name = `sentinel-${i + 1}`;
+        const conf = path.join(redisDir, `${name}.conf`);
+        await writeSentinelConf(conf, { port, dir: path.join(redisDir, name), masterPort: redisPort });
+        await bring(commandRecord(name, 'redis-sentinel', port, redisUrl(port), log(name), redisConfCommand({ conf, path: pathEnv, binary: bins.redis, sentinel: true })));
+      }),
+    );
+  };
+  const redis = o.redisSentinel ? redisWithSentinels : redisAlone;
   const rabbit = async () => {
     const node = { nodename: `task-api-${randomBytes(4).toString('hex')}@localhost`, dir: path.join(dir, 'rabbitmq'), port: amqpPort, distPort, path: pathEnv };
     const cmd = await prepareRabbit(node);
@@ -255,6 +282,7 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
       databaseUrl: pgUrl(pgbouncerPort, DATABASE),
       readUrls: replicaPorts.map((p) => pgUrl(p, DATABASE)),
       redisUrl: redisUrl(redisPort),
+      ...(state.redisSentinel ? { redisSentinel: state.redisSentinel } : {}),
       amqpUrl: amqpUrl(amqpPort),
       trustProxy: LOOPBACK,
       jwtPrivateKey: config.inherited.JWT_PRIVATE_KEY ?? (await signingKey(dir)),

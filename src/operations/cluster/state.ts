@@ -11,7 +11,7 @@ import type { CommandLine } from './processes.js';
 
 export type { CommandLine };
 
-export type Role = 'postgres-primary' | 'postgres-replica' | 'pgbouncer' | 'redis' | 'rabbitmq' | 'api' | 'nginx' | 'prometheus';
+export type Role = 'postgres-primary' | 'postgres-replica' | 'pgbouncer' | 'redis' | 'redis-replica' | 'redis-sentinel' | 'rabbitmq' | 'api' | 'nginx' | 'prometheus';
 
 export interface ProcessRecord {
   /** primary, replica-1, pgbouncer, redis, rabbitmq, api-1, nginx, prometheus. */
@@ -58,6 +58,8 @@ export interface ClusterState {
   databases?: Record<string, string>;
   /** NGINX: the one address clients use. */
   publicUrl: string;
+  /** `cluster start --redis-sentinel`: the master's name and the Sentinels (host:port) the instances ask. */
+  redisSentinel?: { master: string; sentinels: string[] };
   /** The shards of the tasks data, `main` first (src/operations/cluster/shards.ts); absent in a cluster started before them. */
   shards?: ShardRecord[];
   /** Started, or to be started, in this order; stopped in STOP_ORDER. */
@@ -79,7 +81,8 @@ export function findProcess(state: ClusterState, name: string): ProcessRecord {
 }
 
 /** The edge first (no new requests), then the instances (they drain), then what they use. */
-const STOP_ORDER: Role[] = ['nginx', 'api', 'prometheus', 'pgbouncer', 'postgres-replica', 'postgres-primary', 'redis', 'rabbitmq'];
+// The Sentinels before the Redis servers: none starts a failover while they stop.
+const STOP_ORDER: Role[] = ['nginx', 'api', 'prometheus', 'pgbouncer', 'postgres-replica', 'postgres-primary', 'redis-sentinel', 'redis-replica', 'redis', 'rabbitmq'];
 
 /** The processes in the order they are stopped: one group per role. */
 export function stopOrder(state: ClusterState): ProcessRecord[][] {

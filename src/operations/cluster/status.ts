@@ -45,6 +45,18 @@ export function clusterStatus(state: ClusterState) {
     replicas: of('postgres-replica').map(brief),
     pgbouncer: one('pgbouncer'),
     redis: one('redis'),
+    // --redis-sentinel: the replica and the Sentinels (which of the servers is master now: ask a Sentinel).
+    ...(state.redisSentinel
+      ? {
+          redisSentinel: {
+            master: state.redisSentinel.master,
+            // REDIS_SENTINELS as the instances got it.
+            addresses: state.redisSentinel.sentinels,
+            replicas: of('redis-replica').map(brief),
+            sentinels: of('redis-sentinel').map(brief),
+          },
+        }
+      : {}),
     rabbitmq: one('rabbitmq'),
     prometheus: one('prometheus'),
     processes,
