@@ -412,6 +412,16 @@ function parseSentinels(raw: string | undefined, problems: string[]): { host: st
   return out;
 }
 
+/**
+ * The configuration with another deployment's databases: the environment without its own
+ * database and shard settings (DATABASE_*, TASK_SHARDS, SHARD_*), then `databases` on top (an
+ * operational command's --dir: the cluster's primaries).
+ */
+export function loadConfigWithDatabases(databases: Record<string, string>, source: NodeJS.ProcessEnv = process.env): Config {
+  const own = Object.fromEntries(Object.entries(source).filter(([k]) => !/^(DATABASE_|TASK_SHARDS$|SHARD_)/.test(k)));
+  return loadConfig({ ...own, ...databases });
+}
+
 /** Reads and validates the environment; throws ConfigError naming every bad variable. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string> = {};

@@ -1,6 +1,6 @@
 // `task-api shards status|move|rebalance`: the bucket map and the shards of the tasks data, from
 // DATABASE_URL and TASK_SHARDS (with each SHARD_<NAME>_URL), or from a cluster's --dir.
-import { loadConfig } from '../config.js';
+import { loadConfig, loadConfigWithDatabases } from '../config.js';
 import { shardsStatus, bucketRows, planRebalance } from '../infra/shards/balance.js';
 import { BUCKETS } from '../infra/shards/buckets.js';
 import { openFleet, type ShardFleet } from '../infra/shards/fleet.js';
@@ -84,14 +84,10 @@ function parseFlags(args: string[]): Flags {
 }
 
 async function fleetOf(flags: Flags): Promise<ShardFleet> {
-  let env: NodeJS.ProcessEnv = process.env;
-  if (flags.dir) {
-    const { shardEnvOf } = await import('./cluster/shards.js');
-    // The cluster's databases alone: none of the caller's own database or shard settings survive.
-    const own = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(DATABASE_|TASK_SHARDS$|SHARD_)/.test(k)));
-    env = { ...own, ...shardEnvOf(flags.dir) };
-  }
-  return openFleet(loadConfig(env));
+  if (!flags.dir) return openFleet(loadConfig());
+  // The cluster's databases alone: none of the caller's own database or shard settings survive.
+  const { shardEnvOf } = await import('./cluster/shards.js');
+  return openFleet(loadConfigWithDatabases(shardEnvOf(flags.dir)));
 }
 
 export async function shardsCommand(args: string[], out: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<number> {

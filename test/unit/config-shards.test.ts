@@ -2,7 +2,7 @@
 // and SHARD_SCATTER_TIMEOUT_MS (src/config.ts): what a sharded deployment is configured with, and
 // what it is refused for, naming the variable to fix.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, shardVariable } from '../../src/config.js';
+import { ConfigError, loadConfig, loadConfigWithDatabases, shardVariable } from '../../src/config.js';
 import { problemsOf as configProblems } from './support/config-problems.js';
 
 const problemsOf = (env: Record<string, string>) => configProblems(loadConfig, env);
@@ -112,5 +112,25 @@ describe('config: shards of the tasks data', () => {
     expect(shardVariable('shard-2', 'URL')).toBe('SHARD_SHARD_2_URL');
     expect(shardVariable('s2', 'READ_URLS')).toBe('SHARD_S2_READ_URLS');
     expect(shardVariable('eu-west-1', 'READ_URLS')).toBe('SHARD_EU_WEST_1_READ_URLS');
+  });
+});
+
+describe('loadConfigWithDatabases (an operational command given a cluster --dir)', () => {
+  it("keeps none of the caller's own database and shard settings, and takes the given ones", () => {
+    const url = (port: number) => `postgres://u@127.0.0.1:${port}/db`;
+    const own = {
+      DATABASE_URL: url(1),
+      DATABASE_READ_URLS: url(2),
+      DATABASE_POOL_MAX: '9',
+      TASK_SHARDS: 's9',
+      SHARD_S9_URL: url(3),
+      LOG_LEVEL: 'warn',
+    };
+    const config = loadConfigWithDatabases({ DATABASE_URL: url(5000), TASK_SHARDS: 's2', SHARD_S2_URL: url(5100) }, own);
+    expect(config.database.url).toBe(url(5000));
+    expect(config.database.replicas).toEqual([]);
+    expect(config.database.poolMax).toBe(10);
+    expect(config.shards.extra.map((s) => [s.name, s.primary.url])).toEqual([['s2', url(5100)]]);
+    expect(config.logLevel).toBe('warn');
   });
 });
