@@ -2,7 +2,7 @@
 // bucket's rows on a sharded deployment first takes a key-share lock on the bucket's row there:
 // writes of one bucket never wait on each other, and a move fences the bucket by deleting the row,
 // which waits for the writes in flight and leaves later ones without a row (BucketMovedError).
-import { eq, sql } from 'drizzle-orm';
+import { eq, type Placeholder } from 'drizzle-orm';
 import { integer, pgTable } from 'drizzle-orm/pg-core';
 import type { Db } from '../db/database.js';
 
@@ -21,11 +21,9 @@ export class BucketMovedError extends Error {
   }
 }
 
-/** The statement a write's transaction starts with: the bucket's row, locked against its removal. */
-export const holdQuery = (db: Db) =>
-  db
-    .select({ bucket: shardBuckets.bucket })
-    .from(shardBuckets)
-    .where(eq(shardBuckets.bucket, sql.placeholder('bucket')))
-    .for('key share')
-    .prepare('shard_hold');
+/**
+ * The bucket's row, locked against its removal: the first statement of a write's transaction,
+ * or a WITH query of a single-statement write (`bucket` a value or a placeholder).
+ */
+export const bucketRow = (db: Db, bucket: number | Placeholder) =>
+  db.select({ bucket: shardBuckets.bucket }).from(shardBuckets).where(eq(shardBuckets.bucket, bucket)).for('key share');

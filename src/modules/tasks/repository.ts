@@ -3,7 +3,7 @@
 import { and, arrayContains, asc, desc, eq, inArray, isNotNull, notInArray, sql, type SQL } from 'drizzle-orm';
 import type { Database, Db } from '../../infra/db/database.js';
 import { bucketOf } from '../../infra/shards/buckets.js';
-import { BucketMovedError, holdQuery, shardBuckets } from '../../infra/shards/ownership.js';
+import { BucketMovedError, bucketRow } from '../../infra/shards/ownership.js';
 import { appendEvent, eventValues, prepareAppendWith } from '../../events/outbox.js';
 import { isNotNullViolation } from '../../shared/db-errors.js';
 import { taskEvent } from './events.js';
@@ -81,7 +81,6 @@ export class TasksRepository {
   /** The hot reads, per server they run on (the primary's, each replica's): see plainList. */
   private readonly replicaGets = new Map<Db, Prepared>();
   private readonly plainLists = new Map<Db, Map<PlainListShape, Prepared>>();
-  private readonly holdQuery;
 
   /**
    * Writes and transactions go to `db` (the primary); a user's reads through `reads` (the
@@ -93,7 +92,6 @@ export class TasksRepository {
     private readonly shard: ShardPlace = UNSHARDED,
   ) {
     this.getQuery = buildGet(db);
-    this.holdQuery = holdQuery(db);
     // The create (see insert): the user's count, the row and its event in one statement.
     const counted = db.$with('counted').as(
       db
@@ -130,9 +128,7 @@ export class TasksRepository {
     // the statement is named after it ("insert tasks", src/infra/db/observe.ts). On a shard, the
     // bucket's row is locked in the same statement (`held`, see hold()): no row, no event either.
     if (shard.checked) {
-      const held = db.$with('held').as(
-        db.select({ bucket: shardBuckets.bucket }).from(shardBuckets).where(eq(shardBuckets.bucket, placeholder('bucket'))).for('key share'),
-      );
+      const held = db.$with('held').as(bucketRow(db, placeholder('bucket')));
       this.createQuery = prepareAppendWith(db, [inserted, counted, held], 'tasks_create', {
         userId: sql`(select counted.user_id from counted, held)`,
       });
@@ -149,7 +145,7 @@ export class TasksRepository {
   async hold(tx: Db, owner: string): Promise<void> {
     if (!this.shard.checked) return;
     const bucket = bucketOf(owner);
-    const rows = await (tx === this.db ? this.holdQuery.execute({ bucket }) : holdQuery(tx).execute({ bucket }));
+    const rows = await bucketRow(tx, bucket);
     if (rows.length === 0) throw new BucketMovedError(bucket, this.shard.name);
   }
 
