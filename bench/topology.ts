@@ -100,6 +100,27 @@ interface ClusterStatus {
 }
 
 /** Clusters that run: stopped by `cluster stop` when this process exits, however it exits. */
+/** How many answers PgBouncer dropped, by its log (the DROPPED line). */
+function droppedPackets(pgbLog: string): number {
+  return existsSync(pgbLog) ? (readFileSync(pgbLog, 'utf8').match(DROPPED) ?? []).length : 0;
+}
+
+/** droppedPackets, said in the progress when there are any. */
+function reportDropped(pgbLog: string, progress: (msg: string) => void): number {
+  const d = droppedPackets(pgbLog);
+  if (d > 0) progress(`PgBouncer dropped ${d} answers of the server ("got packet ... when not linked" in ${pgbLog}): the clients that sent those statements never get an answer`);
+  return d;
+}
+
+/** The median of a row's ratios across repetitions; NaN before any. */
+function medianRatio(rows: Rows, name: string): number {
+  const v = rows.rows.get(name)?.ratios ?? [];
+  return v.length > 0 ? median(v) : NaN;
+}
+
+/** A figure with d decimals, or '-' when it is not a number. */
+const fmt = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+
 const live = new Set<string>();
 let exitHook = false;
 
@@ -427,22 +448,15 @@ export function splitComparison(s: SplitRun, poolMax: number, rows: Rows, progre
       return { maxRps: m.rps, p50: r.p50, p99: r.p99, rssMb: rss };
     } finally {
       redis.disconnect();
-      const d = existsSync(pgbLog) ? (readFileSync(pgbLog, 'utf8').match(DROPPED) ?? []).length : 0;
+      const d = reportDropped(pgbLog, progress);
       record.pgbouncerDroppedPackets = d;
-      if (d > 0) {
-        dropped += d;
-        progress(`PgBouncer dropped ${d} answers of the server ("got packet ... when not linked" in ${pgbLog}): the clients that sent those statements never get an answer`);
-      }
+      dropped += d;
       await cluster.stop();
       progress(`${cluster.label} stopped`);
     }
   };
 
-  const med = (name: string) => {
-    const v = rows.rows.get(name)?.ratios ?? [];
-    return v.length > 0 ? median(v) : NaN;
-  };
-  const fmt = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  const med = (name: string) => medianRatio(rows, name);
   return {
     async repetition(rep) {
       const order = rep % 2 === 1 ? [...systems] : [...systems].reverse();
@@ -684,22 +698,15 @@ export function shardComparison(s: ShardRun, poolMax: number, rows: Rows, progre
       return { maxRps: m.rps, p50: r.p50, p99: r.p99, rssMb: rss, pgMb: pg };
     } finally {
       redis.disconnect();
-      const d = existsSync(pgbLog) ? (readFileSync(pgbLog, 'utf8').match(DROPPED) ?? []).length : 0;
+      const d = reportDropped(pgbLog, progress);
       record.pgbouncerDroppedPackets = d;
-      if (d > 0) {
-        dropped += d;
-        progress(`PgBouncer dropped ${d} answers of the server ("got packet ... when not linked" in ${pgbLog}): the clients that sent those statements never get an answer`);
-      }
+      dropped += d;
       await cluster.stop();
       progress(`${cluster.label} stopped`);
     }
   };
 
-  const med = (name: string) => {
-    const v = rows.rows.get(name)?.ratios ?? [];
-    return v.length > 0 ? median(v) : NaN;
-  };
-  const fmt = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+  const med = (name: string) => medianRatio(rows, name);
   const spreadHead = ['repetition', 'cluster', 'shard', 'buckets', 'tasks', 'share'];
   const spreadBody = () =>
     spreads.flatMap((p) => {
@@ -805,7 +812,7 @@ export async function runTopology(o: Options, facts: Record<string, unknown>, pr
     const record: Record<string, unknown> = { rep, instances: c.instances, replicas, clusterStartSeconds: cluster.startSeconds };
     phases.push(record);
     const pgbLog = cluster.status.pgbouncer!.logFile;
-    const droppedSoFar = () => (existsSync(pgbLog) ? (readFileSync(pgbLog, 'utf8').match(DROPPED) ?? []).length : 0);
+    const droppedSoFar = () => droppedPackets(pgbLog);
     try {
       const primaryUrl = cluster.status.primary!.url;
       const seeded = await seed(primaryUrl, o.users, o.tasksPerUser, 'bench', 3600_000);
@@ -912,10 +919,7 @@ export async function runTopology(o: Options, facts: Record<string, unknown>, pr
   console.log(`\n${printed}\n`);
   const problems = summaries.flatMap((s) => s.problems.map((p) => `${s.name}: ${p}`));
   for (const p of problems) console.log(`PROBLEM ${p}`);
-  const med = (name: string) => {
-    const v = rows.rows.get(name)?.ratios ?? [];
-    return v.length > 0 ? median(v) : NaN;
-  };
+  const med = (name: string) => medianRatio(rows, name);
   const pct = (x: number) => (Number.isFinite(x) ? `${((1 - x) * 100).toFixed(1)} %` : '-');
   const parts12Notes = [
     `Clusters: \`task-api cluster start --instances 1|3 --replicas ${replicas}\` (PgBouncer, DATABASE_PREPARE=false${replicas > 0 ? ', reads routed to the replicas' : ''}), each alone on the machine, fresh and seeded with ${o.users} users x ${o.tasksPerUser} tasks per start, measured through NGINX; the max RSS column of their rows is api-1's.`,

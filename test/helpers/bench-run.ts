@@ -80,3 +80,22 @@ export function expectRowsRan<R extends BenchRow>(rows: R[], names: string[]): M
   }
   return byName;
 }
+
+/**
+ * The mixed rows of a topology comparison (`--topology`, `--shards-only`): each ran without
+ * errors and has its latency figures; each figure is a number, measured once (a quick run is one
+ * repetition). Returns the rows by name.
+ */
+export function expectComparisonRan<R extends MixedRowSummary & { ratios: number[] }>(rows: R[], names: string[], figures: string[]): Map<string, R> {
+  const byName = expectRowsRan(rows, names);
+  for (const name of names) {
+    const row = byName.get(name)!;
+    for (const k of ['rps', 'p50', 'p99', 'maxMs'] as const) expect(Number.isFinite(row[k]), `${name} ${k}`).toBe(true);
+  }
+  for (const name of figures) {
+    expect(Number.isFinite(byName.get(name)?.ratio), name).toBe(true);
+    expect(byName.get(name)!.ratios, name).toHaveLength(1);
+  }
+  return byName;
+}
+

@@ -104,6 +104,12 @@ async function everyTask(): Promise<Row[]> {
   return rows.sort((a, b) => (a.at !== b.at ? (a.at > b.at ? -1 : 1) : a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
 }
 
+/** The ids of a page of tasks, sorted. */
+const sortedIds = (res: { json<T>(): T }) =>
+  res
+    .json<PageBody>()
+    .data.map((x) => x.id)
+    .sort();
 const listed = (walk: OwnedTaskBody[]) => walk.map((x) => `${x.id}@${x.owner.id}`);
 const expected = (rows: Row[]) => rows.map((r) => `${r.id}@${r.userId}`);
 
@@ -261,12 +267,7 @@ describe('the tasks data sharded by owner over three databases', () => {
       // The owner's own reads stay on the bucket's shard.
       const mine = await req(u.session)({ method: 'GET', url: '/v1/tasks?limit=9' });
       expect(mine.statusCode).toBe(200);
-      expect(
-        mine
-          .json<PageBody>()
-          .data.map((x) => x.id)
-          .sort(),
-      ).toEqual([...u.tasks].sort());
+      expect(sortedIds(mine)).toEqual([...u.tasks].sort());
     } finally {
       await dropBucketRows(on(target), b);
       await on('main')`update shard_map set copy_on = null where bucket = ${b}`;
@@ -289,12 +290,7 @@ describe('the tasks data sharded by owner over three databases', () => {
         // One owner's reads go to their own shard alone.
         const mine = await req(elsewhere.session, slow.app)({ method: 'GET', url: '/v1/tasks?limit=11' });
         expect(mine.statusCode, mine.body).toBe(200);
-        expect(
-          mine
-            .json<PageBody>()
-            .data.map((x) => x.id)
-            .sort(),
-        ).toEqual([...elsewhere.tasks].sort());
+        expect(sortedIds(mine)).toEqual([...elsewhere.tasks].sort());
         const theirs = await req(admin, slow.app)({ method: 'GET', url: `/v1/admin/tasks?userId=${elsewhere.id}` });
         expect(theirs.statusCode, theirs.body).toBe(200);
         expect(theirs.json<PageBody<OwnedTaskBody>>().data).toHaveLength(elsewhere.tasks.length);
@@ -331,12 +327,7 @@ describe('the tasks data sharded by owner over three databases', () => {
       expect({ rows: await rowsOf(u.shard, u.id), outbox: await outboxCount() }).toEqual(before);
       const list = await r({ method: 'GET', url: '/v1/tasks?limit=13' });
       expect(list.statusCode, list.body).toBe(200);
-      expect(
-        list
-          .json<PageBody>()
-          .data.map((x) => x.id)
-          .sort(),
-      ).toEqual([...u.tasks].sort());
+      expect(sortedIds(list)).toEqual([...u.tasks].sort());
       // Another owner of the same shard, in another bucket, writes on.
       const other = await createTask(neighbour.session, 'Neighbour writes on');
       neighbour.tasks.push(other.id);
@@ -383,12 +374,7 @@ describe('the tasks data sharded by owner over three databases', () => {
 
     const list = await req(u.session)({ method: 'GET', url: '/v1/tasks?limit=17' });
     expect(list.statusCode, list.body).toBe(200);
-    expect(
-      list
-        .json<PageBody>()
-        .data.map((x) => x.id)
-        .sort(),
-    ).toEqual([...u.tasks].sort());
+    expect(sortedIds(list)).toEqual([...u.tasks].sort());
     const renamed = await req(u.session)({ method: 'PATCH', url: `/v1/tasks/${u.tasks[0]}`, payload: { title: 'Renamed on the new shard' } });
     expect(renamed.statusCode, renamed.body).toBe(200);
     expect(listed(await walkAdminList())).toEqual(expected(await everyTask()));

@@ -9,7 +9,7 @@
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { benchRunner, expectRowsRan, type MixedRowSummary } from '../helpers/bench-run.js';
+import { benchRunner, expectComparisonRan, type MixedRowSummary } from '../helpers/bench-run.js';
 
 const SYSTEMS = ['1 shard: nginx -> 2 instances', '3 shards: nginx -> 2 instances'];
 const EXPECTED_ROWS = SYSTEMS.flatMap((s) => [`${s}: max (closed, 32 conn)`, `${s}: open 500/s`]);
@@ -81,15 +81,7 @@ describe('bench --shards-only --quick', { timeout: 320_000 }, () => {
     expect(three!.tasksPerShard.reduce((a, s) => a + (s.buckets ?? 0), 0)).toBe(1024);
     expect(Number.isFinite(three!.skew)).toBe(true);
 
-    const byName = expectRowsRan(json.rows, EXPECTED_ROWS);
-    for (const name of EXPECTED_ROWS) {
-      const row = byName.get(name)!;
-      for (const k of ['rps', 'p50', 'p99', 'maxMs'] as const) expect(Number.isFinite(row[k]), `${name} ${k}`).toBe(true);
-    }
-    for (const name of FIGURES) {
-      expect(Number.isFinite(byName.get(name)?.ratio), name).toBe(true);
-      expect(byName.get(name)!.ratios, name).toHaveLength(1);
-    }
+    const byName = expectComparisonRan(json.rows, EXPECTED_ROWS, FIGURES);
     expect(byName.get('error rate, 1 vs 3 shards rows')!.ratio).toBe(0);
 
     // The printed report's section has every row, figure and the tasks per shard; each cluster

@@ -11,7 +11,7 @@
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { benchRunner, expectRowsRan, type MixedRowSummary } from '../helpers/bench-run.js';
+import { benchRunner, expectComparisonRan, type MixedRowSummary } from '../helpers/bench-run.js';
 
 const SPLIT_SYSTEMS = ['monolith: nginx -> 2 instances', 'split: gateway -> 4 services x 2'];
 const SYSTEMS = ['nginx -> 1 instance', 'nginx -> 3 instances', 'direct to primary, prepared', 'direct to primary, unprepared', 'PgBouncer, unprepared', ...SPLIT_SYSTEMS];
@@ -78,15 +78,7 @@ describe('bench --topology --quick', { timeout: 620_000 }, () => {
       [1, 'split', 2, 8],
     ]);
     expect(json.meta.pgbouncerDroppedPackets).toBe(0);
-    const byName = expectRowsRan(json.rows, EXPECTED_ROWS);
-    for (const name of EXPECTED_ROWS) {
-      const row = byName.get(name)!;
-      for (const k of ['rps', 'p50', 'p99', 'maxMs'] as const) expect(Number.isFinite(row[k]), `${name} ${k}`).toBe(true);
-    }
-    for (const name of FIGURES) {
-      expect(Number.isFinite(byName.get(name)?.ratio), name).toBe(true);
-      expect(byName.get(name)!.ratios, name).toHaveLength(1);
-    }
+    const byName = expectComparisonRan(json.rows, EXPECTED_ROWS, FIGURES);
     expect(byName.get('error rate, all rows')!.ratio).toBe(0);
     expect(byName.get('error rate, split vs monolith rows')!.ratio).toBe(0);
 

@@ -2,6 +2,7 @@
 // planRebalance checked by replaying its moves on the totals it started from.
 import { describe, expect, it } from 'vitest';
 import { planRebalance, skewOf, type PlannedMove } from '../../src/infra/shards/balance.js';
+import { seeded } from './support/random.js';
 
 type Layout = Record<string, Record<number, number>>;
 
@@ -11,16 +12,6 @@ const perBucketOf = (layout: Layout) =>
 
 const totalsOf = (layout: Layout) => new Map(Object.entries(layout).map(([name, b]) => [name, Object.values(b).reduce((a, c) => a + c, 0)]));
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Step {
   move: PlannedMove;

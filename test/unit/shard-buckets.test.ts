@@ -2,18 +2,8 @@
 // PostgreSQL (owner_bucket, migrations/0010_shards.sql), and an even spread over the buckets.
 import { describe, expect, it } from 'vitest';
 import { BUCKETS, bucketOf } from '../../src/infra/shards/buckets.js';
+import { seeded } from './support/random.js';
 
-/** A seeded generator (mulberry32): the spread test sees the same 100k ids on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A version 4 uuid from the generator, lower-case as PostgreSQL writes it. */
 function uuidOf(random: () => number): string {

@@ -3,17 +3,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { mergeSorted, scatter } from '../../src/infra/shards/scatter.js';
 import { AppError } from '../../src/shared/errors.js';
+import { seeded } from './support/random.js';
 
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ascending = (a: number, b: number) => a - b;
 
