@@ -21,7 +21,7 @@ const high = { points: 100000, duration: 60 };
 export const HIGH_LIMITS_ENV = {
   EDGE_RATE_LIMIT: '100000',
   EDGE_RATE_BURST: '100000',
-  RATE_LIMIT_POINTS: '100000',
+  RATE_LIMIT_POINTS: '1000000',
   RATE_LIMIT_DURATION: '60',
   RATE_LIMIT_POLICIES: JSON.stringify({ 'auth-ip': high, 'login-account-ip': high, 'login-account': high, 'password-change': high }),
 };
