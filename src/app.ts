@@ -119,7 +119,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       headersTimeout: config.http.timeouts.headersMs,
       connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(config.http.timeouts.headersMs / 4))),
     },
-    return503OnClosing: true,
+    // A closing server serves what still reaches it on an open connection (drained connections
+    // carry Connection: close, below): a 503 here would read, to the load balancer in front, as
+    // a dependency outage, which it must not retry (deploy/nginx/edge-server.conf.inc).
+    return503OnClosing: false,
     frameworkErrors: sendFrameworkProblem,
     clientErrorHandler: answerClientError,
   });
@@ -148,6 +151,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerOpenApi(app, VERSION);
 
   const health = deps.health ?? { draining: false };
+  // While draining, every answer closes its connection: the load balancer's kept-alive connections
+  // to this instance end one by one, and by the time it stops listening none is left to meet a
+  // refused or reset request (src/server.ts).
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (health.draining) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   const checks: HealthCheck[] = [{ name: 'database', critical: true, check: () => deps.database.ping() }, ...(deps.healthChecks ?? [])];
   healthRoutes(app, { checks, state: health });
   modules.routes(app, deps.modules ?? ALL_MODULES);

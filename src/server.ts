@@ -74,7 +74,12 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<Ru
     (stopping ??= (async () => {
       health.draining = true;
       app.log.info({ drainMs: config.shutdownDrainMs }, 'draining');
-      // Load balancers see readiness fail and stop sending new requests during this delay.
+      // Idle kept-alive connections close now, busy ones after their answer (Connection: close,
+      // src/app.ts). Load balancers that probe see readiness fail and stop sending new requests
+      // during this delay; those that do not (NGINX open source) open new connections, answered
+      // and closed the same way, until the listener closes and they meet a refused connection,
+      // which they retry on another instance.
+      app.server.closeIdleConnections();
       await new Promise((r) => setTimeout(r, config.shutdownDrainMs));
       await app.close(); // waits for in-flight requests
       await events.stop(); // stops claiming, finishes the batch in flight, closes the channel

@@ -35,11 +35,12 @@ interface Attempt {
 }
 
 /**
- * Instances that answer the first attempt of every request (by X-Request-Id, whichever instance
- * gets it) with `firstStatus`, and any later attempt with 200: a request NGINX passes on to
- * another instance succeeds, one it does not shows the failure.
+ * Instances that fail the first attempt of every request (by X-Request-Id, whichever instance
+ * gets it) and answer any later attempt with 200: a request NGINX passes on to another instance
+ * succeeds, one it does not shows the failure. `first` is the failure: a status, or 'reset' (the
+ * connection closed without an answer, as when an instance dies mid-request).
  */
-async function stubInstances(count: number, firstStatus = 503): Promise<{ ports: number[]; attempts: Attempt[] }> {
+async function stubInstances(count: number, first: number | 'reset' = 'reset'): Promise<{ ports: number[]; attempts: Attempt[] }> {
   const attempts: Attempt[] = [];
   const ports: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -47,9 +48,10 @@ async function stubInstances(count: number, firstStatus = 503): Promise<{ ports:
       req.resume();
       req.on('end', () => {
         const requestId = String(req.headers['x-request-id']);
-        const first = !attempts.some((a) => a.requestId === requestId);
+        const isFirst = !attempts.some((a) => a.requestId === requestId);
         attempts.push({ port, method: req.method ?? '', url: req.url ?? '', requestId, headers: req.headers });
-        res.writeHead(first ? firstStatus : 200, { 'content-type': 'application/json' }).end(JSON.stringify({ port }));
+        if (isFirst && first === 'reset') return void req.socket.destroy();
+        res.writeHead(isFirst && first !== 'reset' ? first : 200, { 'content-type': 'application/json' }).end(JSON.stringify({ port }));
       });
     });
     server.listen(0, '127.0.0.1');
@@ -139,11 +141,12 @@ describe('NGINX edge (deploy/nginx/task-api.conf.template)', () => {
       const mine = attempts.filter((a) => a.requestId === requestId);
       return { status: res.status, attempts: mine.length, instances: new Set(mine.map((a) => a.port)).size };
     };
-    // The first attempt of each request fails with 503 (an instance draining or restarting).
+    // The first attempt of each request loses its connection (an instance dying or restarting):
+    // NGINX's own 502 when it may not resend.
     expect(await tried('GET')).toEqual({ status: 200, attempts: 2, instances: 2 });
     expect(await tried('DELETE')).toEqual({ status: 200, attempts: 2, instances: 2 });
-    expect(await tried('POST')).toEqual({ status: 503, attempts: 1, instances: 1 });
-    expect(await tried('PATCH')).toEqual({ status: 503, attempts: 1, instances: 1 });
+    expect(await tried('POST')).toEqual({ status: 502, attempts: 1, instances: 1 });
+    expect(await tried('PATCH')).toEqual({ status: 502, attempts: 1, instances: 1 });
     expect(await tried('POST', { 'idempotency-key': 'k-1' })).toEqual({ status: 200, attempts: 2, instances: 2 });
     expect(await tried('PATCH', { 'idempotency-key': 'k-2' })).toEqual({ status: 200, attempts: 2, instances: 2 });
     // The retried write reached the instance as the client sent it.
@@ -152,5 +155,36 @@ describe('NGINX edge (deploy/nginx/task-api.conf.template)', () => {
       ['POST', '/v1/tasks/x?q=%2F', 'k-1'],
       ['POST', '/v1/tasks/x?q=%2F', 'k-1'],
     ]);
+  });
+
+  it("passes an instance's 503 (a dependency outage every instance shares) to the client, and keeps the instance in rotation", async () => {
+    // Every instance answers 503 until `outage` is over, as during a database or Redis failover.
+    const outage = { on: true };
+    const seen: number[] = [];
+    const ports: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      const server: Server = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          seen.push(port);
+          res.writeHead(outage.on ? 503 : 200, { 'content-type': 'application/json', 'retry-after': '1' }).end('{}');
+        });
+      });
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const port = (server.address() as { port: number }).port;
+      ports.push(port);
+      cleanups.push(() => new Promise((r) => server.close(r)));
+    }
+    const url = await startEdge(ports);
+    // Far more 503s than max_fails (3) on each instance: each reaches the client once, not resent.
+    for (let i = 0; i < 10; i++) expect((await send(`${url}/v1/tasks`, 'GET')).status).toBe(503);
+    expect(seen).toHaveLength(10);
+    outage.on = false;
+    // The outage over, both instances answer at once: none was taken out of rotation.
+    const after = [];
+    for (let i = 0; i < 6; i++) after.push((await send(`${url}/v1/tasks`, 'GET')).status);
+    expect(after).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(new Set(seen.slice(10))).toEqual(new Set(ports));
   });
 });

@@ -262,22 +262,17 @@ describe('Redis failover under Sentinel', () => {
 
     expect(result.failures, JSON.stringify(summary)).toBe(0);
     expect(result.slowestMs, JSON.stringify(summary)).toBeLessThan(CLIENT_TIMEOUT_MS);
-    // No 500: the instances answer 503 while no master is reachable (the session and idempotency
-    // stores refuse rather than guess). A 502 may come from NGINX alone: the instances' 503s count
-    // as failed attempts (proxy_next_upstream http_503, max_fails=3), so for a moment NGINX may
-    // hold none in rotation ("no live upstreams"); its error log must show nothing else, no
-    // refused or broken connection to an instance.
-    const unexpected = [...result.statuses.keys()].filter((code) => ![200, 201, 401, 429, 502, 503].includes(code));
+    // No 500 and no 502: the instances answer 503 while no master is reachable (the session and
+    // idempotency stores refuse rather than guess), and NGINX passes those on without counting
+    // them against the instances (deploy/nginx/edge-server.conf.inc): none is taken out of
+    // rotation, and its error log shows no failed attempt, no refused or broken connection.
+    const unexpected = [...result.statuses.keys()].filter((code) => ![200, 201, 401, 429, 503].includes(code));
     expect(unexpected, JSON.stringify(summary)).toEqual([]);
-    const upstreamErrors = readFileSync(path.join(fx.dir(), 'nginx', 'error.log'), 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('[error]') && !l.includes('no live upstreams'));
-    expect(upstreamErrors.slice(0, 5)).toEqual([]);
+    const edgeLog = readFileSync(path.join(fx.dir(), 'nginx', 'error.log'), 'utf8').split('\n');
+    expect(edgeLog.filter((l) => l.includes('[error]') || l.includes('temporarily disabled')).slice(0, 5)).toEqual([]);
     expect(result.okAfterMark, JSON.stringify(summary)).toBeGreaterThan(0);
-    // And it ends well: the last requests of every user succeeded, or met the edge's own 502
-    // (NGINX's failure marks of the instances outlast the failover by up to fail_timeout, 30 s:
-    // the known defect of the edge, docs/runbooks/redis-failover.md). Nothing else.
-    expect(result.tail.filter((code) => (code < 200 || code >= 300) && code !== 502), JSON.stringify(summary)).toEqual([]);
+    // And it ends well: the last requests of every user all succeeded.
+    expect(result.tail.filter((code) => code < 200 || code >= 300), JSON.stringify(summary)).toEqual([]);
 
     // The same instances, none restarted.
     const now = await fx.status();

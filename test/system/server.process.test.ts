@@ -46,6 +46,8 @@ describe('task-api serve on PostgreSQL and Redis', () => {
       expect(sawDraining).toBe(true);
       const duringDrain = await jsonRequest(`${server.url}/v1/tasks`, 'GET', undefined, token);
       expect(duringDrain.status).toBe(200);
+      // Answered, and its connection closed: a load balancer keeps no connection to a draining instance.
+      expect(duringDrain.headers.get('connection')).toBe('close');
       expect((await Promise.all(inFlight)).map((r) => r.status)).toEqual(Array(10).fill(200));
       expect(await server.exited).toBe(0);
       await expect(fetch(`${server.url}/health/live`)).rejects.toThrow();
