@@ -274,7 +274,8 @@ describe('task-api cluster start --shards 3', () => {
       else await new Promise((r) => setTimeout(r, 200));
     }
     expect(status201).toBe(1);
-  });
+    // Seven cluster commands, each a process of its own, and a restart: minutes on a loaded machine.
+  }, 240_000);
 
   it('stop ends every recorded process, the shards\' servers too, and frees its ports', async () => {
     await fx.stopAndCheck();
