@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=160 --liftoff-only
-// task-api <command>: serve | worker | migrate | create-admin <email> | keys | openapi | dead-letters | seed | cluster
+// task-api <command>: serve | worker | migrate | create-admin <email> | keys | openapi | dead-letters | seed | cluster | shards | capacity
 // Only the configuration is imported up front: when tracing is on, its SDK must start before the
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -25,7 +25,9 @@ const USAGE = `usage: task-api <command>
                             the shards of the tasks data: buckets, rows and skew; move a bucket; rebalance
                             (task-api shards, for its options)
   cluster start|status|stop|restart|kill|start-one|roll|nginx-config|gateway-config ...
-                            the production topology on this machine (task-api cluster, for its options)`;
+                            the production topology on this machine (task-api cluster, for its options)
+  capacity --users N [--json] [--rps-per-instance R] [--requests-per-user-day D] [--peak-factor P] ...
+                            instances, replicas, shards and monthly cost for N users (docs/capacity.md)`;
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -204,6 +206,10 @@ async function main(argv: string[]): Promise<number> {
     case 'shards': {
       const { shardsCommand } = await import('./operations/shards.js');
       return shardsCommand(args);
+    }
+    case 'capacity': {
+      const { capacityCommand } = await import('./operations/capacity.js');
+      return capacityCommand(args);
     }
     case 'seed': {
       const { seedCommand } = await import('./operations/seed.js');
