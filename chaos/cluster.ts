@@ -4,7 +4,7 @@
 // (`cluster stop`, then SIGKILL to any recorded pid still running). The CLI commands run one at a
 // time: each one rewrites state.json from what it read, and two at once could lose a pid.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { CLUSTER_USAGE } from '../src/operations/cluster/index.js';
 import { running, stopProcess } from '../src/operations/cluster/roles.js';
@@ -106,52 +106,109 @@ export class ChaosCluster {
     return this.cli('start-one', name);
   }
 
-  /** Starts every recorded process that does not run (after the faults: nothing is left down). */
-  async healAll(): Promise<string[]> {
-    const started: string[] = [];
+  /**
+   * Starts every recorded process that does not run: after the faults were healed, one that is
+   * down crashed by itself (or its heal failed). Returns each with the last error its log shows.
+   */
+  async healAll(): Promise<{ name: string; lastError: string }[]> {
+    const started: { name: string; lastError: string }[] = [];
     for (const rec of this.state().processes) {
       if (rec.pid !== null && running(rec)) continue;
-      if (rec.role === 'prometheus') continue;
-      this.say(`${rec.name} does not run after the faults: starting it`);
+      const lastError = lastErrorLine(rec.logFile);
+      this.say(`${rec.name} does not run after the faults (its log: ${lastError}): starting it`);
       await this.startOne(rec.name);
-      started.push(rec.name);
+      started.push({ name: rec.name, lastError });
     }
     return started;
   }
 
+  /** SIGCONT to every PostgreSQL server and its children: none is left frozen, whatever ended the run. */
+  resumeAll(): void {
+    try {
+      for (const rec of this.state().processes) if (rec.pid !== null && rec.role.startsWith('postgres') && running(rec)) signalRecorded(rec, 'SIGCONT');
+    } catch (err) {
+      this.say(`resuming PostgreSQL: ${(err as Error).message}`);
+    }
+  }
+
   /** cluster stop, then SIGKILL to any recorded pid still running: nothing of the run is left. */
   async stop(): Promise<void> {
+    this.resumeAll();
     try {
       await this.cli('stop');
     } catch (err) {
       this.say(`cluster stop: ${(err as Error).message}`);
     }
-    try {
-      for (const rec of readState(this.dir).processes) if (running(rec)) await stopProcess(rec, 'kill');
-    } catch (err) {
-      this.say(`after cluster stop: ${(err as Error).message}`);
+    for (const rec of readState(this.dir).processes) {
+      if (!running(rec)) continue;
+      const pid = rec.pid!;
+      this.say(`${rec.name} (pid ${pid}) still runs after cluster stop: SIGKILL`);
+      try {
+        await stopProcess(rec, 'kill');
+      } catch (err) {
+        // stopProcess waits for the role's own signs (RabbitMQ's pid file, a port): the recorded pid goes all the same.
+        this.say(`${rec.name}: ${(err as Error).message}`);
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
     }
   }
 }
 
-/** The process group a recorded pid leads (the cluster starts every server as a group leader), or undefined. */
-export function groupLedBy(pid: number): number | undefined {
+/** The last line of a log that reads like an error (a crash's stack ends with the error, then the Node version). */
+export function lastErrorLine(file: string): string {
   try {
-    // /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces, so after the last ')'.
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean).slice(-200);
+    const hit = lines.reverse().find((l) => /Error|FATAL|PANIC|panic|"level":(50|60)/.test(l));
+    return (hit ?? lines[0] ?? '').slice(0, 300);
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]; undefined once gone. */
+function statOf(pid: number): string[] | undefined {
+  try {
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so after the last ')'.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const pgrp = Number(fields[2]);
-    return pgrp === pid ? pid : undefined;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
 }
 
-/** SIGSTOP/SIGCONT to a recorded process and, when it leads its group (PostgreSQL's backends), the whole group. */
-export function signalRecorded(rec: ProcessRecord, signal: 'SIGSTOP' | 'SIGCONT'): void {
+/** The processes whose parent is `pid` (PostgreSQL's backends and auxiliaries are the postmaster's children). */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    if (statOf(Number(entry))?.[1] === String(pid)) out.push(Number(entry));
+  }
+  return out;
+}
+
+/** Whether the process is stopped (state T) by a signal. */
+export const isStopped = (pid: number) => statOf(pid)?.[0] === 'T';
+
+/**
+ * SIGSTOP/SIGCONT to a recorded process and its children: PostgreSQL's backends each lead a
+ * process group of their own (postmaster children call setsid), so the postmaster's group is not
+ * the server; its children, found by their parent pid, are. Returns the pids signalled.
+ */
+export function signalRecorded(rec: ProcessRecord, signal: 'SIGSTOP' | 'SIGCONT'): number[] {
   if (rec.pid === null) throw new Error(`${rec.name} has no pid`);
-  const group = groupLedBy(rec.pid);
-  process.kill(group !== undefined ? -group : rec.pid, signal);
+  const pids = [rec.pid, ...childrenOf(rec.pid)];
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
 }
 
 /** The Redis master's port as the first Sentinel that answers names it. */

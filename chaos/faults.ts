@@ -4,7 +4,7 @@
 // heals it. Processes are acted on through the cluster CLI (kill, start-one) or signalled by the
 // pid state.json records (SIGSTOP/SIGCONT): nothing is found or signalled by name.
 import type { ClusterState, ProcessRecord } from '../src/operations/cluster/state.js';
-import { sentinelMasterPort, signalRecorded, type ChaosCluster } from './cluster.js';
+import { isStopped, sentinelMasterPort, signalRecorded, type ChaosCluster } from './cluster.js';
 
 /** What an outage of a fault takes away: another fault whose heal needs it may not overlap it. */
 export type Resource = 'db' | 'redis' | 'broker' | 'api';
@@ -116,11 +116,13 @@ export const FAULTS: FaultRow[] = [
     healNeeds: [],
     inject: async (ctx) => {
       const rec = ofRole(ctx.cluster.state(), 'postgres-primary')[0]!;
-      signalRecorded(rec, 'SIGSTOP');
+      const stopped = signalRecorded(rec, 'SIGSTOP');
+      for (let i = 0; i < 20 && !isStopped(rec.pid!); i++) await sleep(50);
+      if (!isStopped(rec.pid!)) throw new Error(`${rec.name} (pid ${rec.pid}) is not stopped after SIGSTOP`);
       return {
-        target: rec.name,
+        target: `${rec.name} (${stopped.length} processes)`,
         heal: async () => {
-          // By the pid recorded when stopped: a SIGCONT must reach exactly what was stopped.
+          // The postmaster and every child of it now (the same ones: a stopped postmaster forks none).
           signalRecorded(rec, 'SIGCONT');
           await sleep(0);
         },

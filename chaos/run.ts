@@ -14,7 +14,8 @@ import { applicableFaults } from './faults.js';
 import { FinalStateReader, primaryUrl } from './final-state.js';
 import { clusterEnv, HELP, parseOptions, UsageError, type Options } from './options.js';
 import { faultFigures, requestFigures } from './report.js';
-import { runSchedule, type FaultEvent } from './schedule.js';
+import { runSchedule, type FaultEvent, type InForce } from './schedule.js';
+import { watchCrashes } from './watch.js';
 
 const say = (line: string) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -68,8 +69,11 @@ async function chaos(opts: Options, interrupt: AbortSignal): Promise<{ summary: 
       maxTries: 20,
       signal: stopLoad.signal,
     });
+    const inForce: InForce = { busy: 0, targets: new Set() };
+    const watcher = watchCrashes(cluster, inForce, say);
     await sleep(WARMUP_MS);
     const events: FaultEvent[] = await runSchedule({
+      inForce,
       rows: apply,
       minRounds: opts.rounds,
       // A new round only when it likely ends within the duration (a round of the table takes about a minute).
@@ -83,6 +87,7 @@ async function chaos(opts: Options, interrupt: AbortSignal): Promise<{ summary: 
     await Promise.race([sleep(untilEnd), new Promise((r) => interrupt.addEventListener('abort', r))]);
     stopLoad.abort();
     const result = await load;
+    await watcher.stop();
     const loadSeconds = (Date.now() - loadStart) / 1000;
     say(`load stopped after ${loadSeconds.toFixed(0)} s: ${result.requests.length} requests`);
 
@@ -111,7 +116,10 @@ async function chaos(opts: Options, interrupt: AbortSignal): Promise<{ summary: 
       outboxPendingAtCheck: outboxLeft,
       faultsNotApplicable: skipped,
       topology: { requested: opts.topology, startFlags: flags, without: featuresSkipped },
-      restartedAfterFaults: restarted,
+      // Processes that went down by themselves while the faults ran (and were started again), and
+      // those down at the end (crashed late, or a heal that failed: see faults[].error).
+      crashed: watcher.crashes.map((c) => ({ ...c, seenAt: new Date(c.seenAt).toISOString(), restartedAt: c.restartedAt ? new Date(c.restartedAt).toISOString() : null })),
+      downAfterLoad: restarted,
       loadSeconds: Math.round(loadSeconds),
       examples: {
         acknowledgedMissing: checked.acknowledgedMissing.slice(0, EXAMPLES),
@@ -158,7 +166,8 @@ async function main(argv: string[]): Promise<number> {
       await mkdir(path.dirname(path.resolve(opts.out)), { recursive: true });
       await writeFile(opts.out, `${JSON.stringify(summary, null, 2)}\n`);
     }
-    const s = summary as ReturnType<typeof lossCounts> & { faults: { name: string; errorWindowSeconds: number; errorsSeen: number }[] };
+    const s = summary as ReturnType<typeof lossCounts> & { faults: { name: string; errorWindowSeconds: number; errorsSeen: number }[]; crashed: { name: string }[] };
+    if (s.crashed.length > 0) say(`crashed during the run (not a fault): ${s.crashed.map((c) => c.name).join(', ')}`);
     say(`faults: ${s.faults.map((f) => `${f.name} ${f.errorWindowSeconds} s/${f.errorsSeen} errors`).join(', ')}`);
     say(`checker: acknowledgedMissing ${s.acknowledgedMissing}, eventsMissing ${s.eventsMissing}, phantoms ${s.phantoms}, duplicates ${s.duplicates}, hungReads ${s.hungReads}: ${ok ? 'no loss' : 'LOSS'}`);
     console.log(JSON.stringify(summary));

@@ -14,7 +14,14 @@ export interface FaultEvent {
   error?: string;
 }
 
+/** What the faults hold down now: a crash watcher ignores these (and everything while one is being injected or healed). */
+export interface InForce {
+  busy: number;
+  targets: Set<string>;
+}
+
 export interface ScheduleOptions {
+  inForce: InForce;
   rows: FaultRow[];
   /** Rounds to run at least; more start while `until` leaves room. */
   minRounds: number;
@@ -43,10 +50,12 @@ export async function runSchedule(o: ScheduleOptions): Promise<FaultEvent[]> {
     const ev: FaultEvent = { name: row.name, target: '', injectedAt: Date.now() };
     events.push(ev);
     let heal: (() => Promise<void>) | undefined;
+    o.inForce.busy += 1;
     try {
       const injected = await row.inject(ctx);
       ev.injectedAt = Date.now();
       ev.target = injected.target;
+      o.inForce.targets.add(injected.target);
       heal = injected.heal;
       say(`fault ${row.name}: injected on ${injected.target}`);
     } catch (err) {
@@ -54,20 +63,28 @@ export async function runSchedule(o: ScheduleOptions): Promise<FaultEvent[]> {
       say(`fault ${row.name}: ${ev.error}`);
       onInjected();
       return;
+    } finally {
+      o.inForce.busy -= 1;
     }
     onInjected();
     await sleep(row.holdMs(ctx));
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        await heal();
-        ev.healedAt = Date.now();
-        say(`fault ${row.name}: healed ${ev.target} after ${((ev.healedAt - ev.injectedAt) / 1000).toFixed(1)} s`);
-        return;
-      } catch (err) {
-        ev.error = `heal (try ${attempt}): ${(err as Error).message}`;
-        say(`fault ${row.name}: ${ev.error}`);
-        await sleep(2000);
+    o.inForce.busy += 1;
+    try {
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        try {
+          await heal();
+          ev.healedAt = Date.now();
+          say(`fault ${row.name}: healed ${ev.target} after ${((ev.healedAt - ev.injectedAt) / 1000).toFixed(1)} s`);
+          return;
+        } catch (err) {
+          ev.error = `heal (try ${attempt}): ${(err as Error).message}`;
+          say(`fault ${row.name}: ${ev.error}`);
+          await sleep(2000);
+        }
       }
+    } finally {
+      o.inForce.targets.delete(ev.target);
+      o.inForce.busy -= 1;
     }
   }
 
