@@ -113,6 +113,11 @@ async function chaos(opts: Options, interrupt: AbortSignal): Promise<{ summary: 
       writes: { creates: checked.creates, updates: checked.updates },
       unacknowledgedWithoutEvent: checked.unacknowledgedWithoutEvent.length,
       notFoundReads: result.notFoundReads,
+      // When each hung read started, and what was in force then: where to look.
+      hungReadsAt: result.requests
+        .filter((r) => (r.op === 'get' || r.op === 'list') && r.outcome.kind === 'timeout')
+        .slice(0, EXAMPLES)
+        .map((r) => ({ op: r.op, start: new Date(r.start).toISOString(), faults: events.filter((e) => e.injectedAt <= r.end && (e.healedAt ?? Infinity) >= r.start).map((e) => e.name) })),
       outboxPendingAtCheck: outboxLeft,
       faultsNotApplicable: skipped,
       topology: { requested: opts.topology, startFlags: flags, without: featuresSkipped },
