@@ -23,7 +23,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/cli.ts', 'bench/**', 'loadtest/**'],
+    files: ['src/cli.ts', 'bench/**', 'loadtest/**', 'chaos/**'],
     rules: { 'no-console': 'off' },
   },
   {
