@@ -95,3 +95,12 @@ export async function startHa(c: HaContext): Promise<void> {
 }
 
 export const haState = (sync: boolean) => ({ scope: PATRONI_SCOPE, sync });
+
+/**
+ * PgBouncer in front of HAProxy. While no member leads (a failover: about ttl), every transaction
+ * waits in PgBouncer's queue for a server connection, up to query_wait_timeout: the template's
+ * 30 s would hold each request past any client's patience (and past NGINX's retries). 3 s: the
+ * API answers 503 with Retry-After instead, and a GET NGINX retries on the other instances (3
+ * tries) is still answered within 10 s.
+ */
+export const HA_PGBOUNCER_SETTINGS: Record<string, string> = { query_wait_timeout: '3' };

@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { ClusterConfig } from '../../cluster-config.js';
 import { apiCommand, apiUrl, CLI, ROOT, type Topology } from './api.js';
 import { requireBinaries, type Binaries } from './binaries.js';
-import { haState, planHa, startHa, type HaPlan } from './ha.js';
+import { HA_PGBOUNCER_SETTINGS, haState, planHa, startHa, type HaPlan } from './ha.js';
 import { GATEWAY_SERVICES, nginxCommand, writeGatewayConfig, writeNginxConfig, type GatewayService, type NginxLayout } from './nginx.js';
 import { initPrimary, initReplica, nodeLaunchSpec, pgUrl, psql, type PgNode } from './postgres.js';
 import { LOOPBACK, PortAllocator } from './processes.js';
@@ -233,7 +233,15 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     else await selfMade();
     // Each extra shard's primary under <database>_<shard>: the instances reach every shard through PgBouncer.
     const servers = extraShards.map((s) => ({ name: pgbouncerDatabase(tasksDb, s.name), port: s.primaryPort, dbname: tasksDb }));
-    const options = { dir: path.join(dir, 'pgbouncer'), port: pgbouncerPort, primaryPort, logFile: log('pgbouncer'), databases: dbNames, ...(servers.length > 0 ? { servers } : {}) };
+    const options = {
+      dir: path.join(dir, 'pgbouncer'),
+      port: pgbouncerPort,
+      primaryPort,
+      logFile: log('pgbouncer'),
+      databases: dbNames,
+      ...(servers.length > 0 ? { servers } : {}),
+      ...(ha ? { settings: HA_PGBOUNCER_SETTINGS } : {}),
+    };
     await bring({
       name: 'pgbouncer',
       role: 'pgbouncer',
