@@ -232,6 +232,30 @@ describe('routeReads', () => {
     expect(await where('x')).toBe('r1');
   });
 
+  it("measures lag from the new primary's positions after a failover, whose timeline forked behind the old one's last", async () => {
+    const { routed, where, reasons, r1, r2, primary } = setup(1000);
+    primary.lsn = '0/900';
+    r1.lsn = '0/900';
+    r2.lsn = '0/900';
+    await routed.monitor.poll();
+    await routed.wrote('writer');
+    // The old primary is gone; r2 leads from 0/880 (what it had received), r1 follows it.
+    r2.standby = false;
+    primary.lsn = '0/880';
+    r1.lsn = '0/880';
+    await new Promise((r) => setTimeout(r, 1100));
+    await routed.monitor.poll();
+    expect(await where('reader')).toBe('r1');
+    expect(reasons.at(-1)).toBe('replica:no-recent-write');
+    // A write recorded on the old timeline past the new primary's position: that user reads on
+    // the primary (never a replica that may lack it) until a replica is past it or it expires.
+    expect(await where('writer')).toBe('primary');
+    primary.lsn = '0/A00';
+    r1.lsn = '0/A00';
+    await routed.monitor.poll();
+    expect(await where('writer')).toBe('r1');
+  });
+
   it('does a read again on the primary when the replica fails under it, and leaves the replica out', async () => {
     const { routed, reasons, r2 } = setup();
     await routed.monitor.poll();

@@ -134,6 +134,11 @@ export class ReplicaMonitor {
       // An unchanged position only moves its time on: the history stays short while idle.
       if (last && last.lsn === lsn) last.at = Math.max(last.at, at);
       else if (!last || lsn > last.lsn) this.samples.push({ at, lsn });
+      // Behind the last one, read by a later poll: another server is the primary now (a
+      // failover; its timeline forked at or before what the old one had written). The old
+      // positions say nothing of its lag: measured against them, a replica following the new
+      // primary would look further behind every second until the new one wrote past them.
+      else if (at > last.at) this.samples = [{ at, lsn }];
       const keepFrom = Date.now() - (2 * this.opts.maxLagMs + 10_000);
       while (this.samples.length > 1 && this.samples[0]!.at < keepFrom && this.samples[1]!.at < keepFrom) this.samples.shift();
     } catch {

@@ -8,17 +8,20 @@ export interface Binaries {
   nginx: string;
   redis: string;
   prometheus: string;
+  /** `cluster start --ha` only: PostgreSQL under Patroni, etcd for its leader key, HAProxy in front. */
+  ha?: { patroni: string; etcd: string; haproxy: string };
 }
 
 /** Each program's absolute path; throws naming every missing one and its Debian package. */
-export function requireBinaries(pathEnv: string): Binaries {
+export function requireBinaries(pathEnv: string, opts: { ha?: boolean } = {}): Binaries {
   const missing: string[] = [];
   const need = (name: string, pkg: string): string => {
     const found = findBinary(name, pathEnv);
     if (!found) missing.push(`${name} (apt-get install -y ${pkg})`);
     return found ?? name;
   };
-  const bins = { nginx: need('nginx', 'nginx'), redis: need('redis-server', 'redis-server'), prometheus: need('prometheus', 'prometheus') };
+  const bins: Binaries = { nginx: need('nginx', 'nginx'), redis: need('redis-server', 'redis-server'), prometheus: need('prometheus', 'prometheus') };
+  if (opts.ha) bins.ha = { patroni: need('patroni', 'patroni'), etcd: need('etcd', 'etcd-server'), haproxy: need('haproxy', 'haproxy') };
   // PgBouncer is started by name (pgbouncer.ts): it must be on PATH itself.
   need('pgbouncer', 'pgbouncer');
   if (!postgresBin()) missing.push('PostgreSQL server (apt-get install -y postgresql)');

@@ -7,14 +7,15 @@ import { controlOne, roll } from './control.js';
 import { ROOT } from './api.js';
 import { GATEWAY_SERVICES, GATEWAY_TEMPLATE, NGINX_TEMPLATE, renderGateway, renderSite, type GatewayService } from './nginx.js';
 import { startCluster } from './start.js';
-import { clusterStatus } from './status.js';
+import { clusterStatus, memberStates } from './status.js';
 import { readState, StateWriter } from './state.js';
 import { stopAll } from './stop.js';
 
 export { shardEnvOf } from './shards.js';
 
 export const CLUSTER_USAGE = `usage: task-api cluster <command>
-  start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--redis-sentinel] [--dir D]
+  start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--redis-sentinel]
+        [--ha [--sync]] [--dir D]
                             PostgreSQL primary + R replicas (1), PgBouncer, Redis, RabbitMQ,
                             N API instances (3), NGINX and Prometheus on loopback ports;
                             --split: a service per module (auth, users, tasks, notifications),
@@ -22,11 +23,16 @@ export const CLUSTER_USAGE = `usage: task-api cluster <command>
                             --shards: the tasks data on S shards (1): the primary (main) and
                             S-1 more PostgreSQL servers (pg-s2, ...) with R replicas each;
                             --redis-sentinel: Redis master, a replica (redis-replica-1) and
-                            three Sentinels (sentinel-1..3); the instances follow the master
+                            three Sentinels (sentinel-1..3); the instances follow the master;
+                            --ha: PostgreSQL under Patroni instead: etcd, members patroni-1
+                            (first leader) .. patroni-(1+R), HAProxy to the leader, PgBouncer
+                            behind it; --sync: Patroni synchronous_mode (no acknowledged
+                            commit lost when the leader dies)
   status [--dir D]          one JSON object: every URL, pid and whether it runs
   stop [--dir D]            stop everything start started
   restart|kill|start-one <name> [--dir D]
-                            one recorded process (api-2, replica-1, pgbouncer, nginx, ...)
+                            one recorded process (api-2, replica-1, pgbouncer, nginx, ...);
+                            kill patroni-N kills the member's PostgreSQL with it
   roll [--dir D]            restart the API instances one after another
   nginx-config --upstream HOST:PORT ... [--listen 80] [--server-name NAME] [--access-log PATH]
                             print deploy/nginx/task-api.conf.template rendered for production
@@ -42,9 +48,9 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel']);
+const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel', 'ha', 'sync']);
 /** Flags that take no value. */
-const SWITCHES = new Set(['split', 'redis-sentinel']);
+const SWITCHES = new Set(['split', 'redis-sentinel', 'ha', 'sync']);
 
 function parse(args: string[]): Parsed {
   const out: Parsed = { positional: [], flags: new Map() };
@@ -116,13 +122,20 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
         basePort: intFlag(p, 'base-port', 1, 65535, undefined),
         shards: intFlag(p, 'shards', 1, 16, 1)!,
         redisSentinel: p.flags.has('redis-sentinel'),
+        ha: p.flags.has('ha'),
+        sync: p.flags.has('sync'),
       };
-      print(clusterStatus(await startCluster(options, config, say)));
+      if (options.sync && !options.ha) throw new UsageError('--sync is a setting of --ha');
+      if (options.ha && options.shards > 1) throw new UsageError('--ha does not take --shards');
+      const state = await startCluster(options, config, say);
+      print(clusterStatus(state, await memberStates(state)));
       return 0;
     }
-    case 'status':
-      print(clusterStatus(readState(dirOf(p))));
+    case 'status': {
+      const state = readState(dirOf(p));
+      print(clusterStatus(state, await memberStates(state)));
       return 0;
+    }
     case 'stop':
       await stopAll(new StateWriter(readState(dirOf(p))), say);
       return 0;

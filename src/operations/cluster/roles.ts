@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { apiHealthy } from './api.js';
 import { startPgBouncer, stopPgBouncer } from './pgbouncer.js';
+import { etcdHealthy, haproxyRoutesPrimary, memberHealthy, stopMember } from './patroni.js';
 import { accepts, stopNode } from './postgres.js';
 import { isAlive, launch, stopPid, tcpOpen, waitUntil } from './processes.js';
 import { prometheusReady } from './prometheus.js';
@@ -16,6 +17,9 @@ import type { ProcessRecord, Role } from './state.js';
 const PROGRAM: Record<Role, string> = {
   'postgres-primary': 'postgres',
   'postgres-replica': 'postgres',
+  etcd: 'etcd',
+  patroni: 'patroni',
+  haproxy: 'haproxy',
   pgbouncer: 'pgbouncer',
   redis: 'redis-server',
   'redis-replica': 'redis-server',
@@ -27,18 +31,25 @@ const PROGRAM: Record<Role, string> = {
 };
 
 /** When each role answers: its port accepts (and for some, a readiness request succeeds). */
-const READY: Record<Exclude<Role, 'pgbouncer' | 'rabbitmq'>, (port: number) => Promise<boolean> | boolean> = {
-  'postgres-primary': accepts,
-  'postgres-replica': accepts,
-  redis: redisPing,
-  'redis-replica': redisPing,
-  'redis-sentinel': redisPing,
-  api: apiHealthy,
-  nginx: (port) => tcpOpen(port),
-  prometheus: prometheusReady,
+const READY: Record<Exclude<Role, 'pgbouncer' | 'rabbitmq'>, (rec: ProcessRecord) => Promise<boolean> | boolean> = {
+  'postgres-primary': (rec) => accepts(rec.port),
+  'postgres-replica': (rec) => accepts(rec.port),
+  etcd: (rec) => etcdHealthy(rec.port),
+  // Its PostgreSQL runs (as leader or replica; a rejoining old leader after pg_rewind).
+  patroni: (rec) => memberHealthy(rec.controlPort!),
+  // It sends its primary port to the one leader.
+  haproxy: (rec) => haproxyRoutesPrimary(rec.controlPort!, rec.port),
+  redis: (rec) => redisPing(rec.port),
+  'redis-replica': (rec) => redisPing(rec.port),
+  'redis-sentinel': (rec) => redisPing(rec.port),
+  api: (rec) => apiHealthy(rec.port),
+  nginx: (rec) => tcpOpen(rec.port),
+  prometheus: (rec) => prometheusReady(rec.port),
 };
 
 const START_TIMEOUT_MS = 60_000;
+/** A Patroni member may first copy the leader (base backup) or rewind its data directory. */
+const MEMBER_START_TIMEOUT_MS = 180_000;
 
 /** Whether the record's pid runs, and runs the recorded program (Linux /proc; elsewhere the pid alone). */
 export function running(rec: ProcessRecord): boolean {
@@ -71,7 +82,7 @@ export async function startProcess(rec: ProcessRecord, launched: (pid: number) =
   const pid = launch({ ...command, logFile: rec.logFile });
   await launched(pid);
   const ready = READY[rec.role as keyof typeof READY];
-  await waitUntil(`${rec.name} on port ${rec.port} (its log: ${rec.logFile})`, () => ready(rec.port), START_TIMEOUT_MS, pid);
+  await waitUntil(`${rec.name} on port ${rec.port} (its log: ${rec.logFile})`, () => ready(rec), rec.role === 'patroni' ? MEMBER_START_TIMEOUT_MS : START_TIMEOUT_MS, pid);
   return pid;
 }
 
@@ -91,6 +102,10 @@ export async function stopProcess(rec: ProcessRecord, how: 'graceful' | 'kill'):
     case 'postgres-primary':
     case 'postgres-replica':
       await stopNode({ name: rec.name, port: rec.port, dataDir: rec.dataDir ?? '', logFile: rec.logFile, pid }, kill ? 'kill' : 'fast');
+      break;
+    case 'patroni':
+      // 'kill' takes its PostgreSQL with it: the machine dying, not Patroni alone.
+      await stopMember(pid, rec.dataDir ?? '', rec.port, kill ? 'kill' : 'graceful');
       break;
     case 'pgbouncer':
       await stopPgBouncer(pid, kill ? 'kill' : 'graceful');
@@ -116,6 +131,8 @@ export async function stopProcess(rec: ProcessRecord, how: 'graceful' | 'kill'):
     case 'redis-replica':
     case 'redis-sentinel':
     case 'prometheus':
+    case 'etcd':
+    case 'haproxy':
       await stopPid(pid, kill ? 'SIGKILL' : 'SIGTERM', 30_000);
       break;
   }

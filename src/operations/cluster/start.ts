@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { ClusterConfig } from '../../cluster-config.js';
 import { apiCommand, apiUrl, CLI, ROOT, type Topology } from './api.js';
 import { requireBinaries, type Binaries } from './binaries.js';
+import { HA_PGBOUNCER_SETTINGS, haState, planHa, startHa, type HaPlan } from './ha.js';
 import { GATEWAY_SERVICES, nginxCommand, writeGatewayConfig, writeNginxConfig, type GatewayService, type NginxLayout } from './nginx.js';
 import { initPrimary, initReplica, nodeLaunchSpec, pgUrl, psql, type PgNode } from './postgres.js';
 import { LOOPBACK, PortAllocator } from './processes.js';
@@ -43,6 +44,13 @@ export interface StartOptions {
   shards?: number;
   /** Redis master, one replica and three Sentinels; the instances reach the master through the Sentinels. */
   redisSentinel?: boolean;
+  /**
+   * PostgreSQL under Patroni: members patroni-1 (the first leader) ... patroni-(1 + replicas), etcd,
+   * HAProxy in front (ha.ts); PgBouncer reaches the leader through HAProxy. Not with shards.
+   */
+  ha?: boolean;
+  /** With ha: Patroni's synchronous_mode (a commit waits until a replica has it). */
+  sync?: boolean;
 }
 
 /** One API instance to start: the monolith's api-N, or the split topology's <service>-N. */
@@ -142,7 +150,9 @@ async function allOrFirstError(steps: Promise<unknown>[]): Promise<void> {
 export async function startCluster(o: StartOptions, config: ClusterConfig, say: Say): Promise<ClusterState> {
   const dir = path.resolve(o.dir);
   const pathEnv = config.inherited.PATH ?? '';
-  const bins: Binaries = requireBinaries(pathEnv);
+  if (o.ha && (o.shards ?? 1) > 1) throw new Error('--ha runs the main PostgreSQL under Patroni; it does not take --shards');
+  if (o.sync && !o.ha) throw new Error('--sync is a setting of --ha (Patroni synchronous_mode)');
+  const bins: Binaries = requireBinaries(pathEnv, { ha: o.ha === true });
   await prepareDir(dir, say);
   const ports = new PortAllocator(o.basePort);
   const take = () => ports.take();
@@ -152,9 +162,14 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     for (let i = 0; i < o.instances; i++) planned.push({ name: `${service ?? 'api'}-${i + 1}`, service, port: await take(), metricsPort: 0 });
   }
   for (const p of planned) p.metricsPort = await take();
-  const primaryPort = await take();
+  // --ha: "the primary" is HAProxy's port to the leader, and the servers reads may go to are every
+  // member (the instances read only from one in recovery: src/infra/db/replicas.ts), not HAProxy's
+  // replica port, whose connections may each reach another replica (docs/decisions.md).
+  const ha: HaPlan | undefined = o.ha ? await planHa(dir, o.replicas, take) : undefined;
+  const primaryPort = ha ? ha.haproxy.primaryPort : await take();
   const replicaPorts: number[] = [];
-  for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
+  if (ha) replicaPorts.push(...(ha.members.length > 1 ? ha.members.map((m) => m.pgPort) : []));
+  else for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
   const [pgbouncerPort, redisPort, amqpPort, distPort, prometheusPort] = [await take(), await take(), await take(), await take(), await take()];
   const redisReplicaPort = o.redisSentinel ? await take() : 0;
   const sentinelPorts: number[] = [];
@@ -177,6 +192,7 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     publicUrl: `http://${LOOPBACK}:${nginxPort}`,
     shards,
     ...(o.redisSentinel ? { redisSentinel: { master: SENTINEL_MASTER, sentinels: sentinelPorts.map((p) => `${LOOPBACK}:${p}`) } } : {}),
+    ...(ha ? { postgresHa: haState(o.sync === true) } : {}),
     processes: [],
   };
   const writer = new StateWriter(state);
@@ -198,7 +214,7 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     return { ...rec, ...(shard ? { shard } : {}), dataDir: node.dataDir };
   };
 
-  const databases = async () => {
+  const selfMade = async () => {
     const primary = pgNode('primary', primaryPort);
     await initPrimary(primary);
     await bring(pgRecord(primary, 'postgres-primary'));
@@ -211,9 +227,21 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
         await bring(pgRecord(replica, 'postgres-replica'));
       }),
     );
+  };
+  const databases = async () => {
+    if (ha) await startHa({ dir, plan: ha, sync: o.sync === true, bins: bins.ha!, pathEnv, databases: dbNames, bring, log });
+    else await selfMade();
     // Each extra shard's primary under <database>_<shard>: the instances reach every shard through PgBouncer.
     const servers = extraShards.map((s) => ({ name: pgbouncerDatabase(tasksDb, s.name), port: s.primaryPort, dbname: tasksDb }));
-    const options = { dir: path.join(dir, 'pgbouncer'), port: pgbouncerPort, primaryPort, logFile: log('pgbouncer'), databases: dbNames, ...(servers.length > 0 ? { servers } : {}) };
+    const options = {
+      dir: path.join(dir, 'pgbouncer'),
+      port: pgbouncerPort,
+      primaryPort,
+      logFile: log('pgbouncer'),
+      databases: dbNames,
+      ...(servers.length > 0 ? { servers } : {}),
+      ...(ha ? { settings: HA_PGBOUNCER_SETTINGS } : {}),
+    };
     await bring({
       name: 'pgbouncer',
       role: 'pgbouncer',

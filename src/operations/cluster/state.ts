@@ -11,7 +11,20 @@ import type { CommandLine } from './processes.js';
 
 export type { CommandLine };
 
-export type Role = 'postgres-primary' | 'postgres-replica' | 'pgbouncer' | 'redis' | 'redis-replica' | 'redis-sentinel' | 'rabbitmq' | 'api' | 'nginx' | 'prometheus';
+export type Role =
+  | 'postgres-primary'
+  | 'postgres-replica'
+  | 'etcd'
+  | 'patroni'
+  | 'haproxy'
+  | 'pgbouncer'
+  | 'redis'
+  | 'redis-replica'
+  | 'redis-sentinel'
+  | 'rabbitmq'
+  | 'api'
+  | 'nginx'
+  | 'prometheus';
 
 export interface ProcessRecord {
   /** primary, replica-1, pgbouncer, redis, rabbitmq, api-1, nginx, prometheus. */
@@ -27,8 +40,10 @@ export interface ProcessRecord {
   /** url, and metricsUrl for an API instance. */
   urls: Record<string, string>;
   logFile: string;
-  /** PostgreSQL's data directory. */
+  /** PostgreSQL's data directory (a Patroni member's too: its postmaster.pid names the server to kill with it). */
   dataDir?: string;
+  /** A Patroni member's REST API port (`port` is its PostgreSQL's); HAProxy's statistics port. */
+  controlPort?: number;
   /** How to start it again; PgBouncer is started through startPgBouncer, which writes its ini first. */
   start: ({ kind: 'command' } & CommandLine) | { kind: 'pgbouncer'; options: PgBouncerOptions };
   /** RabbitMQ writes the VM's pid here: the launched script is not the process to signal. */
@@ -60,6 +75,11 @@ export interface ClusterState {
   publicUrl: string;
   /** `cluster start --redis-sentinel`: the master's name and the Sentinels (host:port) the instances ask. */
   redisSentinel?: { master: string; sentinels: string[] };
+  /**
+   * `cluster start --ha`: PostgreSQL under Patroni (members patroni-1 ... patroni-N, etcd, HAProxy
+   * in front). `sync`: Patroni's synchronous_mode (`--sync`).
+   */
+  postgresHa?: { scope: string; sync: boolean };
   /** The shards of the tasks data, `main` first (src/operations/cluster/shards.ts); absent in a cluster started before them. */
   shards?: ShardRecord[];
   /** Started, or to be started, in this order; stopped in STOP_ORDER. */
@@ -81,8 +101,23 @@ export function findProcess(state: ClusterState, name: string): ProcessRecord {
 }
 
 /** The edge first (no new requests), then the instances (they drain), then what they use. */
-// The Sentinels before the Redis servers: none starts a failover while they stop.
-const STOP_ORDER: Role[] = ['nginx', 'api', 'prometheus', 'pgbouncer', 'postgres-replica', 'postgres-primary', 'redis-sentinel', 'redis-replica', 'redis', 'rabbitmq'];
+// The Sentinels before the Redis servers: none starts a failover while they stop. HAProxy before
+// the Patroni members (stop.ts stops the leader last), etcd after them: they need it to let go.
+const STOP_ORDER: Role[] = [
+  'nginx',
+  'api',
+  'prometheus',
+  'pgbouncer',
+  'haproxy',
+  'patroni',
+  'etcd',
+  'postgres-replica',
+  'postgres-primary',
+  'redis-sentinel',
+  'redis-replica',
+  'redis',
+  'rabbitmq',
+];
 
 /** The processes in the order they are stopped: one group per role. */
 export function stopOrder(state: ClusterState): ProcessRecord[][] {

@@ -1,5 +1,6 @@
 // `task-api cluster status`: one JSON object with every address of the topology, each process's
 // pid, and whether it runs.
+import { memberState, type MemberState } from './patroni.js';
 import { running } from './roles.js';
 import { shardsOf } from './shards.js';
 import type { ClusterState, ProcessRecord, Role } from './state.js';
@@ -14,7 +15,14 @@ interface Brief {
 
 const brief = (rec: ProcessRecord): Brief => ({ name: rec.name, url: rec.urls.url ?? '', pid: rec.pid, alive: running(rec), logFile: rec.logFile });
 
-export function clusterStatus(state: ClusterState) {
+/** Each Patroni member's role as its REST API tells it now (`cluster start --ha`); empty otherwise. */
+export async function memberStates(state: ClusterState): Promise<Map<string, MemberState>> {
+  const members = state.processes.filter((p) => p.role === 'patroni');
+  const states = await Promise.all(members.map(async (rec) => [rec.name, running(rec) && rec.controlPort !== undefined ? await memberState(rec.controlPort) : { role: 'unknown' as const }] as const));
+  return new Map(states);
+}
+
+export function clusterStatus(state: ClusterState, members: Map<string, MemberState> = new Map()) {
   // primary and replicas: the main shard's; the extra shards' servers are listed under processes.
   const of = (role: Role) => state.processes.filter((p) => p.role === role && p.shard === undefined);
   const one = (role: Role) => {
@@ -54,6 +62,20 @@ export function clusterStatus(state: ClusterState) {
             addresses: state.redisSentinel.sentinels,
             replicas: of('redis-replica').map(brief),
             sentinels: of('redis-sentinel').map(brief),
+          },
+        }
+      : {}),
+    // --ha: who leads now (the names stay as started: after a failover patroni-1 is a replica).
+    ...(state.postgresHa
+      ? {
+          postgresHa: {
+            ...state.postgresHa,
+            etcd: one('etcd'),
+            haproxy: (() => {
+              const rec = of('haproxy')[0];
+              return rec ? { ...brief(rec), primaryUrl: rec.urls.url ?? '', replicaUrl: rec.urls.replicaUrl ?? '', statsUrl: rec.urls.statsUrl ?? '' } : null;
+            })(),
+            members: of('patroni').map((rec) => ({ ...brief(rec), restUrl: rec.urls.restUrl ?? '', ...(members.get(rec.name) ?? { role: 'unknown' }) })),
           },
         }
       : {}),

@@ -1,6 +1,9 @@
 // Stopping a cluster: every recorded process by its pid, in an order that lets each finish its
 // work (NGINX first, so no new requests; the API instances drain while PostgreSQL, Redis and
-// RabbitMQ are still there; those last). One that does not stop in time is killed.
+// RabbitMQ are still there; those last). One that does not stop in time is killed. The Patroni
+// members stop replicas first and the leader last: a leader that stops hands its key back, and a
+// replica still running would take it.
+import { memberState } from './patroni.js';
 import { running, stopProcess } from './roles.js';
 import { stopOrder, type ProcessRecord, type StateWriter } from './state.js';
 
@@ -21,7 +24,15 @@ export async function stopAll(writer: StateWriter, say: (line: string) => void):
   };
   // The processes of one role stop together (the instances drain side by side), roles in order.
   for (const group of stopOrder(writer.state)) {
-    await Promise.all(group.map(stop));
+    if (group[0]?.role === 'patroni') {
+      const leaders = new Set<string>();
+      for (const rec of group) if (rec.controlPort !== undefined && (await memberState(rec.controlPort)).role === 'leader') leaders.add(rec.name);
+      await Promise.all(group.filter((r) => !leaders.has(r.name)).map(stop));
+      await writer.save();
+      await Promise.all(group.filter((r) => leaders.has(r.name)).map(stop));
+    } else {
+      await Promise.all(group.map(stop));
+    }
     await writer.save();
   }
   if (failures.length > 0) say(`stopped, with problems on the way:\n  ${failures.join('\n  ')}`);
