@@ -14,7 +14,8 @@ import { stopAll } from './stop.js';
 export { shardEnvOf } from './shards.js';
 
 export const CLUSTER_USAGE = `usage: task-api cluster <command>
-  start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--redis-sentinel] [--dir D]
+  start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--redis-sentinel]
+        [--rabbit-cluster] [--dir D]
                             PostgreSQL primary + R replicas (1), PgBouncer, Redis, RabbitMQ,
                             N API instances (3), NGINX and Prometheus on loopback ports;
                             --split: a service per module (auth, users, tasks, notifications),
@@ -22,11 +23,15 @@ export const CLUSTER_USAGE = `usage: task-api cluster <command>
                             --shards: the tasks data on S shards (1): the primary (main) and
                             S-1 more PostgreSQL servers (pg-s2, ...) with R replicas each;
                             --redis-sentinel: Redis master, a replica (redis-replica-1) and
-                            three Sentinels (sentinel-1..3); the instances follow the master
+                            three Sentinels (sentinel-1..3); the instances follow the master;
+                            --rabbit-cluster: three RabbitMQ nodes (rabbitmq-1..3) as one
+                            cluster (quorum queues on all three); each instance's AMQP_URL
+                            lists every node
   status [--dir D]          one JSON object: every URL, pid and whether it runs
   stop [--dir D]            stop everything start started
   restart|kill|start-one <name> [--dir D]
-                            one recorded process (api-2, replica-1, pgbouncer, nginx, ...)
+                            one recorded process (api-2, replica-1, pgbouncer, nginx,
+                            rabbitmq-2, ...); kill is SIGKILL (RabbitMQ: the Erlang VM)
   roll [--dir D]            restart the API instances one after another
   nginx-config --upstream HOST:PORT ... [--listen 80] [--server-name NAME] [--access-log PATH]
                             print deploy/nginx/task-api.conf.template rendered for production
@@ -42,9 +47,9 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel']);
+const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel', 'rabbit-cluster']);
 /** Flags that take no value. */
-const SWITCHES = new Set(['split', 'redis-sentinel']);
+const SWITCHES = new Set(['split', 'redis-sentinel', 'rabbit-cluster']);
 
 function parse(args: string[]): Parsed {
   const out: Parsed = { positional: [], flags: new Map() };
@@ -116,6 +121,7 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
         basePort: intFlag(p, 'base-port', 1, 65535, undefined),
         shards: intFlag(p, 'shards', 1, 16, 1)!,
         redisSentinel: p.flags.has('redis-sentinel'),
+        rabbitCluster: p.flags.has('rabbit-cluster'),
       };
       print(clusterStatus(await startCluster(options, config, say)));
       return 0;

@@ -14,7 +14,7 @@ export type { CommandLine };
 export type Role = 'postgres-primary' | 'postgres-replica' | 'pgbouncer' | 'redis' | 'redis-replica' | 'redis-sentinel' | 'rabbitmq' | 'api' | 'nginx' | 'prometheus';
 
 export interface ProcessRecord {
-  /** primary, replica-1, pgbouncer, redis, rabbitmq, api-1, nginx, prometheus. */
+  /** primary, replica-1, pgbouncer, redis, rabbitmq (or rabbitmq-1..3), api-1, nginx, prometheus. */
   name: string;
   role: Role;
   /** The running process (for RabbitMQ the Erlang VM); null once stopped. */
@@ -33,6 +33,8 @@ export interface ProcessRecord {
   start: ({ kind: 'command' } & CommandLine) | { kind: 'pgbouncer'; options: PgBouncerOptions };
   /** RabbitMQ writes the VM's pid here: the launched script is not the process to signal. */
   pidFile?: string;
+  /** RabbitMQ: the Erlang node name (rabbitmqctl -n), unique on the machine. */
+  nodename?: string;
   /** NGINX: its directory and what its site was rendered from, to render it again (roll). */
   site?: { dir: string; options: Omit<SiteOptions, 'accessLog'> | Omit<GatewayOptions, 'accessLog'> };
 }
@@ -58,6 +60,8 @@ export interface ClusterState {
   databases?: Record<string, string>;
   /** NGINX: the one address clients use. */
   publicUrl: string;
+  /** `cluster start --rabbit-cluster`: the RabbitMQ cluster's nodes (rabbitmq-1..3), whose URLs the instances' AMQP_URL lists. */
+  rabbitCluster?: { nodes: string[] };
   /** `cluster start --redis-sentinel`: the master's name and the Sentinels (host:port) the instances ask. */
   redisSentinel?: { master: string; sentinels: string[] };
   /** The shards of the tasks data, `main` first (src/operations/cluster/shards.ts); absent in a cluster started before them. */
