@@ -216,9 +216,10 @@ describe('RabbitMQ cluster: a node killed at a time under load', () => {
       await sleep(2000);
       for (const node of nodes) {
         const others = nodes.filter((n) => n !== node);
-        // The instances' connections on the node about to go (each instance has one; the list is the cluster's).
-        const connections = await rabbitCtl(target(node), 'rabbitmqctl', ['list_connections', 'node', '--formatter', 'json']).then(
-          (out) => (JSON.parse(out) as { node: string }[]).filter((c) => c.node === node.nodename).length,
+        // The instances' connections on the node about to go (each instance has one). The list is
+        // the cluster's; a connection's process id names its node (<nodename.N.N.N>).
+        const connections = await rabbitCtl(target(node), 'rabbitmqctl', ['list_connections', 'pid', '--formatter', 'json']).then(
+          (out) => (JSON.parse(out) as { pid: string }[]).filter((c) => c.pid.startsWith(`<${node.nodename}.`)).length,
           () => -1,
         );
         const ackedBefore = load.acked.length;
