@@ -217,9 +217,9 @@ describe('RabbitMQ cluster: a node killed at a time under load', () => {
       for (const node of nodes) {
         const others = nodes.filter((n) => n !== node);
         // The instances' connections on the node about to go (each instance has one). The list is
-        // the cluster's; a connection's process id names its node (<nodename.N.N.N>).
-        const connections = await rabbitCtl(target(node), 'rabbitmqctl', ['list_connections', 'pid', '--formatter', 'json']).then(
-          (out) => (JSON.parse(out) as { pid: string }[]).filter((c) => c.pid.startsWith(`<${node.nodename}.`)).length,
+        // the cluster's; a connection's name ends with the address it came in on ("peer -> host:port").
+        const connections = await rabbitCtl(target(node), 'rabbitmqctl', ['list_connections', 'name', '--formatter', 'json']).then(
+          (out) => (JSON.parse(out) as { name: string }[]).filter((c) => c.name.endsWith(`-> ${new URL(node.url).host}`)).length,
           () => -1,
         );
         const ackedBefore = load.acked.length;
