@@ -176,7 +176,7 @@ async function main(argv: string[]): Promise<number> {
         console.error(USAGE);
         return 2;
       }
-      if (!config.events.amqpUrl) {
+      if (config.events.amqpUrls.length === 0) {
         // The in-process bus keeps its dead letters in the database (event_retries).
         const { EventRetries } = await import('./events/retries.js');
         const letters = await withDatabase(config, async (db) => {
@@ -191,7 +191,7 @@ async function main(argv: string[]): Promise<number> {
       }
       const dl = await import('./events/dead-letters.js');
       const run = action === 'list' ? dl.listDeadLetters : dl.replayDeadLetters;
-      const letters = await run(config.events.amqpUrl, config.events.exchange, consumer, limit);
+      const letters = await run(config.events.amqpUrls, config.events.exchange, consumer, limit);
       for (const l of letters) console.log(JSON.stringify({ messageId: l.messageId, type: l.type, reason: l.reason, deaths: l.deaths }));
       console.log(`${action === 'list' ? 'dead letters' : 'replayed'}: ${letters.length}`);
       return 0;

@@ -72,7 +72,8 @@ const EnvSchema = Type.Object({
   RATE_LIMIT_DURATION: Type.Optional(Int(1, 86400)),
   RATE_LIMIT_BLOCK_DURATION: Type.Optional(Int(0, 86400)),
   RATE_LIMIT_POLICIES: Type.Optional(Type.String({ pattern: '^\\s*\\{' })),
-  AMQP_URL: Type.Optional(Type.String({ pattern: '^amqps?://' })),
+  // One broker, or the nodes of a cluster: comma-separated, each amqp(s)://... (parseAmqpUrls).
+  AMQP_URL: Type.Optional(Type.String({ pattern: '^\\s*amqps?://' })),
   AMQP_EXCHANGE: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   OUTBOX_RELAY_ENABLED: Type.Optional(Bool),
   OUTBOX_POLL_MS: Type.Optional(Int(10, 60000)),
@@ -138,7 +139,11 @@ export interface Config {
   rateLimit: { enabled: boolean; policies: Record<RateLimitPolicyName, RateLimitPolicy> };
   /** Task events: the outbox relay and the bus (RabbitMQ with AMQP_URL, in process without). */
   events: {
-    amqpUrl: string | undefined;
+    /**
+     * AMQP_URL: one broker, or the nodes of one RabbitMQ cluster (the bus connects to the first
+     * that answers and, when that connection is lost, to the next); empty: the in-process bus.
+     */
+    amqpUrls: string[];
     exchange: string;
     relayEnabled: boolean;
     pollMs: number;
@@ -396,6 +401,27 @@ function rangeProblems(env: Env): string[] {
   return problems;
 }
 
+/**
+ * AMQP_URL: one amqp(s):// URL or several, comma-separated (a comma inside a password is written
+ * %2C, as URLs require); problems appended to `problems`.
+ */
+function parseAmqpUrls(raw: string | undefined, problems: string[]): string[] {
+  if (raw === undefined) return [];
+  const urls = raw.split(',').map((u) => u.trim());
+  for (const url of urls) {
+    let ok = false;
+    try {
+      const u = new URL(url);
+      ok = (u.protocol === 'amqp:' || u.protocol === 'amqps:') && u.hostname !== '';
+    } catch {
+      ok = false;
+    }
+    if (!ok) problems.push(`AMQP_URL: "${url.replace(/\/\/[^@/]*@/, '//***@')}" is not an amqp:// or amqps:// URL (several: comma-separated)`);
+  }
+  if (new Set(urls).size !== urls.length) problems.push('AMQP_URL: a URL is listed twice');
+  return urls;
+}
+
 /** REDIS_SENTINELS: host:port, comma-separated; problems appended to `problems`. */
 function parseSentinels(raw: string | undefined, problems: string[]): { host: string; port: number }[] | undefined {
   if (raw === undefined) return undefined;
@@ -458,6 +484,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const database = parseDatabase(env, unique);
   const shards = parseShards(env, source, database, unique);
   const corsOrigins = parseOrigins(env.CORS_ORIGINS, unique);
+  const amqpUrls = parseAmqpUrls(env.AMQP_URL, unique);
   if (unique.length > 0) throw new ConfigError(unique);
 
   const nodeEnv = env.NODE_ENV ?? 'development';
@@ -519,7 +546,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logstash: logstashOf(env.LOGSTASH_URL),
     cors: { origins: corsOrigins },
     events: {
-      amqpUrl: env.AMQP_URL,
+      amqpUrls,
       exchange: env.AMQP_EXCHANGE ?? 'task-api.events',
       relayEnabled: bool(env.OUTBOX_RELAY_ENABLED, true),
       pollMs: int(env.OUTBOX_POLL_MS, 200),

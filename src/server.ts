@@ -47,8 +47,9 @@ export async function serve(config: Config, opts: ServeOptions = {}): Promise<Ru
   // OUTBOX_RELAY_ENABLED=false turns it off (a `task-api worker` relays instead).
   const writesEvents = ['tasks', 'users', 'auth'].some((m) => modules.has(m as ModuleName));
   const consumesAll = modules.has('tasks') && modules.has('notifications');
-  const relay = config.events.relayEnabled && (config.events.amqpUrl ? writesEvents : consumesAll);
-  if (writesEvents && !relay && !config.events.amqpUrl && config.events.relayEnabled) {
+  const broker = config.events.amqpUrls.length > 0;
+  const relay = config.events.relayEnabled && (broker ? writesEvents : consumesAll);
+  if (writesEvents && !relay && !broker && config.events.relayEnabled) {
     app.log.info('events stay in the outbox until a process with every consumer (the monolith), or task-api worker, relays them');
   }
   const events = await startEvents({

@@ -1,6 +1,8 @@
 // Operator tools for a consumer's dead-letter queue (<exchange>.<consumer>.dead): list what is
-// there, and replay it into that consumer's queue only (other consumers already had it).
-import { connect, type GetMessage } from 'amqplib';
+// there, and replay it into that consumer's queue only (other consumers already had it). Given a
+// cluster's nodes, they work through the first node that answers.
+import type { ChannelModel, GetMessage } from 'amqplib';
+import { connectToAny } from './amqp-nodes.js';
 
 export interface DeadLetter {
   messageId: string | undefined;
@@ -29,20 +31,21 @@ function describe(msg: GetMessage): DeadLetter {
   };
 }
 
-type Confirming = Awaited<ReturnType<Awaited<ReturnType<typeof connect>>['createConfirmChannel']>>;
+type Confirming = Awaited<ReturnType<ChannelModel['createConfirmChannel']>>;
+type Urls = string | readonly string[];
 
 /**
  * Takes up to `limit` messages from the consumer's dead-letter queue, unacknowledged, and hands
  * each to `take`; whatever `take` leaves unsettled is put back when the walk ends.
  */
 async function walkDeadLetters(
-  url: string,
+  url: Urls,
   exchange: string,
   consumer: string,
   limit: number,
   take: (ch: Confirming, msg: GetMessage) => Promise<void>,
 ): Promise<DeadLetter[]> {
-  const conn = await connect(url);
+  const { conn } = await connectToAny(typeof url === 'string' ? [url] : url, 0);
   try {
     const ch = await conn.createConfirmChannel();
     const walked: DeadLetter[] = [];
@@ -61,7 +64,7 @@ async function walkDeadLetters(
 }
 
 /** Reads up to `limit` dead letters and puts them all back: the queue is unchanged. */
-export function listDeadLetters(url: string, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
+export function listDeadLetters(url: Urls, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
   return walkDeadLetters(url, exchange, consumer, limit, async () => undefined);
 }
 
@@ -70,7 +73,7 @@ export function listDeadLetters(url: string, exchange: string, consumer: string,
  * messageId, type, headers) on a confirm channel and removed from the dead-letter queue only
  * after the broker confirmed the copy, so a crash in between duplicates rather than loses.
  */
-export function replayDeadLetters(url: string, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
+export function replayDeadLetters(url: Urls, exchange: string, consumer: string, limit: number): Promise<DeadLetter[]> {
   return walkDeadLetters(url, exchange, consumer, limit, async (ch, msg) => {
     const { 'x-death': _death, 'x-first-death-exchange': _e, 'x-first-death-queue': _q, 'x-first-death-reason': _r, ...headers } =
       (msg.properties.headers ?? {}) as Record<string, unknown>;

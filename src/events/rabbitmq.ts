@@ -2,10 +2,14 @@
 // confirm channel, persistent JSON messages (messageId = event id, type and routing key = event
 // type, traceparent in the headers); publish() resolves only when the broker has confirmed
 // every message. Consuming: a durable queue per consumer name, bound to the exchange, with a
-// dead-letter queue. The connection is opened lazily, with a heartbeat; when the broker goes
-// away, publishing fails (the relay retries with backoff) and consumers reconnect with backoff.
+// dead-letter queue (both quorum queues: replicated over a cluster's nodes). The connection is
+// opened lazily, with a heartbeat; when the broker goes away, publishing fails (the relay retries
+// with backoff) and consumers reconnect with backoff. Given the nodes of a cluster, the bus uses
+// one connection to the first node that answers and, when that connection is lost, reconnects
+// starting at the next node (amqp-nodes.ts).
 import { context, propagation, ROOT_CONTEXT } from '@opentelemetry/api';
-import { connect, type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import { connectToAny, nodeOf } from './amqp-nodes.js';
 import type { DomainEvent, EventHandler } from '../shared/events.js';
 import { isPoisonMessage } from '../shared/poison.js';
 import type { ConsumeRecorder } from '../observability/recorders.js';
@@ -15,7 +19,8 @@ import { backoffMs } from '../shared/backoff.js';
 import { errorMessage } from '../shared/errors.js';
 
 export interface RabbitMqOptions {
-  url: string;
+  /** One broker, or the nodes of one cluster (tried in turn). */
+  url: string | readonly string[];
   exchange: string;
   log: BusLogger;
   /** Seconds; amqplib's default is none. */
@@ -62,8 +67,14 @@ export class RabbitMqEventBus implements EventBus {
   private consuming = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private reconnectAttempt = 0;
+  private readonly urls: readonly string[];
+  /** The node the next connection tries first: after a loss, the one after the lost node. */
+  private nextNode = 0;
 
-  constructor(private readonly opts: RabbitMqOptions) {}
+  constructor(private readonly opts: RabbitMqOptions) {
+    this.urls = typeof opts.url === 'string' ? [opts.url] : opts.url;
+    if (this.urls.length === 0) throw new Error('RabbitMqEventBus needs at least one broker URL');
+  }
 
   get exchange(): string {
     return this.opts.exchange;
@@ -142,16 +153,25 @@ export class RabbitMqEventBus implements EventBus {
     if (this.conn) return this.conn;
     this.connecting ??= (async () => {
       try {
-        // A broker that accepts TCP but never answers must not hang the relay: 10 s to connect.
-        const conn = await connect(withHeartbeat(this.opts.url, this.opts.heartbeatSeconds ?? 15), { timeout: 10_000 });
-        conn.on('error', (err: Error) => this.opts.log.warn({ err: err.message }, 'rabbitmq connection error'));
+        // A broker that accepts TCP but never answers must not hang the relay: 10 s to connect (each node).
+        const heartbeat = this.opts.heartbeatSeconds ?? 15;
+        const { conn, index } = await connectToAny(
+          this.urls.map((u) => withHeartbeat(u, heartbeat)),
+          this.nextNode,
+          { timeout: 10_000 },
+        );
+        this.nextNode = index;
+        const node = nodeOf(this.urls[index]!);
+        if (this.urls.length > 1) this.opts.log.info({ node }, 'rabbitmq connected');
+        conn.on('error', (err: Error) => this.opts.log.warn({ err: err.message, node }, 'rabbitmq connection error'));
         conn.on('close', () => {
           if (this.conn !== conn) return;
           this.conn = undefined;
           this.publishChannel = undefined;
           this.consumerChannel = undefined;
+          this.nextNode = (index + 1) % this.urls.length;
           if (!this.closed) {
-            this.opts.log.warn({}, 'rabbitmq connection closed');
+            this.opts.log.warn({ node }, 'rabbitmq connection closed');
             if (this.consuming && this.subs.length > 0) this.scheduleReconnect();
           }
         });
@@ -188,6 +208,8 @@ export class RabbitMqEventBus implements EventBus {
 
   private dropConnection(): void {
     const conn = this.conn;
+    // Whatever went wrong on this node, the next connection tries another first.
+    if (conn) this.nextNode = (this.nextNode + 1) % this.urls.length;
     this.conn = undefined;
     this.publishChannel = undefined;
     this.consumerChannel = undefined;
@@ -237,7 +259,7 @@ export class RabbitMqEventBus implements EventBus {
     await ch.assertExchange(dlx, 'direct', { durable: true });
     for (const sub of this.subs) {
       const queue = `${ex}.${sub.name}`;
-      await ch.assertQueue(`${queue}.dead`, { durable: true });
+      await this.assertDeadLetterQueue(conn, `${queue}.dead`);
       await ch.bindQueue(`${queue}.dead`, dlx, queue);
       await ch.assertQueue(queue, {
         durable: true,
@@ -251,6 +273,26 @@ export class RabbitMqEventBus implements EventBus {
       });
     }
     this.consumerChannel = ch;
+  }
+
+  /**
+   * The dead-letter queue, a quorum queue: a classic queue lives on one node, and while that node
+   * is down nothing could be dead-lettered, nor could the consumers declare their queues again.
+   * One declared as a classic queue by an earlier version is kept as it is (redeclaring it as
+   * quorum is refused with PRECONDITION_FAILED, which closes the channel: hence a channel of its
+   * own), with a warning: docs/runbooks/dead-letters.md says how to move it.
+   */
+  private async assertDeadLetterQueue(conn: ChannelModel, queue: string): Promise<void> {
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    try {
+      await ch.assertQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    } catch (err) {
+      if ((err as { code?: number }).code !== 406) throw err;
+      this.opts.log.warn({ queue, err: errorMessage(err) }, 'rabbitmq: the dead-letter queue is a classic queue from an earlier version; kept (see docs/runbooks/dead-letters.md)');
+      return;
+    }
+    await ch.close().catch(() => undefined);
   }
 
   /**

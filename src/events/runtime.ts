@@ -13,9 +13,9 @@ import { OutboxRelay } from './relay.js';
 import { EventRetries } from './retries.js';
 
 export function createEventBus(config: Config, database: Database, log: FastifyBaseLogger, recorder?: ConsumeRecorder): EventBus {
-  const { amqpUrl, exchange, deliveryLimit } = config.events;
-  return amqpUrl
-    ? new RabbitMqEventBus({ url: amqpUrl, exchange, log, recorder, deliveryLimit })
+  const { amqpUrls, exchange, deliveryLimit } = config.events;
+  return amqpUrls.length > 0
+    ? new RabbitMqEventBus({ url: amqpUrls, exchange, log, recorder, deliveryLimit })
     : new InProcessEventBus({ retries: new EventRetries(database.db), log, recorder, deliveryLimit });
 }
 

@@ -61,7 +61,7 @@ describe('consumer metrics on RabbitMQ', () => {
     const failedOnce = new Set<string>();
     const seen: string[] = [];
     const events = await startEvents({
-      config: { ...t.config, events: { ...t.config.events, amqpUrl: AMQP_URL, exchange } },
+      config: { ...t.config, events: { ...t.config.events, amqpUrls: [AMQP_URL], exchange } },
       database: t.database,
       log: silent,
       metrics,

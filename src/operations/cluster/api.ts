@@ -18,6 +18,7 @@ export interface Topology {
   redisUrl: string;
   /** --redis-sentinel: REDIS_SENTINELS (host:port) and REDIS_SENTINEL_MASTER instead of REDIS_URL. */
   redisSentinel?: { master: string; sentinels: string[] };
+  /** AMQP_URL: the broker, or the RabbitMQ cluster's nodes, comma-separated. */
   amqpUrl: string;
   /** NGINX's address as the instances see it: the only proxy whose X-Forwarded-For counts. */
   trustProxy: string;

@@ -15,7 +15,7 @@ export { shardEnvOf } from './shards.js';
 
 export const CLUSTER_USAGE = `usage: task-api cluster <command>
   start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--redis-sentinel]
-        [--ha [--sync]] [--dir D]
+        [--ha [--sync]] [--rabbit-cluster] [--dir D]
                             PostgreSQL primary + R replicas (1), PgBouncer, Redis, RabbitMQ,
                             N API instances (3), NGINX and Prometheus on loopback ports;
                             --split: a service per module (auth, users, tasks, notifications),
@@ -27,12 +27,16 @@ export const CLUSTER_USAGE = `usage: task-api cluster <command>
                             --ha: PostgreSQL under Patroni instead: etcd, members patroni-1
                             (first leader) .. patroni-(1+R), HAProxy to the leader, PgBouncer
                             behind it; --sync: Patroni synchronous_mode (no acknowledged
-                            commit lost when the leader dies)
+                            commit lost when the leader dies);
+                            --rabbit-cluster: three RabbitMQ nodes (rabbitmq-1..3) as one
+                            cluster (quorum queues on all three); each instance's AMQP_URL
+                            lists every node
   status [--dir D]          one JSON object: every URL, pid and whether it runs
   stop [--dir D]            stop everything start started
   restart|kill|start-one <name> [--dir D]
-                            one recorded process (api-2, replica-1, pgbouncer, nginx, ...);
-                            kill patroni-N kills the member's PostgreSQL with it
+                            one recorded process (api-2, replica-1, pgbouncer, nginx,
+                            rabbitmq-2, ...); kill is SIGKILL (RabbitMQ: the Erlang VM;
+                            patroni-N: the member's PostgreSQL with it)
   roll [--dir D]            restart the API instances one after another
   nginx-config --upstream HOST:PORT ... [--listen 80] [--server-name NAME] [--access-log PATH]
                             print deploy/nginx/task-api.conf.template rendered for production
@@ -48,9 +52,9 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel', 'ha', 'sync']);
+const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel', 'ha', 'sync', 'rabbit-cluster']);
 /** Flags that take no value. */
-const SWITCHES = new Set(['split', 'redis-sentinel', 'ha', 'sync']);
+const SWITCHES = new Set(['split', 'redis-sentinel', 'ha', 'sync', 'rabbit-cluster']);
 
 function parse(args: string[]): Parsed {
   const out: Parsed = { positional: [], flags: new Map() };
@@ -124,6 +128,7 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
         redisSentinel: p.flags.has('redis-sentinel'),
         ha: p.flags.has('ha'),
         sync: p.flags.has('sync'),
+        rabbitCluster: p.flags.has('rabbit-cluster'),
       };
       if (options.sync && !options.ha) throw new UsageError('--sync is a setting of --ha');
       if (options.ha && options.shards > 1) throw new UsageError('--ha does not take --shards');

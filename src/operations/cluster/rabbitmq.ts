@@ -4,12 +4,17 @@
 // (/usr/lib/rabbitmq/bin): the /usr/sbin wrapper would switch to the rabbitmq user, who cannot
 // write a temporary directory of root's. The script starts the Erlang VM as a child and waits for
 // it; the VM writes its pid to the pid file, and that pid is the one to signal.
+// `cluster start --rabbit-cluster` runs three such nodes as one RabbitMQ cluster: the same Erlang
+// cookie in each node's HOME, and classic-config peer discovery naming all three, so that a
+// blank node joins the nodes that run (clusterPeers), and a restarted one rejoins from its data.
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isAlive, launch, LOOPBACK, sleep, tcpOpen, type CommandLine } from './processes.js';
 
-export const RABBITMQ_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server';
+export const RABBITMQ_BIN = '/usr/lib/rabbitmq/bin';
+export const RABBITMQ_SERVER = path.join(RABBITMQ_BIN, 'rabbitmq-server');
 export const rabbitmqAvailable = () => existsSync(RABBITMQ_SERVER);
 
 export interface RabbitNode {
@@ -27,13 +32,42 @@ export interface RabbitNode {
 export const amqpUrl = (port: number) => `amqp://guest:guest@${LOOPBACK}:${port}`;
 export const rabbitPidFile = (node: Pick<RabbitNode, 'dir'>) => path.join(node.dir, 'rabbit.pid');
 
-/** Writes the node's (empty) config and plugin files; returns the command that runs it. */
-export async function prepareRabbit(node: RabbitNode): Promise<CommandLine> {
+/** A node of a cluster: the cookie every node shares, and every node's name (itself included). */
+export interface RabbitClusterMembership {
+  cookie: string;
+  nodes: string[];
+}
+
+/**
+ * rabbitmq.conf of a cluster's node: classic-config peer discovery naming every node. A blank
+ * node joins the first of them that runs (the first node, which finds none, starts the cluster
+ * after its retries); a node with data rejoins the cluster it belongs to.
+ */
+export function clusterConf(nodes: string[]): string {
+  return [
+    'cluster_formation.peer_discovery_backend = classic_config',
+    ...nodes.map((n, i) => `cluster_formation.classic_config.nodes.${i + 1} = ${n}`),
+    '',
+  ].join('\n');
+}
+
+/**
+ * Writes the node's config and plugin files (empty for a node of its own; a cluster's node gets
+ * its peers and, in its HOME, the shared Erlang cookie); returns the command that runs it.
+ */
+export async function prepareRabbit(node: RabbitNode, cluster?: RabbitClusterMembership): Promise<CommandLine> {
   const { dir } = node;
   await mkdir(path.join(dir, 'mnesia'), { recursive: true });
   await mkdir(path.join(dir, 'log'), { recursive: true });
   await writeFile(path.join(dir, 'enabled_plugins'), '[].\n');
   await writeFile(path.join(dir, 'rabbitmq-env.conf'), '');
+  if (cluster) {
+    await writeFile(path.join(dir, 'rabbitmq.conf'), clusterConf(cluster.nodes));
+    // Node-to-node traffic on loopback only (the distribution listens on every interface otherwise).
+    await writeFile(path.join(dir, 'advanced.config'), '[{kernel, [{inet_dist_use_interface, {127,0,0,1}}]}].\n');
+    // Erlang refuses a cookie file others can read.
+    await writeFile(path.join(dir, '.erlang.cookie'), cluster.cookie, { mode: 0o400 });
+  }
   return {
     command: RABBITMQ_SERVER,
     args: [],
@@ -125,4 +159,34 @@ export async function stopRabbit(pidFile: string, port: number, signal: NodeJS.S
     await sleep(signal === 'SIGKILL' ? 20 : 100);
   }
   await rm(pidFile, { force: true });
+}
+
+/** A node to run the CLI tools against: its name and the HOME holding its cookie. */
+export interface RabbitCtlTarget {
+  nodename: string;
+  home: string;
+  /** PATH for the tools (erl). */
+  path: string;
+}
+
+/**
+ * Runs one of RabbitMQ's CLI tools (rabbitmqctl, rabbitmq-queues, rabbitmq-diagnostics) against
+ * the node, as the node's owner (the scripts under RABBITMQ_BIN, not the /usr/sbin wrappers that
+ * switch to the rabbitmq user and its cookie). Resolves with stdout; rejects with the output.
+ */
+export function rabbitCtl(target: RabbitCtlTarget, tool: 'rabbitmqctl' | 'rabbitmq-queues' | 'rabbitmq-diagnostics', args: string[], timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      path.join(RABBITMQ_BIN, tool),
+      ['-n', target.nodename, ...args],
+      { env: { PATH: target.path, HOME: target.home, LANG: 'C.UTF-8' }, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => (err ? reject(new Error(`${tool} ${args.join(' ')} on ${target.nodename}: ${err.message}\n${stderr}${stdout}`)) : resolve(stdout)),
+    );
+  });
+}
+
+/** The cluster's running nodes as the node sees them (rabbitmqctl cluster_status). */
+export async function runningNodes(target: RabbitCtlTarget): Promise<string[]> {
+  const status = JSON.parse(await rabbitCtl(target, 'rabbitmqctl', ['cluster_status', '--formatter', 'json'])) as { running_nodes?: string[] };
+  return status.running_nodes ?? [];
 }

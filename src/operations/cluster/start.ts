@@ -4,7 +4,9 @@
 // in front of them and Prometheus scraping them. With --split, a service per module instead
 // (`serve --modules <m>`, auth first, then the gateway, then the others with AUTH_JWKS_URL through
 // it). With --shards N, N-1 more PostgreSQL servers (each with as many replicas as the primary)
-// hold shards of the tasks data (shards.ts). Each process is recorded in <dir>/state.json before
+// hold shards of the tasks data (shards.ts). With --rabbit-cluster, three RabbitMQ nodes form one
+// cluster and every instance's AMQP_URL lists them all, starting at a different node per instance
+// (src/events/amqp-nodes.ts). Each process is recorded in <dir>/state.json before
 // it is waited for, and a start that fails stops everything it had started.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -17,9 +19,9 @@ import { requireBinaries, type Binaries } from './binaries.js';
 import { HA_PGBOUNCER_SETTINGS, haState, planHa, startHa, type HaPlan } from './ha.js';
 import { GATEWAY_SERVICES, nginxCommand, writeGatewayConfig, writeNginxConfig, type GatewayService, type NginxLayout } from './nginx.js';
 import { initPrimary, initReplica, nodeLaunchSpec, pgUrl, psql, type PgNode } from './postgres.js';
-import { LOOPBACK, PortAllocator } from './processes.js';
+import { LOOPBACK, PortAllocator, waitUntil } from './processes.js';
 import { preparePrometheus } from './prometheus.js';
-import { amqpUrl, prepareRabbit, rabbitPidFile } from './rabbitmq.js';
+import { amqpUrl, prepareRabbit, rabbitPidFile, runningNodes } from './rabbitmq.js';
 import { redisCommand, redisConfCommand, redisUrl, SENTINEL_MASTER, writeRedisServerConf, writeSentinelConf } from './redis.js';
 import { running, startProcess } from './roles.js';
 import { extraShardNames, pgbouncerDatabase, shardRecords, shardVariables } from './shards.js';
@@ -51,7 +53,12 @@ export interface StartOptions {
   ha?: boolean;
   /** With ha: Patroni's synchronous_mode (a commit waits until a replica has it). */
   sync?: boolean;
+  /** Three RabbitMQ nodes (rabbitmq-1..3) clustered; the instances' AMQP_URL lists all three. */
+  rabbitCluster?: boolean;
 }
+
+/** The nodes of --rabbit-cluster: quorum queues of three members, a majority of two. */
+export const RABBIT_CLUSTER_NODES = 3;
 
 /** One API instance to start: the monolith's api-N, or the split topology's <service>-N. */
 interface PlannedInstance {
@@ -171,6 +178,10 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   if (ha) replicaPorts.push(...(ha.members.length > 1 ? ha.members.map((m) => m.pgPort) : []));
   else for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
   const [pgbouncerPort, redisPort, amqpPort, distPort, prometheusPort] = [await take(), await take(), await take(), await take(), await take()];
+  // --rabbit-cluster: the first node on amqpPort and distPort, the others on ports of their own.
+  const rabbitPorts = [{ amqp: amqpPort, dist: distPort }];
+  if (o.rabbitCluster) for (let i = 1; i < RABBIT_CLUSTER_NODES; i++) rabbitPorts.push({ amqp: await take(), dist: await take() });
+  const amqpUrls = rabbitPorts.map((p) => amqpUrl(p.amqp));
   const redisReplicaPort = o.redisSentinel ? await take() : 0;
   const sentinelPorts: number[] = [];
   if (o.redisSentinel) for (let i = 0; i < 3; i++) sentinelPorts.push(await take());
@@ -193,6 +204,7 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     shards,
     ...(o.redisSentinel ? { redisSentinel: { master: SENTINEL_MASTER, sentinels: sentinelPorts.map((p) => `${LOOPBACK}:${p}`) } } : {}),
     ...(ha ? { postgresHa: haState(o.sync === true) } : {}),
+    ...(o.rabbitCluster ? { rabbitCluster: { nodes: rabbitPorts.map((_, i) => `rabbitmq-${i + 1}`) } } : {}),
     processes: [],
   };
   const writer = new StateWriter(state);
@@ -291,11 +303,48 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     );
   };
   const redis = o.redisSentinel ? redisWithSentinels : redisAlone;
-  const rabbit = async () => {
+  const rabbitAlone = async () => {
     const node = { nodename: `task-api-${randomBytes(4).toString('hex')}@localhost`, dir: path.join(dir, 'rabbitmq'), port: amqpPort, distPort, path: pathEnv };
     const cmd = await prepareRabbit(node);
-    await bring({ ...commandRecord('rabbitmq', 'rabbitmq', amqpPort, amqpUrl(amqpPort), log('rabbitmq'), cmd), pidFile: rabbitPidFile(node) });
+    await bring({ ...commandRecord('rabbitmq', 'rabbitmq', amqpPort, amqpUrl(amqpPort), log('rabbitmq'), cmd), pidFile: rabbitPidFile(node), nodename: node.nodename });
   };
+  // --rabbit-cluster: the first node alone (it finds no peer and, after its discovery retries,
+  // starts the cluster), then the others side by side (each joins a node that runs), then a check
+  // that the first sees every node running: quorum queues are declared (by the instances, later)
+  // with a member on each node of the cluster as it is then.
+  const rabbitCluster = async () => {
+    const suffix = randomBytes(4).toString('hex');
+    const nodes = rabbitPorts.map((p, i) => ({
+      name: `rabbitmq-${i + 1}`,
+      nodename: `task-api-${suffix}-${i + 1}@localhost`,
+      dir: path.join(dir, `rabbitmq-${i + 1}`),
+      port: p.amqp,
+      distPort: p.dist,
+      path: pathEnv,
+    }));
+    const membership = { cookie: randomBytes(24).toString('hex'), nodes: nodes.map((n) => n.nodename) };
+    const records: ProcessRecord[] = [];
+    for (const node of nodes) {
+      const cmd = await prepareRabbit(node, membership);
+      records.push({ ...commandRecord(node.name, 'rabbitmq', node.port, amqpUrl(node.port), log(node.name), cmd), pidFile: rabbitPidFile(node), nodename: node.nodename });
+    }
+    await bring(records[0]!);
+    await allOrFirstError(records.slice(1).map((rec) => bring(rec)));
+    const first = { nodename: nodes[0]!.nodename, home: nodes[0]!.dir, path: pathEnv };
+    let seen: string[] = [];
+    await waitUntil(
+      `every RabbitMQ node running in one cluster (${membership.nodes.join(', ')})`,
+      async () => {
+        seen = await runningNodes(first).catch(() => seen);
+        return membership.nodes.every((n) => seen.includes(n));
+      },
+      60_000,
+    ).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; ${nodes[0]!.nodename} sees ${seen.join(', ') || 'none'} running`);
+    });
+    say(`rabbitmq: one cluster of ${nodes.length} nodes (${membership.nodes.join(', ')})`);
+  };
+  const rabbit = o.rabbitCluster ? rabbitCluster : rabbitAlone;
 
   try {
     await allOrFirstError([databases(), shardServers(), redis(), rabbit()]);
@@ -311,16 +360,18 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
       readUrls: replicaPorts.map((p) => pgUrl(p, DATABASE)),
       redisUrl: redisUrl(redisPort),
       ...(state.redisSentinel ? { redisSentinel: state.redisSentinel } : {}),
-      amqpUrl: amqpUrl(amqpPort),
+      amqpUrl: amqpUrls.join(','),
       trustProxy: LOOPBACK,
       jwtPrivateKey: config.inherited.JWT_PRIVATE_KEY ?? (await signingKey(dir)),
       // Through PgBouncer, as DATABASE_URL is; for the instances that run the tasks module.
       shardEnv: shardVariables(shards, 'url'),
     };
+    // Each instance lists the broker's nodes from another one: the connections spread over the cluster.
+    const rotated = (t: Topology, n: number): Topology => ({ ...t, amqpUrl: [...amqpUrls.slice(n % amqpUrls.length), ...amqpUrls.slice(0, n % amqpUrls.length)].join(',') });
     const instances = (list: PlannedInstance[], authJwksUrl?: string) =>
       allOrFirstError(
         list.map(({ name, service, port, metricsPort }) => {
-          const on = service ? onDatabase(topology, SERVICE_DATABASES[service]) : topology;
+          const on = rotated(service ? onDatabase(topology, SERVICE_DATABASES[service]) : topology, planned.findIndex((p) => p.name === name));
           const cmd = apiCommand({ name, port, metricsPort, dataDir: path.join(dir, name), service, authJwksUrl }, on, config.inherited);
           const rec = commandRecord(name, 'api', port, apiUrl(port), log(name), cmd);
           if (service) rec.service = service;

@@ -27,7 +27,7 @@ export type Role =
   | 'prometheus';
 
 export interface ProcessRecord {
-  /** primary, replica-1, pgbouncer, redis, rabbitmq, api-1, nginx, prometheus. */
+  /** primary, replica-1, pgbouncer, redis, rabbitmq (or rabbitmq-1..3), api-1, nginx, prometheus. */
   name: string;
   role: Role;
   /** The running process (for RabbitMQ the Erlang VM); null once stopped. */
@@ -48,6 +48,8 @@ export interface ProcessRecord {
   start: ({ kind: 'command' } & CommandLine) | { kind: 'pgbouncer'; options: PgBouncerOptions };
   /** RabbitMQ writes the VM's pid here: the launched script is not the process to signal. */
   pidFile?: string;
+  /** RabbitMQ: the Erlang node name (rabbitmqctl -n), unique on the machine. */
+  nodename?: string;
   /** NGINX: its directory and what its site was rendered from, to render it again (roll). */
   site?: { dir: string; options: Omit<SiteOptions, 'accessLog'> | Omit<GatewayOptions, 'accessLog'> };
 }
@@ -73,6 +75,8 @@ export interface ClusterState {
   databases?: Record<string, string>;
   /** NGINX: the one address clients use. */
   publicUrl: string;
+  /** `cluster start --rabbit-cluster`: the RabbitMQ cluster's nodes (rabbitmq-1..3), whose URLs the instances' AMQP_URL lists. */
+  rabbitCluster?: { nodes: string[] };
   /** `cluster start --redis-sentinel`: the master's name and the Sentinels (host:port) the instances ask. */
   redisSentinel?: { master: string; sentinels: string[] };
   /**

@@ -1,6 +1,7 @@
 // `task-api cluster status`: one JSON object with every address of the topology, each process's
 // pid, and whether it runs.
 import { memberState, type MemberState } from './patroni.js';
+import path from 'node:path';
 import { running } from './roles.js';
 import { shardsOf } from './shards.js';
 import type { ClusterState, ProcessRecord, Role } from './state.js';
@@ -34,8 +35,10 @@ export function clusterStatus(state: ClusterState, members: Map<string, MemberSt
     role: rec.role,
     ...(rec.service ? { service: rec.service } : {}),
     ...(rec.shard ? { shard: rec.shard } : {}),
+    ...(rec.nodename ? { nodename: rec.nodename } : {}),
     port: rec.port,
   }));
+  const rabbitNode = (rec: ProcessRecord) => ({ ...brief(rec), nodename: rec.nodename ?? '', home: path.dirname(rec.pidFile ?? '') });
   return {
     dir: state.dir,
     publicUrl: state.publicUrl,
@@ -79,7 +82,10 @@ export function clusterStatus(state: ClusterState, members: Map<string, MemberSt
           },
         }
       : {}),
+    // The first (or only) RabbitMQ node; --rabbit-cluster: every node, with its Erlang node name
+    // and the HOME whose cookie rabbitmqctl needs (HOME=<home> rabbitmqctl -n <nodename> ...).
     rabbitmq: one('rabbitmq'),
+    ...(state.rabbitCluster ? { rabbitCluster: { nodes: of('rabbitmq').map(rabbitNode) } } : {}),
     prometheus: one('prometheus'),
     processes,
   };
