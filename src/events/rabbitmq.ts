@@ -16,6 +16,7 @@ import type { ConsumeRecorder } from '../observability/recorders.js';
 import { withConsumerSpan } from '../observability/trace-context.js';
 import type { BusLogger, EventBus, SubscribeOptions } from './bus.js';
 import { backoffMs } from '../shared/backoff.js';
+import { isDatabaseUnavailable } from '../shared/db-errors.js';
 import { errorMessage } from '../shared/errors.js';
 
 export interface RabbitMqOptions {
@@ -36,6 +37,14 @@ export interface RabbitMqOptions {
   deliveryLimit?: number;
   /** First retry delay of a failed handler; doubles per delivery, with full jitter, capped at 30 s. */
   retryBaseMs?: number;
+  /**
+   * How long a delivery is held while the handler fails because the database is unavailable
+   * (a failover, PgBouncer restarting): the handler runs again after a backoff, and no delivery
+   * of the message is spent. Past it, the failure counts as any other. Default 5 minutes, well
+   * inside RabbitMQ's consumer_timeout (30 minutes), which closes a channel holding a delivery
+   * longer.
+   */
+  outageHoldMs?: number;
   /** Consumer reconnection backoff bounds. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
@@ -314,7 +323,7 @@ export class RabbitMqEventBus implements EventBus {
       return;
     }
     try {
-      await withConsumerSpan(sub.name, event, 'rabbitmq', () => sub.handler(event));
+      await this.runHeld(ch, sub, event);
       this.opts.recorder?.consumed(sub.name);
       this.settle(() => ch.ack(msg));
     } catch (err) {
@@ -333,6 +342,32 @@ export class RabbitMqEventBus implements EventBus {
         await new Promise((r) => setTimeout(r, backoffMs(deliveries + 1, { baseMs: this.opts.retryBaseMs ?? 200, maxMs: 30_000 })));
       }
       this.settle(() => ch.nack(msg, false, !poison));
+    }
+  }
+
+  /**
+   * Runs the handler; while it fails because the database is unavailable, runs it again after a
+   * backoff, holding the delivery (unacked) rather than requeueing it: an outage of the database
+   * is not the event's fault, and requeueing would spend the message's deliveries in seconds and
+   * dead-letter it before the database is back. The hold ends, and the failure is the caller's,
+   * when the handler fails otherwise, when outageHoldMs has passed, when the bus is closing, or
+   * when the channel is gone (the broker has requeued the delivery for another consumer).
+   */
+  private async runHeld(ch: Channel, sub: Subscription, event: DomainEvent): Promise<void> {
+    const holdMs = this.opts.outageHoldMs ?? 300_000;
+    const since = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await withConsumerSpan(sub.name, event, 'rabbitmq', () => sub.handler(event));
+      } catch (err) {
+        const hold = isDatabaseUnavailable(err) && !this.closed && this.consumerChannel === ch && Date.now() - since < holdMs;
+        if (!hold) throw err;
+        this.opts.recorder?.failed(sub.name);
+        if (attempt === 1) {
+          this.opts.log.warn({ consumer: sub.name, eventId: event.id, type: event.type, err: errorMessage(err) }, 'event handler: database unavailable; delivery held and retried');
+        }
+        await new Promise((r) => setTimeout(r, backoffMs(attempt, { baseMs: this.opts.retryBaseMs ?? 200, maxMs: 5_000 })));
+      }
     }
   }
 

@@ -321,6 +321,43 @@ describe('RabbitMQ consumers', () => {
     }
   });
 
+  it('while the database is unavailable the delivery is held and the handler retried: no delivery spent, nothing dead-lettered', async () => {
+    const t = await createTestApp();
+    const exchange = testExchange();
+    let attempts = 0;
+    const effects: string[] = [];
+    // Two deliveries allowed: the requeue path would dead-letter the event at the third failure.
+    const consumerBus = new RabbitMqEventBus({ url: AMQP_URL, exchange, log: silentLog, deliveryLimit: 2, retryBaseMs: 5 });
+    consumerBus.subscribe('outage', async (e) => {
+      attempts++;
+      // What postgres.js throws while PgBouncer or the primary is down.
+      if (attempts <= 8) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6432'), { code: 'ECONNREFUSED' });
+      effects.push(taskOf(e).data.task.title);
+    });
+    try {
+      await consumerBus.start();
+      const s = await register(t.app);
+      await t.deliverAccountEvents();
+      await as(t.app, s.accessToken)({ method: 'POST', url: '/v1/tasks', payload: { title: 'during an outage' } });
+      const { bus, relay } = relayOf(t.database, exchange);
+      expect(await relay.drain()).toBe(1);
+      await bus.close();
+      for (let i = 0; i < 400 && effects.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+      expect(effects).toEqual(['during an outage']);
+      expect(attempts).toBe(9);
+      const { connect } = await import('amqplib');
+      const conn = await connect(AMQP_URL);
+      const ch = await conn.createChannel();
+      expect(await ch.get(`${exchange}.outage.dead`, { noAck: true })).toBe(false);
+      await conn.close();
+    } finally {
+      await consumerBus.close();
+      await deleteExchange(exchange, AMQP_URL, [`${exchange}.outage`, `${exchange}.outage.dead`]).catch(() => undefined);
+      await deleteExchange(`${exchange}.dead`).catch(() => undefined);
+      await t.close();
+    }
+  });
+
   it('a subscribed handler receives each event once; a poison event goes to the dead-letter queue', async () => {
     const t = await createTestApp();
     const exchange = testExchange();
