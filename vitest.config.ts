@@ -7,8 +7,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // Under CI a JSON report is written too; .ci/run prints its totals as one summary line.
-    reporters: process.env.CI ? ['default', ['json', { outputFile: 'test-results.json' }]] : ['default'],
+    // Under CI a JSON report is written too (test-results.json, or TEST_RESULTS_FILE: the run on
+    // the Node LTS, .ci/node-lts); .ci/run prints their totals as one summary line.
+    reporters: process.env.CI ? ['default', ['json', { outputFile: process.env.TEST_RESULTS_FILE ?? 'test-results.json' }]] : ['default'],
     env: { NODE_ENV: 'test' },
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },

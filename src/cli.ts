@@ -1,5 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --max-old-space-size=160 --liftoff-only
-// task-api <command>: serve | worker | migrate | create-admin <email> | keys | openapi | dead-letters | seed | cluster | shards | capacity
+// task-api <command>: serve | worker | migrate | create-admin <email> | keys | openapi | healthcheck | dead-letters | seed | cluster | shards | capacity
 // Only the configuration is imported up front: when tracing is on, its SDK must start before the
 // modules it instruments load, so every command imports what it needs once that is settled.
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -15,6 +15,8 @@ const USAGE = `usage: task-api <command>
   migrate                   apply database migrations
   create-admin <email>      create or promote an admin; password from ADMIN_PASSWORD or stdin
   openapi                   print the OpenAPI document
+  healthcheck [--metrics]   exit 0 when this container's server answers /health/live (or its
+                            metrics port), else 1: the image's HEALTHCHECK
   seed --users N --tasks-per-user M [--seed S] [--prefix P] [--password PW] [--concurrency C]
                             fill the database with generated users and tasks (benchmarks, demos)
   keys rotate|list           add a signing key (published now, signing after JWT_KEY_PUBLISH_AHEAD_SECONDS;
@@ -214,6 +216,10 @@ async function main(argv: string[]): Promise<number> {
     case 'seed': {
       const { seedCommand } = await import('./operations/seed.js');
       return seedCommand(args, config);
+    }
+    case 'healthcheck': {
+      const { healthcheck } = await import('./operations/healthcheck.js');
+      return healthcheck(config, args);
     }
     case 'openapi': {
       const { openApiDocument, serialiseDocument } = await import('./operations/openapi.js');
