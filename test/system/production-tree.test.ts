@@ -7,7 +7,7 @@
 // else on this machine's Node.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -86,6 +86,15 @@ beforeAll(async () => {
   // The prod-deps stage's command; --prefer-offline takes what the npm cache has.
   const npm = await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'], tree, imageEnv({}));
   if (npm.code !== 0) throw new Error(`npm ci --omit=dev failed:\n${npm.out}`);
+  // And the one script the stage runs by hand: the postgres.js patch.
+  await mkdir(path.join(tree, 'tools'), { recursive: true });
+  await cp(path.join(ROOT, 'tools', 'patch-postgres.mjs'), path.join(tree, 'tools', 'patch-postgres.mjs'));
+  const patch = await run(NODE, ['tools/patch-postgres.mjs'], tree, imageEnv({}));
+  if (patch.code !== 0) throw new Error(`tools/patch-postgres.mjs failed:\n${patch.out}`);
+  for (const dir of ['src', 'cjs/src']) {
+    const driver = readFileSync(path.join(tree, 'node_modules', 'postgres', dir, 'connection.js'), 'utf8');
+    if (!driver.includes('task-api patch')) throw new Error(`node_modules/postgres/${dir}/connection.js is not patched`);
+  }
   await cp(path.join(ROOT, 'dist'), path.join(tree, 'dist'), { recursive: true });
   await cp(path.join(ROOT, 'migrations'), path.join(tree, 'migrations'), { recursive: true });
 }, 300_000);
