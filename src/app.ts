@@ -17,6 +17,7 @@ import { registerOpenApi } from './http/openapi.js';
 import { problemPlugin, sendFrameworkProblem } from './http/problem.js';
 import { requestLogPlugin } from './http/request-log.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
+import { deadlinePlugin } from './http/deadline.js';
 import { responseCachePlugin } from './http/response-cache.js';
 import { securityHeadersPlugin } from './http/security-headers.js';
 import { validatorCompiler } from './http/validation.js';
@@ -135,6 +136,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   await app.register(requestLogPlugin);
+  await app.register(deadlinePlugin, { ms: config.http.timeouts.answerMs });
   await app.register(problemPlugin);
   await app.register(securityHeadersPlugin, { production: config.env === 'production' });
   // CORS, then 405 and OPTIONS: both ahead of authentication and rate limiting (see methods.ts).

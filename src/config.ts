@@ -47,6 +47,7 @@ const EnvSchema = Type.Object({
   ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 8, maxLength: 128 })),
   BODY_LIMIT_BYTES: Type.Optional(Int(1024, 10485760)),
   HTTP_REQUEST_TIMEOUT_MS: Type.Optional(Int(100, 600000)),
+  HTTP_ANSWER_DEADLINE_MS: Type.Optional(Int(0, 600000)),
   HTTP_HEADERS_TIMEOUT_MS: Type.Optional(Int(100, 600000)),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Optional(Int(100, 600000)),
   HTTP_CONNECTION_TIMEOUT_MS: Type.Optional(Int(100, 3600000)),
@@ -214,6 +215,8 @@ export interface HttpTimeouts {
   keepAliveMs: number;
   /** A connection with no traffic either way for this long (mid-request) is closed. */
   connectionMs: number;
+  /** A request without an answer this long after it arrived gets 503 (src/http/deadline.ts); 0: none. */
+  answerMs: number;
 }
 
 /** rate-limiter-flexible's own option names: `points` per `duration` seconds, then blocked `blockDuration` seconds. */
@@ -506,6 +509,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
         // Longer than the load balancer's upstream keepalive (60 s on the common ones), so it never reuses a socket we closed.
         keepAliveMs: int(env.HTTP_KEEP_ALIVE_TIMEOUT_MS, 72000),
         connectionMs: int(env.HTTP_CONNECTION_TIMEOUT_MS, 60000),
+        answerMs: int(env.HTTP_ANSWER_DEADLINE_MS, 8000),
       },
       trustProxy: trust === undefined || trust === 'false' ? false : trust === 'true' ? true : trust,
     },

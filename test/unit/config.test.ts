@@ -92,7 +92,7 @@ describe('config', () => {
 
   it('bounds the server timeouts, the cache and what one user may own by default', () => {
     const c = loadConfig({});
-    expect(c.http.timeouts).toEqual({ requestMs: 30000, headersMs: 10000, keepAliveMs: 72000, connectionMs: 60000 });
+    expect(c.http.timeouts).toEqual({ requestMs: 30000, headersMs: 10000, keepAliveMs: 72000, connectionMs: 60000, answerMs: 8000 });
     expect(c.cache).toMatchObject({ maxBytes: 32 * 1024 * 1024, maxEntryBytes: 256 * 1024 });
     expect(c.limits).toEqual({ tasksPerUser: 10000, webhooksPerUser: 20 });
     const set = loadConfig({ HTTP_REQUEST_TIMEOUT_MS: '2000', HTTP_HEADERS_TIMEOUT_MS: '500', CACHE_MAX_BYTES: '65536', CACHE_MAX_ENTRY_BYTES: '1024' });
