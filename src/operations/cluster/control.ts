@@ -3,6 +3,7 @@
 // started again on its port, and must answer /health with 200 there before the next one goes,
 // and only while NGINX has another instance in rotation (edge.ts says why).
 import { waitForAnotherInRotation } from './edge.js';
+import { setPartitioned } from './netns.js';
 import { running, startProcess, stopProcess } from './roles.js';
 import { findProcess, readState, StateWriter, type ProcessRecord } from './state.js';
 
@@ -45,4 +46,20 @@ export async function roll(dir: string, say: Say): Promise<void> {
     await stop(writer, rec, 'graceful', say);
     await start(writer, rec, say);
   }
+}
+
+/**
+ * `cluster partition <member>` (cut) / `cluster heal <member>` (not cut): a member started with
+ * --netns loses (or gets back) its link to the bridge; it keeps running meanwhile. Recorded as
+ * the member's `partitioned` in state.json.
+ */
+export async function partitionOne(dir: string, name: string, cut: boolean, say: Say): Promise<void> {
+  const writer = new StateWriter(readState(dir));
+  const rec = findProcess(writer.state, name);
+  const net = writer.state.network?.members.find((m) => m.member === name);
+  if (!net) throw new Error(`${name} does not run in a network namespace of its own (only members of cluster start --ha --netns can be partitioned)`);
+  setPartitioned(net, cut);
+  rec.partitioned = cut;
+  await writer.save();
+  say(`${name}: ${cut ? `partitioned (${net.hostLink} down: ${net.address} reaches nothing, nothing reaches it)` : `healed (${net.hostLink} up)`}`);
 }

@@ -16,8 +16,9 @@ import {
   writeHaproxyConfig,
   type PatroniMember,
 } from './patroni.js';
+import { createNetwork, planNetwork, type NetworkRecord } from './netns.js';
 import { pgUrl, psql } from './postgres.js';
-import { waitUntil } from './processes.js';
+import { LOOPBACK, waitUntil } from './processes.js';
 import type { CommandLine, ProcessRecord, Role } from './state.js';
 
 export interface HaPlan {
@@ -25,16 +26,24 @@ export interface HaPlan {
   etcdPeerPort: number;
   members: PatroniMember[];
   haproxy: { primaryPort: number; replicaPort: number; statsPort: number };
+  /** --netns: each member in a network namespace of its own, behind a bridge (netns.ts). */
+  network?: NetworkRecord;
 }
 
-/** The ports of the HA topology: 1 + `replicas` members (PostgreSQL and REST API each), etcd, HAProxy. */
-export async function planHa(dir: string, replicas: number, take: () => Promise<number>): Promise<HaPlan> {
+/**
+ * The ports of the HA topology: 1 + `replicas` members (PostgreSQL and REST API each), etcd,
+ * HAProxy; with `netns`, the names and addresses of the members' namespaces (made by startHa).
+ */
+export async function planHa(dir: string, replicas: number, take: () => Promise<number>, netns = false): Promise<HaPlan> {
+  const names = Array.from({ length: 1 + replicas }, (_, i) => `patroni-${i + 1}`);
+  const network = netns ? planNetwork(names) : undefined;
   const members: PatroniMember[] = [];
-  for (let i = 0; i < 1 + replicas; i++) {
-    const name = `patroni-${i + 1}`;
-    members.push({ name, pgPort: await take(), restPort: await take(), dir: path.join(dir, name) });
+  for (const [i, name] of names.entries()) {
+    const net = network?.members[i];
+    members.push({ name, pgPort: await take(), restPort: await take(), dir: path.join(dir, name), host: net?.address ?? LOOPBACK, ...(net ? { namespace: net.namespace } : {}) });
   }
   return {
+    ...(network ? { network } : {}),
     etcdPort: await take(),
     etcdPeerPort: await take(),
     members,
@@ -64,18 +73,22 @@ const LEADER_WAIT_MS = 120_000;
 export async function startHa(c: HaContext): Promise<void> {
   const { plan } = c;
   const database = c.databases[0] ?? 'postgres';
-  const etcdCmd = etcdCommand({ dir: path.join(c.dir, 'etcd'), clientPort: plan.etcdPort, peerPort: plan.etcdPeerPort, binary: c.bins.etcd, path: c.pathEnv });
+  // --netns: the bridge and the namespaces first (already recorded in state.json by the caller).
+  const net = plan.network;
+  if (net) createNetwork(net);
+  const etcdCmd = etcdCommand({ dir: path.join(c.dir, 'etcd'), clientPort: plan.etcdPort, peerPort: plan.etcdPeerPort, binary: c.bins.etcd, path: c.pathEnv, ...(net ? { alsoOn: net.hostAddress } : {}) });
   await c.bring(record('etcd', 'etcd', plan.etcdPort, { url: etcdUrl(plan.etcdPort) }, c.log('etcd'), etcdCmd));
-  const settings = { etcdPort: plan.etcdPort, sync: c.sync };
+  const settings = { etcdPort: plan.etcdPort, sync: c.sync, ...(net ? { etcdHost: net.hostAddress, subnet: net.subnet } : {}) };
   const member = async (m: PatroniMember) => {
     await prepareMember(m, settings);
-    const rec = record(m.name, 'patroni', m.pgPort, { url: pgUrl(m.pgPort, database), restUrl: restUrl(m.restPort) }, c.log(m.name), patroniCommand(m, c.bins.patroni, c.pathEnv));
-    await c.bring({ ...rec, dataDir: memberDataDir(m), controlPort: m.restPort });
+    const urls = { url: pgUrl(m.pgPort, database, m.host), restUrl: restUrl(m.restPort, m.host) };
+    const rec = record(m.name, 'patroni', m.pgPort, urls, c.log(m.name), patroniCommand(m, c.bins.patroni, c.pathEnv));
+    await c.bring({ ...rec, dataDir: memberDataDir(m), controlPort: m.restPort, ...(m.host !== LOOPBACK ? { host: m.host } : {}) });
   };
   const [first, ...others] = plan.members;
   await member(first!);
-  await waitUntil(`${first!.name} holds the leader key (its log: ${c.log(first!.name)})`, () => memberIsLeader(first!.restPort), LEADER_WAIT_MS);
-  for (const db of c.databases) psql(first!.pgPort, `CREATE DATABASE ${db}`);
+  await waitUntil(`${first!.name} holds the leader key (its log: ${c.log(first!.name)})`, () => memberIsLeader(restUrl(first!.restPort, first!.host)), LEADER_WAIT_MS);
+  for (const db of c.databases) psql(first!.pgPort, `CREATE DATABASE ${db}`, 'postgres', first!.host);
   // One at a time: each copies the leader (a base backup), which loads the machine.
   for (const m of others) await member(m);
   const conf = path.join(c.dir, 'haproxy', 'haproxy.cfg');
@@ -94,7 +107,7 @@ export async function startHa(c: HaContext): Promise<void> {
   });
 }
 
-export const haState = (sync: boolean) => ({ scope: PATRONI_SCOPE, sync });
+export const haState = (sync: boolean, netns = false) => ({ scope: PATRONI_SCOPE, sync, ...(netns ? { netns: true } : {}) });
 
 /**
  * PgBouncer in front of HAProxy. While no member leads (a failover: about ttl), every transaction

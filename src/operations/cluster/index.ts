@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ClusterConfig } from '../../cluster-config.js';
-import { controlOne, roll } from './control.js';
+import { controlOne, partitionOne, roll } from './control.js';
 import { ROOT } from './api.js';
 import { GATEWAY_SERVICES, GATEWAY_TEMPLATE, NGINX_TEMPLATE, renderGateway, renderSite, type GatewayService } from './nginx.js';
 import { startCluster } from './start.js';
@@ -15,7 +15,7 @@ export { shardEnvOf } from './shards.js';
 
 export const CLUSTER_USAGE = `usage: task-api cluster <command>
   start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--redis-sentinel]
-        [--ha [--sync]] [--rabbit-cluster] [--dir D]
+        [--ha [--sync] [--netns]] [--rabbit-cluster] [--dir D]
                             PostgreSQL primary + R replicas (1), PgBouncer, Redis, RabbitMQ,
                             N API instances (3), NGINX and Prometheus on loopback ports;
                             --split: a service per module (auth, users, tasks, notifications),
@@ -27,7 +27,9 @@ export const CLUSTER_USAGE = `usage: task-api cluster <command>
                             --ha: PostgreSQL under Patroni instead: etcd, members patroni-1
                             (first leader) .. patroni-(1+R), HAProxy to the leader, PgBouncer
                             behind it; --sync: Patroni synchronous_mode (no acknowledged
-                            commit lost when the leader dies);
+                            commit lost when the leader dies); --netns: each member in a
+                            network namespace of its own (10.231.X.0/24 behind a bridge;
+                            root), so that it can be partitioned;
                             --rabbit-cluster: three RabbitMQ nodes (rabbitmq-1..3) as one
                             cluster (quorum queues on all three); each instance's AMQP_URL
                             lists every node
@@ -37,6 +39,9 @@ export const CLUSTER_USAGE = `usage: task-api cluster <command>
                             one recorded process (api-2, replica-1, pgbouncer, nginx,
                             rabbitmq-2, ...); kill is SIGKILL (RabbitMQ: the Erlang VM;
                             patroni-N: the member's PostgreSQL with it)
+  partition|heal <member> [--dir D]
+                            --netns only: cut the member (patroni-N) off the network (it
+                            keeps running, reaches nothing, nothing reaches it) / reconnect it
   roll [--dir D]            restart the API instances one after another
   nginx-config --upstream HOST:PORT ... [--listen 80] [--server-name NAME] [--access-log PATH]
                             print deploy/nginx/task-api.conf.template rendered for production
@@ -52,9 +57,9 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel', 'ha', 'sync', 'rabbit-cluster']);
+const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel', 'ha', 'sync', 'netns', 'rabbit-cluster']);
 /** Flags that take no value. */
-const SWITCHES = new Set(['split', 'redis-sentinel', 'ha', 'sync', 'rabbit-cluster']);
+const SWITCHES = new Set(['split', 'redis-sentinel', 'ha', 'sync', 'netns', 'rabbit-cluster']);
 
 function parse(args: string[]): Parsed {
   const out: Parsed = { positional: [], flags: new Map() };
@@ -129,8 +134,10 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
         ha: p.flags.has('ha'),
         sync: p.flags.has('sync'),
         rabbitCluster: p.flags.has('rabbit-cluster'),
+        netns: p.flags.has('netns'),
       };
       if (options.sync && !options.ha) throw new UsageError('--sync is a setting of --ha');
+      if (options.netns && !options.ha) throw new UsageError('--netns is a setting of --ha');
       if (options.ha && options.shards > 1) throw new UsageError('--ha does not take --shards');
       const state = await startCluster(options, config, say);
       print(clusterStatus(state, await memberStates(state)));
@@ -150,6 +157,13 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
       const name = p.positional[0];
       if (!name) throw new UsageError(`${command} needs the name of a process`);
       await controlOne(dirOf(p), command, name, say);
+      return 0;
+    }
+    case 'partition':
+    case 'heal': {
+      const name = p.positional[0];
+      if (!name) throw new UsageError(`${command} needs the name of a member (patroni-N)`);
+      await partitionOne(dirOf(p), name, command === 'partition', say);
       return 0;
     }
     case 'roll':

@@ -10,6 +10,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { httpOk, isAlive, LOOPBACK, stopPid, type CommandLine } from './processes.js';
+import { inNamespace } from './netns.js';
 import { accepts, postgresBin, serverUser } from './postgres.js';
 
 /** Patroni's cluster name (`scope`): the etcd keys live under /service/task-api/. */
@@ -33,17 +34,25 @@ export interface PatroniMember {
   restPort: number;
   /** <cluster dir>/<name>: patroni.yml, the data directory (data/) and the pgpass file. */
   dir: string;
+  /** Where its PostgreSQL and REST API listen: loopback, or (--netns) its namespace's address. */
+  host: string;
+  /** --netns: the network namespace it runs in (netns.ts). */
+  namespace?: string;
 }
 
 export const memberDataDir = (m: Pick<PatroniMember, 'dir'>) => path.join(m.dir, 'data');
 export const memberConfig = (m: Pick<PatroniMember, 'dir'>) => path.join(m.dir, 'patroni.yml');
-export const restUrl = (port: number) => `http://${LOOPBACK}:${port}`;
+export const restUrl = (port: number, host = LOOPBACK) => `http://${host}:${port}`;
 
 export interface PatroniSettings {
   /** etcd's client port. */
   etcdPort: number;
   /** synchronous_mode: a commit returns once a replica has it too (`cluster start --sync`). */
   sync: boolean;
+  /** Where the members reach etcd: loopback, or (--netns) the bridge's address. */
+  etcdHost?: string;
+  /** --netns: the members' subnet, let in by pg_hba besides loopback. */
+  subnet?: string;
 }
 
 /**
@@ -57,8 +66,8 @@ export function patroniConfig(m: PatroniMember, s: PatroniSettings): Record<stri
     scope: PATRONI_SCOPE,
     name: m.name,
     log: { level: 'INFO' },
-    restapi: { listen: `${LOOPBACK}:${m.restPort}`, connect_address: `${LOOPBACK}:${m.restPort}` },
-    etcd3: { hosts: [`${LOOPBACK}:${s.etcdPort}`], protocol: 'http' },
+    restapi: { listen: `${m.host}:${m.restPort}`, connect_address: `${m.host}:${m.restPort}` },
+    etcd3: { hosts: [`${s.etcdHost ?? LOOPBACK}:${s.etcdPort}`], protocol: 'http' },
     bootstrap: {
       dcs: {
         ...PATRONI_TIMING,
@@ -80,16 +89,27 @@ export function patroniConfig(m: PatroniMember, s: PatroniSettings): Record<stri
             max_wal_senders: 10,
             max_replication_slots: 10,
             wal_keep_size: '256MB',
+            // --netns: a leader cut off from its replica stops (demotes) only once its WAL
+            // sender gives up on the unanswering replica: after wal_sender_timeout (60 s by
+            // default). Patroni 3.0.2 demotes a second time from its main loop while the first
+            // stop still runs, and the two starts that follow leave a postmaster it no longer
+            // knows (docs/runbooks/primary-failover.md): 5 s keeps the stop within one loop.
+            ...(s.subnet ? { wal_sender_timeout: '5s' } : {}),
           },
         },
       },
       initdb: [{ encoding: 'UTF8' }, { locale: 'C' }],
-      // Loopback only, trust: like the self-made servers of the local topology.
-      pg_hba: ['host all all 127.0.0.1/32 trust', 'host replication all 127.0.0.1/32 trust'],
+      // Loopback only (and, with --netns, the members' own subnet), trust: like the self-made
+      // servers of the local topology.
+      pg_hba: [
+        'host all all 127.0.0.1/32 trust',
+        'host replication all 127.0.0.1/32 trust',
+        ...(s.subnet ? [`host all all ${s.subnet} trust`, `host replication all ${s.subnet} trust`] : []),
+      ],
     },
     postgresql: {
-      listen: `${LOOPBACK}:${m.pgPort}`,
-      connect_address: `${LOOPBACK}:${m.pgPort}`,
+      listen: `${m.host}:${m.pgPort}`,
+      connect_address: `${m.host}:${m.pgPort}`,
       data_dir: memberDataDir(m),
       bin_dir: bin,
       pgpass: path.join(m.dir, 'pgpass'),
@@ -113,10 +133,15 @@ export async function prepareMember(m: PatroniMember, s: PatroniSettings): Promi
   if (user) for (const f of [m.dir, file]) chownSync(f, user.uid, user.gid);
 }
 
-/** `patroni <its yml>`, as the server user when root. */
+/**
+ * `patroni <its yml>`, as the server user when root; with --netns, inside the member's namespace
+ * (`ip netns exec <ns> setpriv ... patroni <yml>`, started as root: the pid is still Patroni's).
+ */
 export function patroniCommand(m: PatroniMember, binary: string, pathEnv: string): CommandLine {
   const user = serverUser();
-  return { command: binary, args: [memberConfig(m)], env: { PATH: pathEnv, HOME: m.dir }, ...(user ? { user } : {}) };
+  const env = { PATH: pathEnv, HOME: m.dir };
+  if (m.namespace) return { ...inNamespace(m.namespace, binary, [memberConfig(m)], user), env };
+  return { command: binary, args: [memberConfig(m)], env, ...(user ? { user } : {}) };
 }
 
 /** What a member's REST API says of it (`GET /patroni`). */
@@ -140,10 +165,10 @@ async function getJson(url: string, timeoutMs = 2000): Promise<{ status: number;
   return { status: res.status, body };
 }
 
-/** The member's role and PostgreSQL state from its REST API; 'unknown' when it does not answer. */
-export async function memberState(restPort: number): Promise<MemberState> {
+/** The member's role and PostgreSQL state from its REST API (its base URL); 'unknown' when it does not answer. */
+export async function memberState(rest: string): Promise<MemberState> {
   try {
-    const { body } = await getJson(`${restUrl(restPort)}/patroni`);
+    const { body } = await getJson(`${rest}/patroni`);
     const b = body as { role?: string; state?: string; timeline?: number; sync_standby?: boolean };
     const role = b.role === 'master' || b.role === 'primary' ? 'leader' : b.role === 'replica' ? (b.sync_standby ? 'sync_standby' : 'replica') : 'unknown';
     return { role, ...(b.state ? { state: b.state } : {}), ...(b.timeline !== undefined ? { timeline: b.timeline } : {}) };
@@ -153,9 +178,9 @@ export async function memberState(restPort: number): Promise<MemberState> {
 }
 
 /** The member's PostgreSQL runs (`GET /health` answers 200). */
-export const memberHealthy = (restPort: number) => httpOk(`${restUrl(restPort)}/health`);
+export const memberHealthy = (rest: string) => httpOk(`${rest}/health`);
 /** The member holds the leader key and its PostgreSQL runs as primary (`GET /primary` answers 200). */
-export const memberIsLeader = (restPort: number) => httpOk(`${restUrl(restPort)}/primary`);
+export const memberIsLeader = (rest: string) => httpOk(`${rest}/primary`);
 
 /** The postmaster's pid from the data directory's postmaster.pid, while that process lives. */
 export function postmasterPid(dataDir: string): number | undefined {
@@ -175,7 +200,7 @@ export function postmasterPid(dataDir: string): number | undefined {
  * and to its postmaster (which a killed Patroni leaves running). Either way nothing of the
  * member is left: a postmaster still running after Patroni exited is stopped too.
  */
-export async function stopMember(pid: number, dataDir: string, pgPort: number, how: 'graceful' | 'kill'): Promise<void> {
+export async function stopMember(pid: number, dataDir: string, pgPort: number, how: 'graceful' | 'kill', host = LOOPBACK): Promise<void> {
   const postmaster = postmasterPid(dataDir);
   if (how === 'kill') {
     await stopPid(pid, 'SIGKILL', 10_000);
@@ -186,12 +211,17 @@ export async function stopMember(pid: number, dataDir: string, pgPort: number, h
     if (left !== undefined) await stopPid(left, 'SIGINT', 60_000);
   }
   const deadline = Date.now() + 30_000;
-  while (accepts(pgPort) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  while (accepts(pgPort, host) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
 }
 
-/** etcd, one member on loopback: its data under `dir`. */
-export function etcdCommand(o: { dir: string; clientPort: number; peerPort: number; binary: string; path: string }): CommandLine {
-  const client = `http://${LOOPBACK}:${o.clientPort}`;
+/**
+ * etcd, one member on loopback: its data under `dir`. With `alsoOn` (--netns: the bridge's
+ * address) it listens there too and advertises that address alone: the members, in their
+ * namespaces, must not be told of a 127.0.0.1 that is their own loopback.
+ */
+export function etcdCommand(o: { dir: string; clientPort: number; peerPort: number; binary: string; path: string; alsoOn?: string }): CommandLine {
+  const loopbackClient = `http://${LOOPBACK}:${o.clientPort}`;
+  const client = o.alsoOn ? `http://${o.alsoOn}:${o.clientPort}` : loopbackClient;
   const peer = `http://${LOOPBACK}:${o.peerPort}`;
   return {
     command: o.binary,
@@ -201,7 +231,7 @@ export function etcdCommand(o: { dir: string; clientPort: number; peerPort: numb
       '--data-dir',
       o.dir,
       '--listen-client-urls',
-      client,
+      o.alsoOn ? `${loopbackClient},${client}` : client,
       '--advertise-client-urls',
       client,
       '--listen-peer-urls',
@@ -242,7 +272,7 @@ export interface HaproxyLayout {
   replicaPort: number;
   /** The statistics page (/stats, ;csv for machines). */
   statsPort: number;
-  members: Pick<PatroniMember, 'name' | 'pgPort' | 'restPort'>[];
+  members: (Pick<PatroniMember, 'name' | 'pgPort' | 'restPort'> & { host?: string })[];
 }
 
 /**
@@ -252,7 +282,7 @@ export interface HaproxyLayout {
  * unreachable leader end, and PgBouncer reconnects to the new one); 2 good checks bring it up.
  */
 export function renderHaproxyConfig(l: HaproxyLayout): string {
-  const servers = (indent: string) => l.members.map((m) => `${indent}server ${m.name} ${LOOPBACK}:${m.pgPort} check port ${m.restPort}`);
+  const servers = (indent: string) => l.members.map((m) => `${indent}server ${m.name} ${m.host ?? LOOPBACK}:${m.pgPort} check port ${m.restPort}`);
   return [
     '# task-api cluster --ha: HAProxy in front of the Patroni members (src/operations/cluster/patroni.ts).',
     'global',

@@ -43,7 +43,7 @@ export interface PgNode {
   pid?: number;
 }
 
-export const pgUrl = (port: number, database = 'postgres') => `postgres://postgres@${LOOPBACK}:${port}/${database}`;
+export const pgUrl = (port: number, database = 'postgres', host = LOOPBACK) => `postgres://postgres@${host}:${port}/${database}`;
 
 /** Runs a client or setup binary of the installed PostgreSQL (as the server user when root). */
 function run(name: string, args: string[], asServerUser: boolean): string {
@@ -132,9 +132,9 @@ export async function startNode(node: PgNode, timeoutMs = 60_000): Promise<numbe
   return pid;
 }
 
-/** Whether the server on the port accepts connections (pg_isready). */
-export function accepts(port: number): boolean {
-  return spawnSync(bin('pg_isready'), ['-q', '-h', LOOPBACK, '-p', String(port), '-U', 'postgres'], { stdio: 'ignore' }).status === 0;
+/** Whether the server on the port accepts connections (pg_isready; a --netns member on its own address). */
+export function accepts(port: number, host = LOOPBACK): boolean {
+  return spawnSync(bin('pg_isready'), ['-q', '-h', host, '-p', String(port), '-U', 'postgres', '-t', '3'], { stdio: 'ignore' }).status === 0;
 }
 
 /**
@@ -153,6 +153,6 @@ export async function stopNode(node: PgNode, mode: 'fast' | 'immediate' | 'kill'
 }
 
 /** A query through psql (tuples only, unaligned): for setup and checks, not for the API. */
-export function psql(port: number, query: string, database = 'postgres'): string {
-  return run('psql', ['-h', LOOPBACK, '-p', String(port), '-U', 'postgres', '-d', database, '-Atqc', query], false).trim();
+export function psql(port: number, query: string, database = 'postgres', host = LOOPBACK): string {
+  return run('psql', ['-h', host, '-p', String(port), '-U', 'postgres', '-d', database, '-Atqc', query], false).trim();
 }

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { apiHealthy } from './api.js';
 import { startPgBouncer, stopPgBouncer } from './pgbouncer.js';
-import { etcdHealthy, haproxyRoutesPrimary, memberHealthy, stopMember } from './patroni.js';
+import { etcdHealthy, haproxyRoutesPrimary, memberHealthy, restUrl, stopMember } from './patroni.js';
 import { accepts, stopNode } from './postgres.js';
 import { isAlive, launch, stopPid, tcpOpen, waitUntil } from './processes.js';
 import { prometheusReady } from './prometheus.js';
@@ -36,7 +36,7 @@ const READY: Record<Exclude<Role, 'pgbouncer' | 'rabbitmq'>, (rec: ProcessRecord
   'postgres-replica': (rec) => accepts(rec.port),
   etcd: (rec) => etcdHealthy(rec.port),
   // Its PostgreSQL runs (as leader or replica; a rejoining old leader after pg_rewind).
-  patroni: (rec) => memberHealthy(rec.controlPort!),
+  patroni: (rec) => memberHealthy(rec.urls.restUrl ?? restUrl(rec.controlPort!)),
   // It sends its primary port to the one leader.
   haproxy: (rec) => haproxyRoutesPrimary(rec.controlPort!, rec.port),
   redis: (rec) => redisPing(rec.port),
@@ -105,7 +105,7 @@ export async function stopProcess(rec: ProcessRecord, how: 'graceful' | 'kill'):
       break;
     case 'patroni':
       // 'kill' takes its PostgreSQL with it: the machine dying, not Patroni alone.
-      await stopMember(pid, rec.dataDir ?? '', rec.port, kill ? 'kill' : 'graceful');
+      await stopMember(pid, rec.dataDir ?? '', rec.port, kill ? 'kill' : 'graceful', rec.host);
       break;
     case 'pgbouncer':
       await stopPgBouncer(pid, kill ? 'kill' : 'graceful');

@@ -23,6 +23,8 @@ export const pgbouncerDatabase = (database: string, shard: string) => `${databas
 export interface ShardServers {
   primaryPort: number;
   replicaPorts: number[];
+  /** Each replica's address, when not loopback (--ha --netns: the members' namespace addresses). */
+  replicaHosts?: string[];
 }
 
 export interface ShardLayout {
@@ -40,7 +42,7 @@ export function shardRecords(l: ShardLayout): ShardRecord[] {
   const record = (name: string, viaPgBouncer: string, s: ShardServers): ShardRecord => ({
     name,
     url: pgUrl(l.pgbouncerPort, viaPgBouncer),
-    readUrls: s.replicaPorts.map((p) => pgUrl(p, l.database)),
+    readUrls: s.replicaPorts.map((p, i) => pgUrl(p, l.database, s.replicaHosts?.[i])),
     primaryUrl: pgUrl(s.primaryPort, l.database),
   });
   return [record(MAIN_SHARD, l.database, l.main), ...l.extra.map((s) => record(s.name, pgbouncerDatabase(l.database, s.name), s))];

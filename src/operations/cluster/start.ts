@@ -55,6 +55,8 @@ export interface StartOptions {
   sync?: boolean;
   /** Three RabbitMQ nodes (rabbitmq-1..3) clustered; the instances' AMQP_URL lists all three. */
   rabbitCluster?: boolean;
+  /** With ha: each Patroni member in a network namespace of its own (netns.ts), so it can be partitioned. */
+  netns?: boolean;
 }
 
 /** The nodes of --rabbit-cluster: quorum queues of three members, a majority of two. */
@@ -159,6 +161,7 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   const pathEnv = config.inherited.PATH ?? '';
   if (o.ha && (o.shards ?? 1) > 1) throw new Error('--ha runs the main PostgreSQL under Patroni; it does not take --shards');
   if (o.sync && !o.ha) throw new Error('--sync is a setting of --ha (Patroni synchronous_mode)');
+  if (o.netns && !o.ha) throw new Error('--netns is a setting of --ha (the Patroni members in network namespaces)');
   const bins: Binaries = requireBinaries(pathEnv, { ha: o.ha === true });
   await prepareDir(dir, say);
   const ports = new PortAllocator(o.basePort);
@@ -172,11 +175,17 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   // --ha: "the primary" is HAProxy's port to the leader, and the servers reads may go to are every
   // member (the instances read only from one in recovery: src/infra/db/replicas.ts), not HAProxy's
   // replica port, whose connections may each reach another replica (docs/decisions.md).
-  const ha: HaPlan | undefined = o.ha ? await planHa(dir, o.replicas, take) : undefined;
+  const ha: HaPlan | undefined = o.ha ? await planHa(dir, o.replicas, take, o.netns === true) : undefined;
   const primaryPort = ha ? ha.haproxy.primaryPort : await take();
   const replicaPorts: number[] = [];
-  if (ha) replicaPorts.push(...(ha.members.length > 1 ? ha.members.map((m) => m.pgPort) : []));
-  else for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
+  // Each replica's address (loopback but for --netns members).
+  const replicaHosts: string[] = [];
+  if (ha) {
+    if (ha.members.length > 1) {
+      replicaPorts.push(...ha.members.map((m) => m.pgPort));
+      replicaHosts.push(...ha.members.map((m) => m.host));
+    }
+  } else for (let i = 0; i < o.replicas; i++) replicaPorts.push(await take());
   const [pgbouncerPort, redisPort, amqpPort, distPort, prometheusPort] = [await take(), await take(), await take(), await take(), await take()];
   // --rabbit-cluster: the first node on amqpPort and distPort, the others on ports of their own.
   const rabbitPorts = [{ amqp: amqpPort, dist: distPort }];
@@ -195,7 +204,7 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   const dbNames = o.split ? [...new Set(Object.values(SERVICE_DATABASES))] : [DATABASE];
   // The database the tasks data lives in: on the primary (main), and of the same name on every other shard.
   const tasksDb = o.split ? SERVICE_DATABASES.tasks : DATABASE;
-  const shards = shardRecords({ database: tasksDb, pgbouncerPort, main: { primaryPort, replicaPorts }, extra: extraShards });
+  const shards = shardRecords({ database: tasksDb, pgbouncerPort, main: { primaryPort, replicaPorts, ...(replicaHosts.length > 0 ? { replicaHosts } : {}) }, extra: extraShards });
   const state: ClusterState = {
     dir,
     createdAt: new Date().toISOString(),
@@ -203,7 +212,9 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     publicUrl: `http://${LOOPBACK}:${nginxPort}`,
     shards,
     ...(o.redisSentinel ? { redisSentinel: { master: SENTINEL_MASTER, sentinels: sentinelPorts.map((p) => `${LOOPBACK}:${p}`) } } : {}),
-    ...(ha ? { postgresHa: haState(o.sync === true) } : {}),
+    ...(ha ? { postgresHa: haState(o.sync === true, o.netns === true) } : {}),
+    // Recorded before startHa makes them: a start that fails is cleaned up by stopAll.
+    ...(ha?.network ? { network: ha.network } : {}),
     ...(o.rabbitCluster ? { rabbitCluster: { nodes: rabbitPorts.map((_, i) => `rabbitmq-${i + 1}`) } } : {}),
     processes: [],
   };
@@ -354,10 +365,10 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     // And so does each extra shard's database, on its primary.
     for (const s of shards.slice(1)) await migrate(dir, s.primaryUrl, config.inherited);
     say(`migrations applied (${[...dbNames, ...shards.slice(1).map((s) => `${tasksDb} on pg-${s.name}`)].join(', ')})`);
-    const onDatabase = (t: Topology, db: string): Topology => ({ ...t, databaseUrl: pgUrl(pgbouncerPort, db), readUrls: replicaPorts.map((p) => pgUrl(p, db)) });
+    const onDatabase = (t: Topology, db: string): Topology => ({ ...t, databaseUrl: pgUrl(pgbouncerPort, db), readUrls: replicaPorts.map((p, i) => pgUrl(p, db, replicaHosts[i])) });
     const topology: Topology = {
       databaseUrl: pgUrl(pgbouncerPort, DATABASE),
-      readUrls: replicaPorts.map((p) => pgUrl(p, DATABASE)),
+      readUrls: replicaPorts.map((p, i) => pgUrl(p, DATABASE, replicaHosts[i])),
       redisUrl: redisUrl(redisPort),
       ...(state.redisSentinel ? { redisSentinel: state.redisSentinel } : {}),
       amqpUrl: amqpUrls.join(','),

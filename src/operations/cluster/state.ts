@@ -5,6 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { NetworkRecord } from './netns.js';
 import type { GatewayOptions, SiteOptions } from './nginx.js';
 import type { PgBouncerOptions } from './pgbouncer.js';
 import type { CommandLine } from './processes.js';
@@ -44,6 +45,10 @@ export interface ProcessRecord {
   dataDir?: string;
   /** A Patroni member's REST API port (`port` is its PostgreSQL's); HAProxy's statistics port. */
   controlPort?: number;
+  /** Where it listens when not on loopback: a --netns member's namespace address. */
+  host?: string;
+  /** A --netns member cut off by `cluster partition` (until `cluster heal`). */
+  partitioned?: boolean;
   /** How to start it again; PgBouncer is started through startPgBouncer, which writes its ini first. */
   start: ({ kind: 'command' } & CommandLine) | { kind: 'pgbouncer'; options: PgBouncerOptions };
   /** RabbitMQ writes the VM's pid here: the launched script is not the process to signal. */
@@ -83,7 +88,12 @@ export interface ClusterState {
    * `cluster start --ha`: PostgreSQL under Patroni (members patroni-1 ... patroni-N, etcd, HAProxy
    * in front). `sync`: Patroni's synchronous_mode (`--sync`).
    */
-  postgresHa?: { scope: string; sync: boolean };
+  postgresHa?: { scope: string; sync: boolean; netns?: boolean };
+  /**
+   * `cluster start --ha --netns`: the bridge, namespaces and veth pairs the members run behind
+   * (netns.ts), recorded before they are made; `cluster stop` deletes them.
+   */
+  network?: NetworkRecord;
   /** The shards of the tasks data, `main` first (src/operations/cluster/shards.ts); absent in a cluster started before them. */
   shards?: ShardRecord[];
   /** Started, or to be started, in this order; stopped in STOP_ORDER. */

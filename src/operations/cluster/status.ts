@@ -1,6 +1,6 @@
 // `task-api cluster status`: one JSON object with every address of the topology, each process's
 // pid, and whether it runs.
-import { memberState, type MemberState } from './patroni.js';
+import { memberState, restUrl, type MemberState } from './patroni.js';
 import path from 'node:path';
 import { running } from './roles.js';
 import { shardsOf } from './shards.js';
@@ -19,7 +19,7 @@ const brief = (rec: ProcessRecord): Brief => ({ name: rec.name, url: rec.urls.ur
 /** Each Patroni member's role as its REST API tells it now (`cluster start --ha`); empty otherwise. */
 export async function memberStates(state: ClusterState): Promise<Map<string, MemberState>> {
   const members = state.processes.filter((p) => p.role === 'patroni');
-  const states = await Promise.all(members.map(async (rec) => [rec.name, running(rec) && rec.controlPort !== undefined ? await memberState(rec.controlPort) : { role: 'unknown' as const }] as const));
+  const states = await Promise.all(members.map(async (rec) => [rec.name, running(rec) && rec.controlPort !== undefined ? await memberState(rec.urls.restUrl ?? restUrl(rec.controlPort)) : { role: 'unknown' as const }] as const));
   return new Map(states);
 }
 
@@ -36,6 +36,8 @@ export function clusterStatus(state: ClusterState, members: Map<string, MemberSt
     ...(rec.service ? { service: rec.service } : {}),
     ...(rec.shard ? { shard: rec.shard } : {}),
     ...(rec.nodename ? { nodename: rec.nodename } : {}),
+    ...(rec.host ? { host: rec.host } : {}),
+    ...(rec.partitioned !== undefined ? { partitioned: rec.partitioned } : {}),
     port: rec.port,
   }));
   const rabbitNode = (rec: ProcessRecord) => ({ ...brief(rec), nodename: rec.nodename ?? '', home: path.dirname(rec.pidFile ?? '') });
@@ -73,12 +75,22 @@ export function clusterStatus(state: ClusterState, members: Map<string, MemberSt
       ? {
           postgresHa: {
             ...state.postgresHa,
+            ...(state.network ? { network: { bridge: state.network.bridge, hostAddress: state.network.hostAddress, subnet: state.network.subnet } } : {}),
             etcd: one('etcd'),
             haproxy: (() => {
               const rec = of('haproxy')[0];
               return rec ? { ...brief(rec), primaryUrl: rec.urls.url ?? '', replicaUrl: rec.urls.replicaUrl ?? '', statsUrl: rec.urls.statsUrl ?? '' } : null;
             })(),
-            members: of('patroni').map((rec) => ({ ...brief(rec), restUrl: rec.urls.restUrl ?? '', ...(members.get(rec.name) ?? { role: 'unknown' }) })),
+            // --netns: each member's namespace and address, and whether it is partitioned now.
+            members: of('patroni').map((rec) => {
+              const net = state.network?.members.find((m) => m.member === rec.name);
+              return {
+                ...brief(rec),
+                restUrl: rec.urls.restUrl ?? '',
+                ...(members.get(rec.name) ?? { role: 'unknown' }),
+                ...(net ? { namespace: net.namespace, address: net.address, partitioned: rec.partitioned === true } : {}),
+              };
+            }),
           },
         }
       : {}),
