@@ -46,7 +46,7 @@ export interface FaultRow {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// Role is a closed union in this build; the merged topologies add roles (patroni, worker, ...).
+// By name of role (a string: a state.json of another build may hold roles this one lacks).
 const ofRole = (state: ClusterState, role: string) => state.processes.filter((p) => (p.role as string) === role && p.shard === undefined);
 const pick = <T>(list: T[], round: number): T => list[round % list.length]!;
 

@@ -1,5 +1,7 @@
 // The chaos run (build/chaos/run.js) as CI runs it: `--short`, its own cluster in a directory of
-// this test's, about a minute of load with each applicable fault of the table injected once. The
+// this test's, on the full topology (--redis-sentinel --ha --sync --rabbit-cluster --worker: its
+// start takes about 30 s on 2 cores, the whole run 3 to 4 minutes), about a minute of load with
+// each applicable fault of the table injected once (all but pg-netns-partition here). The
 // run must exit 0, print its JSON as the last line of stdout with every loss count at 0, and have
 // injected and healed every fault the table has for the cluster it started (read back from that
 // cluster's state.json). Latency and error windows are printed, never asserted.
