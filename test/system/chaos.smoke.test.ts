@@ -31,6 +31,7 @@ interface Summary {
   requests: { total: number; ok: number };
   writes: { creates: { acknowledged: number }; updates: { acknowledged: number } };
   crashed: { name: string; lastError: string }[];
+  topology: { requested: string; startFlags: string[]; without: string[] };
 }
 
 function runChaos(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -73,6 +74,9 @@ describe('npm run chaos -- --short', () => {
       hungReads: summary.hungReads,
     }).toEqual({ acknowledgedMissing: 0, eventsMissing: 0, phantoms: 0, duplicates: 0, hungReads: 0 });
     expect(summary.ok).toBe(true);
+    // The full topology, with every flag of it this build's cluster start has (all of them).
+    expect(summary.topology.without).toEqual([]);
+    expect(summary.topology.startFlags).toEqual(expect.arrayContaining(['--redis-sentinel', '--ha', '--sync', '--rabbit-cluster', '--worker']));
     // The load did run, and wrote.
     expect(summary.requests.ok).toBeGreaterThan(0);
     expect(summary.writes.creates.acknowledged).toBeGreaterThan(0);
