@@ -58,7 +58,13 @@ export function patroniConfig(m: PatroniMember, s: PatroniSettings): Record<stri
     name: m.name,
     log: { level: 'INFO' },
     restapi: { listen: `${LOOPBACK}:${m.restPort}`, connect_address: `${LOOPBACK}:${m.restPort}` },
-    etcd3: { hosts: [`${LOOPBACK}:${s.etcdPort}`], protocol: 'http' },
+    // etcd's v2 API (etcd --enable-v2), not etcd3: Patroni 3.0.2's etcd3 update_leader puts the
+    // leader key unconditionally once its lease expired, so a leader whose loop was blocked past
+    // ttl (its PostgreSQL frozen) took the key back from the member promoted meanwhile, which was
+    // demoted and pg_rewound: the writes acknowledged on it were lost (docs/reliability.md, Known
+    // defects; fixed upstream by patroni/patroni#2689). The v2 update is a compare-and-swap on
+    // the key's value (prevValue: this member), which fails there, and the old leader demotes.
+    etcd: { hosts: [`${LOOPBACK}:${s.etcdPort}`], protocol: 'http' },
     bootstrap: {
       dcs: {
         ...PATRONI_TIMING,
@@ -218,6 +224,8 @@ export function etcdCommand(o: { dir: string; clientPort: number; peerPort: numb
       'zap',
       '--log-outputs',
       'stderr',
+      // Patroni's `etcd` section speaks the v2 API (see patroniConfig).
+      '--enable-v2',
     ],
     env: { PATH: o.path },
   };
