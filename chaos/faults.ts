@@ -5,7 +5,7 @@
 // pid state.json records (SIGSTOP/SIGCONT): nothing is found or signalled by name.
 import { CLUSTER_USAGE } from '../src/operations/cluster/index.js';
 import type { ClusterState, ProcessRecord } from '../src/operations/cluster/state.js';
-import { postmasterPid } from '../src/operations/cluster/patroni.js';
+import { PATRONI_TIMING, postmasterPid } from '../src/operations/cluster/patroni.js';
 import { isStopped, patroniLeader, patroniMembers, sentinelMasterPort, signalPids, signalRecorded, signalTree, waitPatroniWritable, type ChaosCluster } from './cluster.js';
 
 /**
@@ -156,7 +156,14 @@ export const FAULTS: FaultRow[] = [
     name: 'pg-primary-stop',
     applicable: (state) =>
       ofRole(state, 'postgres-primary').length > 0 || patroniMembers(state).length > 0 ? null : 'no postgres-primary process and no Patroni member',
-    holdMs: (c) => c.requestTimeoutMs + (c.short ? 2000 : 5000),
+    // With Patroni, every other round (the first, so a short run too) holds past the leader key's
+    // ttl: the standby is promoted while the old leader is frozen, and the old one must step down
+    // when it runs again (Patroni 3.0.2 on etcd3 took the key back and rewound the new leader,
+    // losing its acknowledged writes: docs/reliability.md); the other rounds hold under ttl.
+    holdMs: (c) => {
+      const underTtl = c.requestTimeoutMs + (c.short ? 2000 : 5000);
+      return c.cluster.state().postgresHa && c.round % 2 === 0 ? Math.max(underTtl, (PATRONI_TIMING.ttl + 8) * 1000) : underTtl;
+    },
     takes: ['db'],
     healNeeds: ['standby'],
     inject: async (ctx) => {

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { allowedValues, check, lossCounts, passed } from '../../chaos/checker.js';
 import { startFlags } from '../../chaos/cluster.js';
 import type { RequestEntry } from '../../chaos/client.js';
-import { FAULTS, applicableFaults, mayOverlap, netnsPartitionApplies } from '../../chaos/faults.js';
+import { FAULTS, applicableFaults, mayOverlap, netnsPartitionApplies, type FaultContext } from '../../chaos/faults.js';
+import { PATRONI_TIMING } from '../../src/operations/cluster/patroni.js';
 import type { ClientHistory, CreateRecord, FinalState, StoredTask, UpdateRecord } from '../../chaos/history.js';
 import { faultFigures, requestFigures } from '../../chaos/report.js';
 import { roundOrder } from '../../chaos/schedule.js';
@@ -145,6 +146,15 @@ describe('the fault table', () => {
     // A single member has no replica to kill and nothing to fail over to.
     const one = ha.filter((p) => p.name !== 'patroni-2');
     expect(applicableFaults(state(one)).skipped.map((s) => s.name)).toEqual(expect.arrayContaining(['replica-kill', 'patroni-primary-kill']));
+  });
+
+  it('holds pg-primary-stop past the Patroni leader key\'s ttl every other round (a failover while frozen), under it otherwise', () => {
+    const row = FAULTS.find((f) => f.name === 'pg-primary-stop')!;
+    const ctx = (round: number, ha: boolean) =>
+      ({ cluster: { state: () => ({ ...state([]), ...(ha ? { postgresHa: { scope: 'task-api', sync: true } } : {}) }) }, short: false, requestTimeoutMs: 10_000, say: () => undefined, round }) as unknown as FaultContext;
+    expect(row.holdMs(ctx(0, true))).toBe((PATRONI_TIMING.ttl + 8) * 1000);
+    expect(row.holdMs(ctx(1, true))).toBe(15_000);
+    expect(row.holdMs(ctx(0, false))).toBe(15_000);
   });
 
   it('applies pg-netns-partition only to members recorded in network namespaces, with cluster partition in the usage', () => {
