@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { CLUSTER_USAGE } from '../src/operations/cluster/index.js';
-import { haproxyRoutesPrimary, memberIsLeader, postmasterPid } from '../src/operations/cluster/patroni.js';
+import { haproxyRoutesPrimary, memberIsLeader, memberState, postmasterPid } from '../src/operations/cluster/patroni.js';
 import { running, stopProcess } from '../src/operations/cluster/roles.js';
 import { readState, type ClusterState, type ProcessRecord } from '../src/operations/cluster/state.js';
 import { CLI, ROOT } from './paths.js';
@@ -283,4 +283,28 @@ export async function waitPatroniWritable(state: ClusterState, timeoutMs: number
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`no writable Patroni leader within ${timeoutMs} ms (leader: ${leader?.name ?? 'none'}${not ? `, not ${not}` : ''}; HAProxy routes writes: ${routes})`);
+}
+
+/**
+ * Waits (at most timeoutMs) until the Patroni cluster is whole again: writable (see
+ * waitPatroniWritable), and every other member running as a replica, one of them the synchronous
+ * standby with --sync. Until then a fault of the leader may find no member Patroni may promote
+ * (synchronous_mode promotes only the synchronous standby): a heal waits for this, so the next
+ * fault starts from a redundant cluster. Throws with the members' roles when the time is up.
+ */
+export async function waitPatroniWhole(state: ClusterState, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const leader = await waitPatroniWritable(state, timeoutMs);
+  let seen = '';
+  for (;;) {
+    const others = patroniMembers(state).filter((m) => m.name !== leader.name);
+    const roles = await Promise.all(others.map(async (m) => ({ name: m.name, ...(m.controlPort !== undefined ? await memberState(m.controlPort) : { role: 'unknown' as const }) })));
+    seen = roles.map((r) => `${r.name} ${r.role}/${r.state ?? '?'}`).join(', ');
+    const replicas = roles.every((r) => (r.role === 'replica' || r.role === 'sync_standby') && (r.state === 'running' || r.state === 'streaming'));
+    const sync = !state.postgresHa?.sync || others.length === 0 || roles.some((r) => r.role === 'sync_standby');
+    if (replicas && sync) return;
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`the Patroni members are not all replicas of ${leader.name} within ${timeoutMs} ms (${seen})`);
 }

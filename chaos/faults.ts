@@ -4,9 +4,10 @@
 // heals it. Processes are acted on through the cluster CLI (kill, start-one) or signalled by the
 // pid state.json records (SIGSTOP/SIGCONT): nothing is found or signalled by name.
 import { CLUSTER_USAGE } from '../src/operations/cluster/index.js';
+import { running } from '../src/operations/cluster/roles.js';
 import type { ClusterState, ProcessRecord } from '../src/operations/cluster/state.js';
 import { PATRONI_TIMING, postmasterPid } from '../src/operations/cluster/patroni.js';
-import { isStopped, patroniLeader, patroniMembers, sentinelMasterPort, signalPids, signalRecorded, signalTree, waitPatroniWritable, type ChaosCluster } from './cluster.js';
+import { isStopped, patroniLeader, patroniMembers, sentinelMasterPort, signalPids, signalRecorded, signalTree, waitPatroniWhole, waitPatroniWritable, type ChaosCluster } from './cluster.js';
 
 /**
  * What an outage of a fault takes away: another fault whose heal needs it may not overlap it.
@@ -108,7 +109,15 @@ export const FAULTS: FaultRow[] = [
         );
       }
       await ctx.cluster.kill(rec.name);
-      return { target: rec.name, heal: async () => void (await ctx.cluster.startOne(rec.name)) };
+      const patroni = rec.role === 'patroni';
+      return {
+        target: rec.name,
+        heal: async () => {
+          if (!running(ctx.cluster.state().processes.find((p) => p.name === rec.name)!)) await ctx.cluster.startOne(rec.name);
+          // It streams again (the synchronous standby again, with --sync) before the next fault.
+          if (patroni) await waitPatroniWhole(ctx.cluster.state(), 180_000);
+        },
+      };
     },
   },
   // PgBouncer crashes: the instances answer 503 with Retry-After, clients retry their keyed writes.
@@ -204,6 +213,9 @@ export const FAULTS: FaultRow[] = [
           if (patroni) {
             const leader = await waitPatroniWritable(ctx.cluster.state(), 120_000);
             ctx.say(`pg-primary-stop: ${leader.name} leads, HAProxy routes writes to it`);
+            // A failover while frozen: the old leader steps down and rejoins (pg_rewind); until it
+            // is the synchronous standby again, nothing could be promoted if the leader died next.
+            await waitPatroniWhole(ctx.cluster.state(), 180_000);
           }
         },
       };
@@ -228,7 +240,8 @@ export const FAULTS: FaultRow[] = [
         heal: async () => {
           const now = await waitPatroniWritable(ctx.cluster.state(), 120_000, leader.name);
           ctx.say(`patroni-primary-kill: ${now.name} leads now; starting ${leader.name} again (it rejoins as a replica)`);
-          await ctx.cluster.startOne(leader.name);
+          if (!running(ctx.cluster.state().processes.find((p) => p.name === leader.name)!)) await ctx.cluster.startOne(leader.name);
+          await waitPatroniWhole(ctx.cluster.state(), 180_000);
         },
       };
     },
