@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { CLUSTER_USAGE } from '../src/operations/cluster/index.js';
+import { haproxyRoutesPrimary, memberIsLeader, memberState, postmasterPid } from '../src/operations/cluster/patroni.js';
 import { running, stopProcess } from '../src/operations/cluster/roles.js';
 import { readState, type ClusterState, type ProcessRecord } from '../src/operations/cluster/state.js';
 import { CLI, ROOT } from './paths.js';
@@ -50,6 +51,8 @@ export const TOPOLOGY_FEATURES: { name: string; flags: string[]; topologies: Top
   { name: 'redis-sentinel', flags: ['--redis-sentinel'], topologies: ['full'] },
   { name: 'ha', flags: ['--ha', '--sync'], topologies: ['full'] },
   { name: 'rabbit-cluster', flags: ['--rabbit-cluster'], topologies: ['full'] },
+  // A separate `task-api worker` (the notifications consumer the worker-kill row crashes).
+  { name: 'worker', flags: ['--worker'], topologies: ['full'] },
 ];
 
 export type Topology = 'basic' | 'full';
@@ -81,7 +84,8 @@ export class ChaosCluster {
   /** A CLI command, after the ones before it have finished (see the file's comment). */
   cli(...args: string[]): Promise<RunResult> {
     const next = this.queue.then(async () => {
-      const res = await runCli(['cluster', ...args, '--dir', this.dir], this.env, 180_000);
+      // A Patroni member's start-one may wait up to 180 s (a base backup or pg_rewind): more than that.
+      const res = await runCli(['cluster', ...args, '--dir', this.dir], this.env, 300_000);
       if (res.code !== 0) throw new Error(`cluster ${args.join(' ')} exited with ${res.code}: ${res.stderr.trim().split('\n').slice(-5).join(' | ')}`);
       return res;
     });
@@ -122,10 +126,17 @@ export class ChaosCluster {
     return started;
   }
 
-  /** SIGCONT to every PostgreSQL server and its children: none is left frozen, whatever ended the run. */
+  /**
+   * SIGCONT to every PostgreSQL server and its children (a Patroni member's postmaster, found by
+   * its data directory's postmaster.pid, and its children): none is left frozen, whatever ended the run.
+   */
   resumeAll(): void {
     try {
-      for (const rec of this.state().processes) if (rec.pid !== null && rec.role.startsWith('postgres') && running(rec)) signalRecorded(rec, 'SIGCONT');
+      for (const rec of this.state().processes) {
+        if (rec.pid !== null && rec.role.startsWith('postgres') && running(rec)) signalRecorded(rec, 'SIGCONT');
+        const postmaster = rec.role === 'patroni' && rec.dataDir ? postmasterPid(rec.dataDir) : undefined;
+        if (postmaster !== undefined) signalTree(postmaster, 'SIGCONT');
+      }
     } catch (err) {
       this.say(`resuming PostgreSQL: ${(err as Error).message}`);
     }
@@ -200,7 +211,17 @@ export const isStopped = (pid: number) => statOf(pid)?.[0] === 'T';
  */
 export function signalRecorded(rec: ProcessRecord, signal: 'SIGSTOP' | 'SIGCONT'): number[] {
   if (rec.pid === null) throw new Error(`${rec.name} has no pid`);
-  const pids = [rec.pid, ...childrenOf(rec.pid)];
+  return signalTree(rec.pid, signal);
+}
+
+/** SIGSTOP/SIGCONT to a process and its children (a postmaster and its backends); returns the pids signalled. */
+export function signalTree(root: number, signal: 'SIGSTOP' | 'SIGCONT'): number[] {
+  const pids = [root, ...childrenOf(root)];
+  return signalPids(pids, signal);
+}
+
+/** The signal to each pid that still exists; returns the list. */
+export function signalPids(pids: number[], signal: 'SIGSTOP' | 'SIGCONT'): number[] {
   for (const pid of pids) {
     try {
       process.kill(pid, signal);
@@ -230,4 +251,60 @@ export async function sentinelMasterPort(state: ClusterState): Promise<number | 
     }
   }
   return undefined;
+}
+
+/** The Patroni members of the cluster (`cluster start --ha`), as started (the names stay: after a failover patroni-1 may be a replica). */
+export const patroniMembers = (state: ClusterState) => state.processes.filter((p) => p.role === 'patroni');
+
+/** The member whose REST API answers 200 on /primary (it holds the leader key, its PostgreSQL is primary); undefined when none does. */
+export async function patroniLeader(state: ClusterState): Promise<ProcessRecord | undefined> {
+  for (const rec of patroniMembers(state)) {
+    if (rec.controlPort === undefined || !running(rec)) continue;
+    if (await memberIsLeader(rec.controlPort)) return rec;
+  }
+  return undefined;
+}
+
+/**
+ * Waits (at most timeoutMs) until a Patroni member leads (other than `not`, when given) and HAProxy
+ * routes its primary port to exactly one server: writes can reach a primary again. Returns the
+ * leader; throws with what was seen when the time is up.
+ */
+export async function waitPatroniWritable(state: ClusterState, timeoutMs: number, not?: string): Promise<ProcessRecord> {
+  const haproxy = state.processes.find((p) => p.role === 'haproxy');
+  const deadline = Date.now() + timeoutMs;
+  let leader: ProcessRecord | undefined;
+  let routes = false;
+  for (;;) {
+    leader = await patroniLeader(state);
+    routes = haproxy?.controlPort !== undefined ? await haproxyRoutesPrimary(haproxy.controlPort, haproxy.port) : true;
+    if (leader && leader.name !== not && routes) return leader;
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`no writable Patroni leader within ${timeoutMs} ms (leader: ${leader?.name ?? 'none'}${not ? `, not ${not}` : ''}; HAProxy routes writes: ${routes})`);
+}
+
+/**
+ * Waits (at most timeoutMs) until the Patroni cluster is whole again: writable (see
+ * waitPatroniWritable), and every other member running as a replica, one of them the synchronous
+ * standby with --sync. Until then a fault of the leader may find no member Patroni may promote
+ * (synchronous_mode promotes only the synchronous standby): a heal waits for this, so the next
+ * fault starts from a redundant cluster. Throws with the members' roles when the time is up.
+ */
+export async function waitPatroniWhole(state: ClusterState, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const leader = await waitPatroniWritable(state, timeoutMs);
+  let seen = '';
+  for (;;) {
+    const others = patroniMembers(state).filter((m) => m.name !== leader.name);
+    const roles = await Promise.all(others.map(async (m) => ({ name: m.name, ...(m.controlPort !== undefined ? await memberState(m.controlPort) : { role: 'unknown' as const }) })));
+    seen = roles.map((r) => `${r.name} ${r.role}/${r.state ?? '?'}`).join(', ');
+    const replicas = roles.every((r) => (r.role === 'replica' || r.role === 'sync_standby') && (r.state === 'running' || r.state === 'streaming'));
+    const sync = !state.postgresHa?.sync || others.length === 0 || roles.some((r) => r.role === 'sync_standby');
+    if (replicas && sync) return;
+    if (Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error(`the Patroni members are not all replicas of ${leader.name} within ${timeoutMs} ms (${seen})`);
 }

@@ -3,11 +3,18 @@
 // says whether it applies to the running cluster (or why not), injects the fault and returns what
 // heals it. Processes are acted on through the cluster CLI (kill, start-one) or signalled by the
 // pid state.json records (SIGSTOP/SIGCONT): nothing is found or signalled by name.
+import { CLUSTER_USAGE } from '../src/operations/cluster/index.js';
+import { running } from '../src/operations/cluster/roles.js';
 import type { ClusterState, ProcessRecord } from '../src/operations/cluster/state.js';
-import { isStopped, sentinelMasterPort, signalRecorded, type ChaosCluster } from './cluster.js';
+import { PATRONI_TIMING, postmasterPid } from '../src/operations/cluster/patroni.js';
+import { isStopped, patroniLeader, patroniMembers, sentinelMasterPort, signalPids, signalRecorded, signalTree, waitPatroniWhole, waitPatroniWritable, type ChaosCluster } from './cluster.js';
 
-/** What an outage of a fault takes away: another fault whose heal needs it may not overlap it. */
-export type Resource = 'db' | 'redis' | 'broker' | 'api';
+/**
+ * What an outage of a fault takes away: another fault whose heal needs it may not overlap it.
+ * 'standby': a PostgreSQL standby (with Patroni, the member a failover promotes): a fault of the
+ * leader whose heal waits for a leader must not overlap a replica's crash.
+ */
+export type Resource = 'db' | 'standby' | 'redis' | 'broker' | 'api';
 
 export interface FaultContext {
   cluster: ChaosCluster;
@@ -40,7 +47,7 @@ export interface FaultRow {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-// Role is a closed union in this build; the merged topologies add roles (patroni, worker, ...).
+// By name of role (a string: a state.json of another build may hold roles this one lacks).
 const ofRole = (state: ClusterState, role: string) => state.processes.filter((p) => (p.role as string) === role && p.shard === undefined);
 const pick = <T>(list: T[], round: number): T => list[round % list.length]!;
 
@@ -62,6 +69,13 @@ function killAndRestart(name: string, role: string, holdMs: (ctx: FaultContext) 
   };
 }
 
+/** pg-netns-partition's applicability: Patroni members recorded in network namespaces, and a `cluster partition` command. */
+export function netnsPartitionApplies(state: ClusterState, usage = CLUSTER_USAGE): string | null {
+  const members = patroniMembers(state);
+  if (members.length >= 2 && members.every((m) => (m as { netns?: unknown }).netns !== undefined) && /\bpartition\b/.test(usage)) return null;
+  return 'needs Patroni members in network namespaces (cluster start --ha --netns) and cluster partition|heal <member>: not in this build';
+}
+
 export const FAULTS: FaultRow[] = [
   // An API instance crashes; NGINX retries reads and keyed writes on the others. Its start waits
   // for /health 200, which needs the database: it must not wait behind a database fault.
@@ -70,8 +84,42 @@ export const FAULTS: FaultRow[] = [
     takes: ['api'],
     healNeeds: ['db'],
   }),
-  // A streaming replica crashes: reads go to the other replicas or the primary.
-  killAndRestart('replica-kill', 'postgres-replica', (c) => (c.short ? 5000 : 8000)),
+  // A streaming replica crashes: reads go to the other replicas or the primary. With Patroni the
+  // replicas are members: a member that does not lead now, in turn (`cluster kill` takes its
+  // PostgreSQL with it; start-one starts Patroni, which starts it as a replica again). With --sync
+  // it is the synchronous standby: commits wait until the leader's Patroni drops it from
+  // synchronous_standby_names (synchronous_mode_strict off), about a loop_wait.
+  {
+    name: 'replica-kill',
+    applicable: (state) =>
+      ofRole(state, 'postgres-replica').length > 0 || patroniMembers(state).length >= 2 ? null : 'no postgres-replica process and fewer than 2 Patroni members',
+    holdMs: (c) => (c.short ? 5000 : 8000),
+    takes: ['standby'],
+    healNeeds: [],
+    inject: async (ctx) => {
+      const state = ctx.cluster.state();
+      let rec: ProcessRecord;
+      if (ofRole(state, 'postgres-replica').length > 0) rec = pick(ofRole(state, 'postgres-replica'), ctx.round);
+      else {
+        const leader = await patroniLeader(state);
+        if (!leader) throw new Error('no Patroni member leads: no replica to tell apart');
+        rec = pick(
+          patroniMembers(state).filter((m) => m.name !== leader.name),
+          ctx.round,
+        );
+      }
+      await ctx.cluster.kill(rec.name);
+      const patroni = rec.role === 'patroni';
+      return {
+        target: rec.name,
+        heal: async () => {
+          if (!running(ctx.cluster.state().processes.find((p) => p.name === rec.name)!)) await ctx.cluster.startOne(rec.name);
+          // It streams again (the synchronous standby again, with --sync) before the next fault.
+          if (patroni) await waitPatroniWhole(ctx.cluster.state(), 180_000);
+        },
+      };
+    },
+  },
   // PgBouncer crashes: the instances answer 503 with Retry-After, clients retry their keyed writes.
   killAndRestart('pgbouncer-kill', 'pgbouncer', (c) => (c.short ? 5000 : 8000), { takes: ['db'] }),
   // The Redis master crashes: with Sentinel, the one the Sentinels name now (after a failover it
@@ -106,52 +154,121 @@ export const FAULTS: FaultRow[] = [
   // A RabbitMQ node crashes (one of them, in turn, when clustered): the outbox holds the events
   // until the relay can publish again with confirms.
   killAndRestart('rabbitmq-kill', 'rabbitmq', (c) => (c.short ? 5000 : 10000), { takes: ['broker'] }),
-  // PostgreSQL (the primary and its backends, its process group) frozen for longer than the
-  // client's timeout: no answer, no error, the worst kind of outage.
+  // PostgreSQL (the primary and its backends) frozen for longer than the client's timeout: no
+  // answer, no error, the worst kind of outage. With Patroni, the leader's postmaster (its data
+  // directory's postmaster.pid) and its children, not Patroni: Patroni's queries to it hang, it
+  // cannot renew the leader key, and when the hold outlasts ttl the standby may take over (the
+  // frozen server is demoted once it runs again). The heal is SIGCONT to every pid that was
+  // stopped (and to the member's postmaster and children now), then, with Patroni, a wait until a
+  // member leads and HAProxy routes writes to it.
   {
     name: 'pg-primary-stop',
-    applicable: (state) => (ofRole(state, 'postgres-primary').length > 0 ? null : 'no postgres-primary process (Patroni: see patroni-primary-kill)'),
-    holdMs: (c) => c.requestTimeoutMs + (c.short ? 2000 : 5000),
+    applicable: (state) =>
+      ofRole(state, 'postgres-primary').length > 0 || patroniMembers(state).length > 0 ? null : 'no postgres-primary process and no Patroni member',
+    // With Patroni, every other round (the first, so a short run too) holds past the leader key's
+    // ttl: the standby is promoted while the old leader is frozen, and the old one must step down
+    // when it runs again (Patroni 3.0.2 on etcd3 took the key back and rewound the new leader,
+    // losing its acknowledged writes: docs/reliability.md); the other rounds hold under ttl.
+    holdMs: (c) => {
+      const underTtl = c.requestTimeoutMs + (c.short ? 2000 : 5000);
+      return c.cluster.state().postgresHa && c.round % 2 === 0 ? Math.max(underTtl, (PATRONI_TIMING.ttl + 8) * 1000) : underTtl;
+    },
     takes: ['db'],
-    healNeeds: [],
+    healNeeds: ['standby'],
     inject: async (ctx) => {
-      const rec = ofRole(ctx.cluster.state(), 'postgres-primary')[0]!;
-      const stopped = signalRecorded(rec, 'SIGSTOP');
-      for (let i = 0; i < 20 && !isStopped(rec.pid!); i++) await sleep(50);
-      if (!isStopped(rec.pid!)) throw new Error(`${rec.name} (pid ${rec.pid}) is not stopped after SIGSTOP`);
+      const state = ctx.cluster.state();
+      let name: string;
+      let root: number;
+      let again: () => number[];
+      const patroni = patroniMembers(state).length > 0;
+      if (!patroni) {
+        const rec = ofRole(state, 'postgres-primary')[0]!;
+        name = rec.name;
+        root = rec.pid!;
+        again = () => signalRecorded(rec, 'SIGCONT');
+      } else {
+        const leader = await patroniLeader(state);
+        if (!leader) throw new Error('no Patroni member leads');
+        const pm = postmasterPid(leader.dataDir ?? '');
+        if (pm === undefined) throw new Error(`${leader.name}: no running postmaster in ${leader.dataDir}/postmaster.pid`);
+        name = `${leader.name}'s postgres`;
+        root = pm;
+        again = () => {
+          const now = postmasterPid(leader.dataDir ?? '');
+          return now === undefined ? [] : signalTree(now, 'SIGCONT');
+        };
+      }
+      // The postmaster and every child of it now (the same ones at the heal: a stopped postmaster forks none).
+      const stopped = signalTree(root, 'SIGSTOP');
+      for (let i = 0; i < 20 && !isStopped(root); i++) await sleep(50);
+      if (!isStopped(root)) {
+        signalPids(stopped, 'SIGCONT');
+        throw new Error(`${name} (pid ${root}) is not stopped after SIGSTOP`);
+      }
       return {
-        target: `${rec.name} (${stopped.length} processes)`,
+        target: `${name} (${stopped.length} processes)`,
         heal: async () => {
-          // The postmaster and every child of it now (the same ones: a stopped postmaster forks none).
-          signalRecorded(rec, 'SIGCONT');
-          await sleep(0);
+          signalPids(stopped, 'SIGCONT');
+          again();
+          if (patroni) {
+            const leader = await waitPatroniWritable(ctx.cluster.state(), 120_000);
+            ctx.say(`pg-primary-stop: ${leader.name} leads, HAProxy routes writes to it`);
+            // A failover while frozen: the old leader steps down and rejoins (pg_rewind); until it
+            // is the synchronous standby again, nothing could be promoted if the leader died next.
+            await waitPatroniWhole(ctx.cluster.state(), 180_000);
+          }
         },
       };
     },
   },
-  // After the ha-pg merge: the Patroni leader crashes and a replica is promoted. The leader is the
-  // member whose REST API answers 200 on /primary.
-  killAndRestart('patroni-primary-kill', 'patroni', (c) => (c.short ? 10000 : 15000), { takes: ['db'], healNeeds: [] }, async (state) => {
-    for (const rec of ofRole(state, 'patroni')) {
-      const api = rec.urls.api ?? rec.urls.restUrl ?? rec.urls.url;
-      if (!api?.startsWith('http')) continue;
-      try {
-        const res = await fetch(new URL('/primary', api), { signal: AbortSignal.timeout(2000) });
-        await res.arrayBuffer();
-        if (res.status === 200) return rec;
-      } catch {
-        // the next member
-      }
-    }
-    throw new Error('no Patroni member answers 200 on /primary');
-  }),
+  // The Patroni leader's machine dies (`cluster kill`: Patroni and its PostgreSQL, SIGKILL) and the
+  // standby is promoted. The leader is the member whose REST API answers 200 on /primary. The
+  // heal waits until another member leads and HAProxy routes writes to it, then starts the old
+  // leader (start-one), which rejoins as a replica (pg_rewind, or a new copy).
+  {
+    name: 'patroni-primary-kill',
+    applicable: (state) => (patroniMembers(state).length >= 2 ? null : 'no Patroni members to fail over between (cluster start --ha)'),
+    holdMs: (c) => (c.short ? 10000 : 15000),
+    takes: ['db'],
+    healNeeds: ['standby'],
+    inject: async (ctx) => {
+      const leader = await patroniLeader(ctx.cluster.state());
+      if (!leader) throw new Error('no Patroni member answers 200 on /primary');
+      await ctx.cluster.kill(leader.name);
+      return {
+        target: leader.name,
+        heal: async () => {
+          const now = await waitPatroniWritable(ctx.cluster.state(), 120_000, leader.name);
+          ctx.say(`patroni-primary-kill: ${now.name} leads now; starting ${leader.name} again (it rejoins as a replica)`);
+          if (!running(ctx.cluster.state().processes.find((p) => p.name === leader.name)!)) await ctx.cluster.startOne(leader.name);
+          await waitPatroniWhole(ctx.cluster.state(), 180_000);
+        },
+      };
+    },
+  },
+  // The leader's network namespace cut off (`cluster start --ha --netns`, `cluster partition|heal
+  // <member>`: another branch): the leader runs on but nobody reaches it; the others elect a new
+  // leader, and the old one must step down (no split brain: its writes would be lost). Applies
+  // once state.json records the members as members of network namespaces (a `netns` field).
   {
     name: 'pg-netns-partition',
-    applicable: () => 'needs the network namespaces of the ha-pg topology (not in this build): a row to fill once merged',
-    holdMs: () => 0,
+    applicable: (state) => netnsPartitionApplies(state),
+    holdMs: (c) => (c.short ? 15000 : 30000),
     takes: ['db'],
-    healNeeds: [],
-    inject: () => Promise.reject(new Error('not applicable')),
+    healNeeds: ['standby'],
+    inject: async (ctx) => {
+      const leader = await patroniLeader(ctx.cluster.state());
+      if (!leader) throw new Error('no Patroni member answers 200 on /primary');
+      await ctx.cluster.cli('partition', leader.name);
+      return {
+        target: leader.name,
+        heal: async () => {
+          await ctx.cluster.cli('heal', leader.name);
+          const now = await waitPatroniWritable(ctx.cluster.state(), 120_000);
+          ctx.say(`pg-netns-partition: ${now.name} leads after the heal`);
+        },
+      };
+    },
   },
 ];
 

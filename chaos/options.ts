@@ -29,8 +29,8 @@ export const HELP = `usage: npm run chaos -- [flags]      (or: node build/chaos/
 A Jepsen-style chaos run (see README, Chaos; docs/reliability.md): starts its own cluster
 (task-api cluster start), runs a mixed load through NGINX (keyed creates with a marker in the
 title, updates, reads) while a schedule of faults is injected and healed (kill -9 of an API
-instance, a replica, PgBouncer, the Redis master, RabbitMQ; SIGSTOP of PostgreSQL for longer than
-the client's timeout; rows for the merged topologies), waits for the outbox to drain, checks the
+instance, a replica, PgBouncer, the Redis master, the worker, a RabbitMQ node, the Patroni leader;
+SIGSTOP of the primary's PostgreSQL for longer than the client's timeout), waits for the outbox to drain, checks the
 final state against every write the clients attempted, stops the cluster, and prints one JSON
 object as the last line of stdout.
 
@@ -44,8 +44,9 @@ object as the last line of stdout.
   --timeout-ms MS    client timeout: a read without an answer by then is a hung read
                                                                                 [default 10000]
   --think-ms MS      mean pause between one client's operations                  [default 50]
-  --topology T       full (Redis Sentinel, and --ha --sync --rabbit-cluster when this build's
-                     cluster start has them) or basic (3 instances, 1 replica)  [default full]
+  --topology T       full (--redis-sentinel --ha --sync --rabbit-cluster --worker, each when
+                     this build's cluster start has it) or basic (3 instances, 1 replica)
+                                                                                [default full]
   --faults A,B       only these faults of the table (names as in the report)
   --dir D            the cluster's directory [default: a new temporary one, removed after]
   --keep             keep D (logs, state.json) after the run

@@ -1,5 +1,7 @@
 // The chaos run (build/chaos/run.js) as CI runs it: `--short`, its own cluster in a directory of
-// this test's, about a minute of load with each applicable fault of the table injected once. The
+// this test's, on the full topology (--redis-sentinel --ha --sync --rabbit-cluster --worker: its
+// start takes about 30 s on 2 cores, the whole run 3 to 4 minutes), about a minute of load with
+// each applicable fault of the table injected once (all but pg-netns-partition here). The
 // run must exit 0, print its JSON as the last line of stdout with every loss count at 0, and have
 // injected and healed every fault the table has for the cluster it started (read back from that
 // cluster's state.json). Latency and error windows are printed, never asserted.
@@ -29,6 +31,7 @@ interface Summary {
   requests: { total: number; ok: number };
   writes: { creates: { acknowledged: number }; updates: { acknowledged: number } };
   crashed: { name: string; lastError: string }[];
+  topology: { requested: string; startFlags: string[]; without: string[] };
 }
 
 function runChaos(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -71,6 +74,9 @@ describe('npm run chaos -- --short', () => {
       hungReads: summary.hungReads,
     }).toEqual({ acknowledgedMissing: 0, eventsMissing: 0, phantoms: 0, duplicates: 0, hungReads: 0 });
     expect(summary.ok).toBe(true);
+    // The full topology, with every flag of it this build's cluster start has (all of them).
+    expect(summary.topology.without).toEqual([]);
+    expect(summary.topology.startFlags).toEqual(expect.arrayContaining(['--redis-sentinel', '--ha', '--sync', '--rabbit-cluster', '--worker']));
     // The load did run, and wrote.
     expect(summary.requests.ok).toBeGreaterThan(0);
     expect(summary.writes.creates.acknowledged).toBeGreaterThan(0);

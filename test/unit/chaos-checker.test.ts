@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { allowedValues, check, lossCounts, passed } from '../../chaos/checker.js';
 import { startFlags } from '../../chaos/cluster.js';
 import type { RequestEntry } from '../../chaos/client.js';
-import { FAULTS, applicableFaults, mayOverlap } from '../../chaos/faults.js';
+import { FAULTS, applicableFaults, mayOverlap, netnsPartitionApplies, type FaultContext } from '../../chaos/faults.js';
+import { PATRONI_TIMING } from '../../src/operations/cluster/patroni.js';
 import type { ClientHistory, CreateRecord, FinalState, StoredTask, UpdateRecord } from '../../chaos/history.js';
 import { faultFigures, requestFigures } from '../../chaos/report.js';
 import { roundOrder } from '../../chaos/schedule.js';
@@ -132,9 +133,37 @@ describe('the fault table', () => {
     const names = (s: ClusterState) => applicableFaults(s).apply.map((f) => f.name);
     expect(names(state(monolith))).toEqual(['api-kill', 'replica-kill', 'pgbouncer-kill', 'redis-master-kill', 'rabbitmq-kill', 'pg-primary-stop']);
     expect(applicableFaults(state(monolith)).skipped.find((s) => s.name === 'worker-kill')?.reason).toMatch(/inside the api instances/);
-    expect(names(state([...monolith, rec('worker-1', 'worker'), rec('patroni-1', 'patroni')]))).toContain('patroni-primary-kill');
+    expect(names(state([...monolith, rec('worker-1', 'worker'), rec('patroni-1', 'patroni'), rec('patroni-2', 'patroni')]))).toContain('patroni-primary-kill');
     expect(names(state([...monolith, rec('worker-1', 'worker')]))).toContain('worker-kill');
     expect(applicableFaults(state(monolith), FAULTS, ['api-kill']).apply.map((f) => f.name)).toEqual(['api-kill']);
+  });
+
+  it('gives the Patroni topology (no postgres-primary or -replica process) its replica, primary-stop and failover rows', () => {
+    const ha = [rec('etcd', 'etcd'), rec('patroni-1', 'patroni'), rec('patroni-2', 'patroni'), rec('haproxy', 'haproxy'), rec('pgbouncer', 'pgbouncer'), rec('redis', 'redis'), rec('rabbitmq-1', 'rabbitmq'), rec('api-1', 'api'), rec('api-2', 'api'), rec('worker', 'worker')];
+    const { apply, skipped } = applicableFaults(state(ha));
+    expect(apply.map((f) => f.name)).toEqual(['api-kill', 'replica-kill', 'pgbouncer-kill', 'redis-master-kill', 'worker-kill', 'rabbitmq-kill', 'pg-primary-stop', 'patroni-primary-kill']);
+    expect(skipped.map((s) => s.name)).toEqual(['pg-netns-partition']);
+    // A single member has no replica to kill and nothing to fail over to.
+    const one = ha.filter((p) => p.name !== 'patroni-2');
+    expect(applicableFaults(state(one)).skipped.map((s) => s.name)).toEqual(expect.arrayContaining(['replica-kill', 'patroni-primary-kill']));
+  });
+
+  it('holds pg-primary-stop past the Patroni leader key\'s ttl every other round (a failover while frozen), under it otherwise', () => {
+    const row = FAULTS.find((f) => f.name === 'pg-primary-stop')!;
+    const ctx = (round: number, ha: boolean) =>
+      ({ cluster: { state: () => ({ ...state([]), ...(ha ? { postgresHa: { scope: 'task-api', sync: true } } : {}) }) }, short: false, requestTimeoutMs: 10_000, say: () => undefined, round }) as unknown as FaultContext;
+    expect(row.holdMs(ctx(0, true))).toBe((PATRONI_TIMING.ttl + 8) * 1000);
+    expect(row.holdMs(ctx(1, true))).toBe(15_000);
+    expect(row.holdMs(ctx(0, false))).toBe(15_000);
+  });
+
+  it('applies pg-netns-partition only to members recorded in network namespaces, with cluster partition in the usage', () => {
+    const members = [rec('patroni-1', 'patroni'), rec('patroni-2', 'patroni')];
+    const inNetns = members.map((m, i) => ({ ...m, netns: `task-api-m${i + 1}` }) as ProcessRecord);
+    const usage = 'partition|heal <member>';
+    expect(netnsPartitionApplies(state(members), usage)).toMatch(/network namespaces/);
+    expect(netnsPartitionApplies(state(inNetns), 'start [--ha]')).toMatch(/not in this build/);
+    expect(netnsPartitionApplies(state(inNetns), usage)).toBeNull();
   });
 
   it('never overlaps a fault that takes the database with an instance restart that needs it', () => {
@@ -143,6 +172,10 @@ describe('the fault table', () => {
     expect(mayOverlap(byName('pg-primary-stop'), byName('api-kill'))).toBe(false);
     expect(mayOverlap(byName('pgbouncer-kill'), byName('pg-primary-stop'))).toBe(false);
     expect(mayOverlap(byName('pgbouncer-kill'), byName('redis-master-kill'))).toBe(true);
+    // A failover needs the standby: a replica's crash never overlaps a fault of the leader.
+    expect(mayOverlap(byName('replica-kill'), byName('patroni-primary-kill'))).toBe(false);
+    expect(mayOverlap(byName('replica-kill'), byName('pg-primary-stop'))).toBe(false);
+    expect(mayOverlap(byName('worker-kill'), byName('pg-primary-stop'))).toBe(false);
     expect(roundOrder([1, 2, 3], 1)).toEqual([2, 3, 1]);
   });
 
@@ -150,9 +183,25 @@ describe('the fault table', () => {
     const usage = 'start [--instances N] [--replicas R] [--redis-sentinel] [--dir D]';
     expect(startFlags('full', usage)).toEqual({
       flags: ['--instances', '3', '--replicas', '1', '--redis-sentinel'],
-      skipped: ['ha (--ha --sync: not in this build\'s cluster start)', 'rabbit-cluster (--rabbit-cluster: not in this build\'s cluster start)'],
+      skipped: [
+        'ha (--ha --sync: not in this build\'s cluster start)',
+        'rabbit-cluster (--rabbit-cluster: not in this build\'s cluster start)',
+        'worker (--worker: not in this build\'s cluster start)',
+      ],
     });
-    expect(startFlags('full', `${usage} [--ha] [--sync] [--rabbit-cluster]`).flags).toEqual(['--instances', '3', '--replicas', '1', '--redis-sentinel', '--ha', '--sync', '--rabbit-cluster']);
+    expect(startFlags('full', `${usage} [--ha] [--sync] [--rabbit-cluster] [--worker]`).flags).toEqual([
+      '--instances',
+      '3',
+      '--replicas',
+      '1',
+      '--redis-sentinel',
+      '--ha',
+      '--sync',
+      '--rabbit-cluster',
+      '--worker',
+    ]);
+    // This build's cluster start has them all.
+    expect(startFlags('full')).toEqual({ flags: ['--instances', '3', '--replicas', '1', '--redis-sentinel', '--ha', '--sync', '--rabbit-cluster', '--worker'], skipped: [] });
     expect(startFlags('basic', usage).flags).toEqual(['--instances', '3', '--replicas', '1']);
   });
 });

@@ -99,6 +99,18 @@ export function apiCommand(i: Instance, t: Topology, inherited: Record<string, s
   return { command: process.execPath, args: [...NODE_FLAGS, CLI, 'serve', ...modules], env, cwd: ROOT };
 }
 
+/**
+ * `task-api worker` (`cluster start --worker`): the outbox relay and every consumer without HTTP,
+ * with an instance's environment (the same database, Redis, broker nodes, shards), its metrics on
+ * the instance's metrics port (forced on: the runner knows it is ready when they answer). It
+ * competes with the instances' consumers for the same queues, as a separate worker does in
+ * production.
+ */
+export function workerCommand(i: Instance, t: Topology, inherited: Record<string, string>): CommandLine {
+  const serve = apiCommand(i, t, inherited);
+  return { ...serve, env: { ...serve.env, METRICS_ENABLED: 'true' }, args: [...NODE_FLAGS, CLI, 'worker'] };
+}
+
 export const apiUrl = (port: number) => `http://${LOOPBACK}:${port}`;
 
 /** GET /health on the instance's own port answers 200: database reachable, not draining. */

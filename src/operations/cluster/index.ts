@@ -15,7 +15,7 @@ export { shardEnvOf } from './shards.js';
 
 export const CLUSTER_USAGE = `usage: task-api cluster <command>
   start [--instances N] [--replicas R] [--base-port P] [--split] [--shards S] [--redis-sentinel]
-        [--ha [--sync] [--netns]] [--rabbit-cluster] [--dir D]
+        [--ha [--sync] [--netns]] [--rabbit-cluster] [--worker] [--dir D]
                             PostgreSQL primary + R replicas (1), PgBouncer, Redis, RabbitMQ,
                             N API instances (3), NGINX and Prometheus on loopback ports;
                             --split: a service per module (auth, users, tasks, notifications),
@@ -32,11 +32,14 @@ export const CLUSTER_USAGE = `usage: task-api cluster <command>
                             root), so that it can be partitioned;
                             --rabbit-cluster: three RabbitMQ nodes (rabbitmq-1..3) as one
                             cluster (quorum queues on all three); each instance's AMQP_URL
-                            lists every node
+                            lists every node;
+                            --worker: a separate task-api worker process (worker: the
+                            outbox relay and every consumer, no HTTP) beside the instances,
+                            with their environment; not with --split
   status [--dir D]          one JSON object: every URL, pid and whether it runs
   stop [--dir D]            stop everything start started
   restart|kill|start-one <name> [--dir D]
-                            one recorded process (api-2, replica-1, pgbouncer, nginx,
+                            one recorded process (api-2, replica-1, pgbouncer, nginx, worker,
                             rabbitmq-2, ...); kill is SIGKILL (RabbitMQ: the Erlang VM;
                             patroni-N: the member's PostgreSQL with it)
   partition|heal <member> [--dir D]
@@ -57,9 +60,9 @@ interface Parsed {
   flags: Map<string, string[]>;
 }
 
-const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel', 'ha', 'sync', 'netns', 'rabbit-cluster']);
+const KNOWN_FLAGS = new Set(['instances', 'replicas', 'base-port', 'dir', 'upstream', 'listen', 'server-name', 'access-log', 'service', 'openapi', 'split', 'shards', 'redis-sentinel', 'ha', 'sync', 'netns', 'rabbit-cluster', 'worker']);
 /** Flags that take no value. */
-const SWITCHES = new Set(['split', 'redis-sentinel', 'ha', 'sync', 'netns', 'rabbit-cluster']);
+const SWITCHES = new Set(['split', 'redis-sentinel', 'ha', 'sync', 'netns', 'rabbit-cluster', 'worker']);
 
 function parse(args: string[]): Parsed {
   const out: Parsed = { positional: [], flags: new Map() };
@@ -135,10 +138,12 @@ async function run(given: string | undefined, p: Parsed, config: ClusterConfig):
         sync: p.flags.has('sync'),
         rabbitCluster: p.flags.has('rabbit-cluster'),
         netns: p.flags.has('netns'),
+        worker: p.flags.has('worker'),
       };
       if (options.sync && !options.ha) throw new UsageError('--sync is a setting of --ha');
       if (options.netns && !options.ha) throw new UsageError('--netns is a setting of --ha');
       if (options.ha && options.shards > 1) throw new UsageError('--ha does not take --shards');
+      if (options.worker && split) throw new UsageError('--worker does not take --split');
       const state = await startCluster(options, config, say);
       print(clusterStatus(state, await memberStates(state)));
       return 0;

@@ -67,7 +67,13 @@ export function patroniConfig(m: PatroniMember, s: PatroniSettings): Record<stri
     name: m.name,
     log: { level: 'INFO' },
     restapi: { listen: `${m.host}:${m.restPort}`, connect_address: `${m.host}:${m.restPort}` },
-    etcd3: { hosts: [`${s.etcdHost ?? LOOPBACK}:${s.etcdPort}`], protocol: 'http' },
+    // etcd's v2 API (etcd --enable-v2), not etcd3: Patroni 3.0.2's etcd3 update_leader puts the
+    // leader key unconditionally once its lease expired, so a leader whose loop was blocked past
+    // ttl (its PostgreSQL frozen) took the key back from the member promoted meanwhile, which was
+    // demoted and pg_rewound: the writes acknowledged on it were lost (docs/reliability.md, Known
+    // defects; fixed upstream by patroni/patroni#2689). The v2 update is a compare-and-swap on
+    // the key's value (prevValue: this member), which fails there, and the old leader demotes.
+    etcd: { hosts: [`${s.etcdHost ?? LOOPBACK}:${s.etcdPort}`], protocol: 'http' },
     bootstrap: {
       dcs: {
         ...PATRONI_TIMING,
@@ -248,6 +254,8 @@ export function etcdCommand(o: { dir: string; clientPort: number; peerPort: numb
       'zap',
       '--log-outputs',
       'stderr',
+      // Patroni's `etcd` section speaks the v2 API (see patroniConfig).
+      '--enable-v2',
     ],
     env: { PATH: o.path },
   };

@@ -7,7 +7,7 @@ import { apiHealthy } from './api.js';
 import { startPgBouncer, stopPgBouncer } from './pgbouncer.js';
 import { etcdHealthy, haproxyRoutesPrimary, memberHealthy, restUrl, stopMember } from './patroni.js';
 import { accepts, stopNode } from './postgres.js';
-import { isAlive, launch, stopPid, tcpOpen, waitUntil } from './processes.js';
+import { httpOk, isAlive, launch, stopPid, tcpOpen, waitUntil } from './processes.js';
 import { prometheusReady } from './prometheus.js';
 import { startRabbit, stopRabbit } from './rabbitmq.js';
 import { redisPing } from './redis.js';
@@ -26,6 +26,7 @@ const PROGRAM: Record<Role, string> = {
   'redis-sentinel': 'redis-server',
   rabbitmq: 'beam',
   api: 'cli.js',
+  worker: 'cli.js',
   nginx: 'nginx',
   prometheus: 'prometheus',
 };
@@ -43,6 +44,8 @@ const READY: Record<Exclude<Role, 'pgbouncer' | 'rabbitmq'>, (rec: ProcessRecord
   'redis-replica': (rec) => redisPing(rec.port),
   'redis-sentinel': (rec) => redisPing(rec.port),
   api: (rec) => apiHealthy(rec.port),
+  // `task-api worker` serves no HTTP API: its metrics port answers once its consumers and relay started.
+  worker: (rec) => httpOk(rec.urls.metricsUrl ?? rec.urls.url!),
   nginx: (rec) => tcpOpen(rec.port),
   prometheus: (rec) => prometheusReady(rec.port),
 };
@@ -124,7 +127,9 @@ export async function stopProcess(rec: ProcessRecord, how: 'graceful' | 'kill'):
       }
       break;
     case 'api':
-      // SIGTERM: /health turns 503, SHUTDOWN_DRAIN_MS passes, in-flight requests finish, pools close.
+    case 'worker':
+      // SIGTERM: /health turns 503, SHUTDOWN_DRAIN_MS passes, in-flight requests finish, pools close
+      // (the worker: stops claiming, finishes the batch in flight, closes its channel and pools).
       await stopPid(pid, kill ? 'SIGKILL' : 'SIGTERM', 60_000);
       break;
     case 'redis':

@@ -14,7 +14,7 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { chmod, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ClusterConfig } from '../../cluster-config.js';
-import { apiCommand, apiUrl, CLI, ROOT, type Topology } from './api.js';
+import { apiCommand, apiUrl, CLI, ROOT, workerCommand, type Topology } from './api.js';
 import { requireBinaries, type Binaries } from './binaries.js';
 import { HA_PGBOUNCER_SETTINGS, haState, planHa, startHa, type HaPlan } from './ha.js';
 import { GATEWAY_SERVICES, nginxCommand, writeGatewayConfig, writeNginxConfig, type GatewayService, type NginxLayout } from './nginx.js';
@@ -57,6 +57,11 @@ export interface StartOptions {
   rabbitCluster?: boolean;
   /** With ha: each Patroni member in a network namespace of its own (netns.ts), so it can be partitioned. */
   netns?: boolean;
+  /**
+   * A separate `task-api worker` process named `worker` (the outbox relay and every consumer, no
+   * HTTP), with an instance's environment: it competes with the instances' consumers. Not with split.
+   */
+  worker?: boolean;
 }
 
 /** The nodes of --rabbit-cluster: quorum queues of three members, a majority of two. */
@@ -162,6 +167,7 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
   if (o.ha && (o.shards ?? 1) > 1) throw new Error('--ha runs the main PostgreSQL under Patroni; it does not take --shards');
   if (o.sync && !o.ha) throw new Error('--sync is a setting of --ha (Patroni synchronous_mode)');
   if (o.netns && !o.ha) throw new Error('--netns is a setting of --ha (the Patroni members in network namespaces)');
+  if (o.worker && o.split) throw new Error('--worker runs every module against the monolith\'s database; it does not take --split');
   const bins: Binaries = requireBinaries(pathEnv, { ha: o.ha === true });
   await prepareDir(dir, say);
   const ports = new PortAllocator(o.basePort);
@@ -172,6 +178,7 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
     for (let i = 0; i < o.instances; i++) planned.push({ name: `${service ?? 'api'}-${i + 1}`, service, port: await take(), metricsPort: 0 });
   }
   for (const p of planned) p.metricsPort = await take();
+  const workerMetricsPort = o.worker ? await take() : 0;
   // --ha: "the primary" is HAProxy's port to the leader, and the servers reads may go to are every
   // member (the instances read only from one in recovery: src/infra/db/replicas.ts), not HAProxy's
   // replica port, whose connections may each reach another replica (docs/decisions.md).
@@ -411,7 +418,14 @@ export async function startCluster(o: StartOptions, config: ClusterConfig, say: 
       const site = { ...listen, upstreams: planned.map((p) => `${LOOPBACK}:${p.port}`) };
       await bringEdge(await writeNginxConfig(path.join(dir, 'nginx'), site), site);
     }
-    const targets = planned.map((p) => ({ name: p.name, port: p.metricsPort }));
+    if (o.worker) {
+      const metricsUrl = `http://${LOOPBACK}:${workerMetricsPort}/metrics`;
+      const cmd = workerCommand({ name: 'worker', port: 0, metricsPort: workerMetricsPort, dataDir: path.join(dir, 'worker') }, rotated(topology, planned.length), config.inherited);
+      const rec = commandRecord('worker', 'worker', workerMetricsPort, metricsUrl, log('worker'), cmd);
+      rec.urls.metricsUrl = metricsUrl;
+      await bring(rec);
+    }
+    const targets = [...planned.map((p) => ({ name: p.name, port: p.metricsPort })), ...(o.worker ? [{ name: 'worker', port: workerMetricsPort }] : [])];
     const prometheus = await preparePrometheus(path.join(dir, 'prometheus'), prometheusPort, targets, bins.prometheus, pathEnv);
     await bring(commandRecord('prometheus', 'prometheus', prometheusPort, `http://${LOOPBACK}:${prometheusPort}`, log('prometheus'), prometheus));
   } catch (err) {

@@ -24,11 +24,12 @@ export type Role =
   | 'redis-sentinel'
   | 'rabbitmq'
   | 'api'
+  | 'worker'
   | 'nginx'
   | 'prometheus';
 
 export interface ProcessRecord {
-  /** primary, replica-1, pgbouncer, redis, rabbitmq (or rabbitmq-1..3), api-1, nginx, prometheus. */
+  /** primary, replica-1, pgbouncer, redis, rabbitmq (or rabbitmq-1..3), api-1, worker, nginx, prometheus. */
   name: string;
   role: Role;
   /** The running process (for RabbitMQ the Erlang VM); null once stopped. */
@@ -38,7 +39,7 @@ export interface ProcessRecord {
   service?: string;
   /** A PostgreSQL server of an extra shard of the tasks data (`cluster start --shards N`): its shard's name. */
   shard?: string;
-  /** url, and metricsUrl for an API instance. */
+  /** url, and metricsUrl for an API instance and the worker (whose url is its metrics URL: it serves no HTTP API). */
   urls: Record<string, string>;
   logFile: string;
   /** PostgreSQL's data directory (a Patroni member's too: its postmaster.pid names the server to kill with it). */
@@ -120,6 +121,7 @@ export function findProcess(state: ClusterState, name: string): ProcessRecord {
 const STOP_ORDER: Role[] = [
   'nginx',
   'api',
+  'worker',
   'prometheus',
   'pgbouncer',
   'haproxy',

@@ -54,6 +54,8 @@ export function clusterStatus(state: ClusterState, members: Map<string, MemberSt
     shards: shardsOf(state),
     // service: the module the instance serves (split), or all of them (the monolith's "api").
     instances: of('api').map((rec) => ({ ...brief(rec), service: rec.service ?? 'api', metricsUrl: rec.urls.metricsUrl ?? '' })),
+    // --worker: the separate `task-api worker` (url: its metrics).
+    ...(of('worker').length > 0 ? { worker: one('worker') } : {}),
     primary: one('postgres-primary'),
     replicas: of('postgres-replica').map(brief),
     pgbouncer: one('pgbouncer'),
