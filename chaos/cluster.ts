@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { CLUSTER_USAGE } from '../src/operations/cluster/index.js';
-import { haproxyRoutesPrimary, memberIsLeader, memberState, postmasterPid } from '../src/operations/cluster/patroni.js';
+import { haproxyRoutesPrimary, memberIsLeader, memberState, postmasterPid, restUrl } from '../src/operations/cluster/patroni.js';
 import { running, stopProcess } from '../src/operations/cluster/roles.js';
 import { readState, type ClusterState, type ProcessRecord } from '../src/operations/cluster/state.js';
 import { CLI, ROOT } from './paths.js';
@@ -53,6 +53,8 @@ export const TOPOLOGY_FEATURES: { name: string; flags: string[]; topologies: Top
   { name: 'rabbit-cluster', flags: ['--rabbit-cluster'], topologies: ['full'] },
   // A separate `task-api worker` (the notifications consumer the worker-kill row crashes).
   { name: 'worker', flags: ['--worker'], topologies: ['full'] },
+  // After --ha: each Patroni member in a network namespace of its own, for pg-netns-partition (root).
+  { name: 'netns', flags: ['--netns'], topologies: ['full'] },
 ];
 
 export type Topology = 'basic' | 'full';
@@ -260,7 +262,7 @@ export const patroniMembers = (state: ClusterState) => state.processes.filter((p
 export async function patroniLeader(state: ClusterState): Promise<ProcessRecord | undefined> {
   for (const rec of patroniMembers(state)) {
     if (rec.controlPort === undefined || !running(rec)) continue;
-    if (await memberIsLeader(rec.controlPort)) return rec;
+    if (await memberIsLeader(rec.urls.restUrl ?? restUrl(rec.controlPort))) return rec;
   }
   return undefined;
 }
@@ -298,7 +300,7 @@ export async function waitPatroniWhole(state: ClusterState, timeoutMs: number): 
   let seen = '';
   for (;;) {
     const others = patroniMembers(state).filter((m) => m.name !== leader.name);
-    const roles = await Promise.all(others.map(async (m) => ({ name: m.name, ...(m.controlPort !== undefined ? await memberState(m.controlPort) : { role: 'unknown' as const }) })));
+    const roles = await Promise.all(others.map(async (m) => ({ name: m.name, ...(m.controlPort !== undefined ? await memberState(m.urls.restUrl ?? restUrl(m.controlPort)) : { role: 'unknown' as const }) })));
     seen = roles.map((r) => `${r.name} ${r.role}/${r.state ?? '?'}`).join(', ');
     const replicas = roles.every((r) => (r.role === 'replica' || r.role === 'sync_standby') && (r.state === 'running' || r.state === 'streaming'));
     const sync = !state.postgresHa?.sync || others.length === 0 || roles.some((r) => r.role === 'sync_standby');

@@ -72,7 +72,7 @@ function killAndRestart(name: string, role: string, holdMs: (ctx: FaultContext) 
 /** pg-netns-partition's applicability: Patroni members recorded in network namespaces, and a `cluster partition` command. */
 export function netnsPartitionApplies(state: ClusterState, usage = CLUSTER_USAGE): string | null {
   const members = patroniMembers(state);
-  if (members.length >= 2 && members.every((m) => (m as { netns?: unknown }).netns !== undefined) && /\bpartition\b/.test(usage)) return null;
+  if (members.length >= 2 && state.postgresHa?.netns === true && members.every((m) => m.host !== undefined) && /\bpartition\b/.test(usage)) return null;
   return 'needs Patroni members in network namespaces (cluster start --ha --netns) and cluster partition|heal <member>: not in this build';
 }
 
@@ -247,9 +247,8 @@ export const FAULTS: FaultRow[] = [
     },
   },
   // The leader's network namespace cut off (`cluster start --ha --netns`, `cluster partition|heal
-  // <member>`: another branch): the leader runs on but nobody reaches it; the others elect a new
-  // leader, and the old one must step down (no split brain: its writes would be lost). Applies
-  // once state.json records the members as members of network namespaces (a `netns` field).
+  // <member>`): the leader runs on but nobody reaches it; the others elect a new leader, and the
+  // old one must step down (no split brain: its writes would be lost).
   {
     name: 'pg-netns-partition',
     applicable: (state) => netnsPartitionApplies(state),

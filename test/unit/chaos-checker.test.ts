@@ -159,11 +159,13 @@ describe('the fault table', () => {
 
   it('applies pg-netns-partition only to members recorded in network namespaces, with cluster partition in the usage', () => {
     const members = [rec('patroni-1', 'patroni'), rec('patroni-2', 'patroni')];
-    const inNetns = members.map((m, i) => ({ ...m, netns: `task-api-m${i + 1}` }) as ProcessRecord);
+    const inNetns = members.map((m, i) => ({ ...m, host: `10.231.7.${11 + i}` }) as ProcessRecord);
+    const netnsState = { ...state(inNetns), postgresHa: { scope: 'task-api', sync: true, netns: true } };
     const usage = 'partition|heal <member>';
     expect(netnsPartitionApplies(state(members), usage)).toMatch(/network namespaces/);
-    expect(netnsPartitionApplies(state(inNetns), 'start [--ha]')).toMatch(/not in this build/);
-    expect(netnsPartitionApplies(state(inNetns), usage)).toBeNull();
+    expect(netnsPartitionApplies(state(inNetns), usage)).toMatch(/network namespaces/);
+    expect(netnsPartitionApplies(netnsState, 'start [--ha]')).toMatch(/not in this build/);
+    expect(netnsPartitionApplies(netnsState, usage)).toBeNull();
   });
 
   it('never overlaps a fault that takes the database with an instance restart that needs it', () => {
