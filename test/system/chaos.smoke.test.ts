@@ -1,7 +1,7 @@
 // The chaos run (build/chaos/run.js) as CI runs it: `--short`, its own cluster in a directory of
-// this test's, on the full topology (--redis-sentinel --ha --sync --rabbit-cluster --worker: its
-// start takes about 30 s on 2 cores, the whole run 3 to 4 minutes), about a minute of load with
-// each applicable fault of the table injected once (all but pg-netns-partition here). The
+// this test's, on the full topology (--redis-sentinel --ha --sync --rabbit-cluster --worker
+// --netns: its start takes about 30 s on 2 cores, the whole run 3 to 4 minutes), about a minute
+// of load with each fault of the table injected once. The
 // run must exit 0, print its JSON as the last line of stdout with every loss count at 0, and have
 // injected and healed every fault the table has for the cluster it started (read back from that
 // cluster's state.json). Latency and error windows are printed, never asserted.
@@ -76,7 +76,7 @@ describe('npm run chaos -- --short', () => {
     expect(summary.ok).toBe(true);
     // The full topology, with every flag of it this build's cluster start has (all of them).
     expect(summary.topology.without).toEqual([]);
-    expect(summary.topology.startFlags).toEqual(expect.arrayContaining(['--redis-sentinel', '--ha', '--sync', '--rabbit-cluster', '--worker']));
+    expect(summary.topology.startFlags).toEqual(expect.arrayContaining(['--redis-sentinel', '--ha', '--sync', '--rabbit-cluster', '--worker', '--netns']));
     // The load did run, and wrote.
     expect(summary.requests.ok).toBeGreaterThan(0);
     expect(summary.writes.creates.acknowledged).toBeGreaterThan(0);

@@ -189,6 +189,7 @@ describe('the fault table', () => {
         'ha (--ha --sync: not in this build\'s cluster start)',
         'rabbit-cluster (--rabbit-cluster: not in this build\'s cluster start)',
         'worker (--worker: not in this build\'s cluster start)',
+        'netns (--netns: not in this build\'s cluster start)',
       ],
     });
     expect(startFlags('full', `${usage} [--ha] [--sync] [--rabbit-cluster] [--worker]`).flags).toEqual([
@@ -203,7 +204,7 @@ describe('the fault table', () => {
       '--worker',
     ]);
     // This build's cluster start has them all.
-    expect(startFlags('full')).toEqual({ flags: ['--instances', '3', '--replicas', '1', '--redis-sentinel', '--ha', '--sync', '--rabbit-cluster', '--worker'], skipped: [] });
+    expect(startFlags('full')).toEqual({ flags: ['--instances', '3', '--replicas', '1', '--redis-sentinel', '--ha', '--sync', '--rabbit-cluster', '--worker', '--netns'], skipped: [] });
     expect(startFlags('basic', usage).flags).toEqual(['--instances', '3', '--replicas', '1']);
   });
 });
