@@ -53,14 +53,14 @@ describe('cluster --ha', () => {
     const m = { name: 'patroni-1', pgPort: 6001, restPort: 8001, dir: '/tmp/x/patroni-1', host: '10.231.7.11', namespace: 'taskapi-ab12-p1' };
     const cfg = patroniConfig(m, { etcdPort: 2379, sync: true, etcdHost: '10.231.7.1', subnet: '10.231.7.0/24' }) as {
       restapi: { listen: string; connect_address: string };
-      etcd3: { hosts: string[] };
+      etcd: { hosts: string[] };
       postgresql: { listen: string; connect_address: string };
       bootstrap: { pg_hba: string[]; dcs: { postgresql: { parameters: Record<string, unknown> } } };
     };
     expect(cfg.restapi).toEqual({ listen: '10.231.7.11:8001', connect_address: '10.231.7.11:8001' });
     expect(cfg.postgresql.listen).toBe('10.231.7.11:6001');
     expect(cfg.postgresql.connect_address).toBe('10.231.7.11:6001');
-    expect(cfg.etcd3.hosts).toEqual(['10.231.7.1:2379']);
+    expect(cfg.etcd.hosts).toEqual(['10.231.7.1:2379']);
     expect(cfg.bootstrap.pg_hba).toEqual(expect.arrayContaining(['host all all 10.231.7.0/24 trust', 'host replication all 10.231.7.0/24 trust']));
     expect(cfg.bootstrap.dcs.postgresql.parameters.wal_sender_timeout).toBe('5s');
     const cmd = patroniCommand(m, '/usr/bin/patroni', '/usr/bin');
@@ -70,7 +70,7 @@ describe('cluster --ha', () => {
     // Without --netns: loopback, as before.
     const plain = patroniConfig({ ...m, host: '127.0.0.1', namespace: undefined }, { etcdPort: 2379, sync: true }) as typeof cfg;
     expect(plain.postgresql.listen).toBe('127.0.0.1:6001');
-    expect(plain.etcd3.hosts).toEqual(['127.0.0.1:2379']);
+    expect(plain.etcd.hosts).toEqual(['127.0.0.1:2379']);
     expect(plain.bootstrap.dcs.postgresql.parameters.wal_sender_timeout).toBeUndefined();
     expect(renderHaproxyConfig({ primaryPort: 5000, replicaPort: 5001, statsPort: 7000, members: [{ ...m }] })).toContain('server patroni-1 10.231.7.11:6001 check port 8001');
   });
