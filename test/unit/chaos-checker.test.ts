@@ -159,7 +159,7 @@ describe('the fault table', () => {
 
   it('applies pg-netns-partition only to members recorded in network namespaces, with cluster partition in the usage', () => {
     const members = [rec('patroni-1', 'patroni'), rec('patroni-2', 'patroni')];
-    const inNetns = members.map((m, i) => ({ ...m, host: `10.231.7.${11 + i}` }) as ProcessRecord);
+    const inNetns = members.map((m, i) => ({ ...m, host: `10.231.7.${11 + i}` }));
     const netnsState = { ...state(inNetns), postgresHa: { scope: 'task-api', sync: true, netns: true } };
     const usage = 'partition|heal <member>';
     expect(netnsPartitionApplies(state(members), usage)).toMatch(/network namespaces/);
